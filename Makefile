@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make test` and `make demo`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# Two cores: one intra-op thread per process unless the caller says otherwise (oversubscription is 10-60x slower).
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: install test demo lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q --timeout=900
+
+demo: $(STAMP)
+	$(VENV)/bin/edgeens demo --out demo-output
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgeens tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/scan.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,3 @@
+from edgeens.cli import app
+
+app(prog_name="edgeens")

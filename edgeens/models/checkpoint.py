@@ -1,0 +1,144 @@
+"""The one checkpoint loader: official `.pth` files (`{'params': state_dict}`), plain state_dicts and safetensors,
+always with `weights_only=True`; and strict loading whose errors say what is wrong and what would fit."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+# Wrappers that official and common training code put around the state_dict, in the order they are tried.
+WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model", "net_g")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded, with the reason and the fix in the message."""
+
+
+def load_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Read a state_dict from `.pth`/`.pt` (weights_only) or `.safetensors`, unwrapping `params` and friends."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); download or save it again")
+    if _is_safetensors(path):
+        try:
+            obj: Any = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint {path} is not a readable safetensors file ({err}); it may be truncated: "
+                "download or save it again"
+            ) from None
+    else:
+        obj = _torch_load(path)
+    return _unwrap(obj, path)
+
+
+def _is_safetensors(path: Path) -> bool:
+    if path.suffix == ".safetensors":
+        return True
+    with path.open("rb") as f:  # safetensors starts with an 8-byte header length, then '{"'
+        head = f.read(10)
+    return len(head) == 10 and head[8:10] == b'{"'
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"checkpoint {path} contains Python objects besides tensors, and edgeens only loads weights "
+            f"(weights_only=True, so a checkpoint cannot run code). Re-save just the weights: "
+            f"torch.save(model.state_dict(), path). Detail: {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} could not be read as a torch file ({str(err).splitlines()[0]}); it is probably "
+            "truncated or not a checkpoint: download or save it again"
+        ) from None
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping):
+        for key in WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(
+            f"checkpoint {path} is not a state_dict (found {type(obj).__name__}); expected a dict of tensors, "
+            f"optionally under one of the keys {', '.join(WRAPPER_KEYS)}"
+        )
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"checkpoint {path} is not a state_dict: {len(not_tensors)} entries are not tensors "
+            f"(e.g. {not_tensors[:3]}); expected a dict of tensors, optionally under one of {', '.join(WRAPPER_KEYS)}"
+        )
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):  # saved from DistributedDataParallel
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def require(state: Mapping[str, Tensor], key: str, source: str, arch: str) -> Tensor:
+    """state[key], or a CheckpointError saying the checkpoint is not this architecture."""
+    if key not in state:
+        sample = ", ".join(sorted(state)[:4])
+        raise CheckpointError(
+            f"{source} is not a {arch} checkpoint: it has no '{key}' (its keys start with: {sample}, ...)"
+        )
+    return state[key]
+
+
+def group_keys(keys: list[str]) -> list[str]:
+    """Summarise keys by module: 'encoder_level1.3.* (12 keys)' instead of twelve lines."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        parts = key.split(".")
+        prefix = ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
+        groups[prefix].append(key)
+    return [
+        (members[0] if len(members) == 1 else f"{prefix}.* ({len(members)} keys)") for prefix, members in groups.items()
+    ]
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str, config: dict[str, Any] | None) -> None:
+    """`model.load_state_dict(state, strict=True)` with an explanatory error: missing and unexpected keys
+    grouped by module, shape mismatches, and the configuration that the checkpoint itself describes."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or unexpected or shapes):
+        model.load_state_dict(state, strict=True)
+        return
+    lines = [f"{source} does not fit {type(model).__name__}:"]
+    if missing:
+        lines.append(f"  missing keys ({len(missing)}): " + "; ".join(group_keys(missing)))
+    if unexpected:
+        lines.append(f"  unexpected keys ({len(unexpected)}): " + "; ".join(group_keys(unexpected)))
+    if shapes:
+        lines.append(
+            f"  shape mismatches ({len(shapes)}): " + "; ".join(shapes[:5]) + (" ..." if len(shapes) > 5 else "")
+        )
+    if config is not None:
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        lines.append(
+            f"  the checkpoint describes {type(model).__name__}({args}); "
+            f"use {type(model).__name__}.from_checkpoint(path) to build the model that fits it"
+        )
+    raise CheckpointError("\n".join(lines))

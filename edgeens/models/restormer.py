@@ -1,0 +1,323 @@
+"""Restormer (Zamir et al., CVPR 2022), module for module and key for key as the official
+`basicsr/models/archs/restormer_arch.py`, so official checkpoints load with strict=True."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from edgeens.models.checkpoint import CheckpointError, load_state_dict, load_strict, require
+from edgeens.models.images import check_image
+
+LEVEL_STAGES = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
+
+
+class BiasFreeLayerNorm(nn.Module):
+    """Channel LayerNorm without mean subtraction in the numerator (the variance is still centred)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        sigma = x.var(-1, keepdim=True, unbiased=False)
+        return x / torch.sqrt(sigma + 1e-5) * self.weight
+
+
+class WithBiasLayerNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        mu = x.mean(-1, keepdim=True)
+        sigma = x.var(-1, keepdim=True, unbiased=False)
+        return (x - mu) / torch.sqrt(sigma + 1e-5) * self.weight + self.bias
+
+
+class LayerNorm(nn.Module):
+    """Normalises each pixel of an NCHW tensor over its channels."""
+
+    def __init__(self, dim: int, layer_norm_type: str) -> None:
+        super().__init__()
+        self.body = BiasFreeLayerNorm(dim) if layer_norm_type == "BiasFree" else WithBiasLayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        return self.body(x.flatten(2).transpose(1, 2)).transpose(1, 2).unflatten(2, (h, w))
+
+
+class FeedForward(nn.Module):
+    """Gated-Dconv feed-forward network (GDFN)."""
+
+    def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool) -> None:
+        super().__init__()
+        hidden = int(dim * ffn_expansion_factor)
+        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(x1) * x2)
+
+
+class Attention(nn.Module):
+    """Multi-Dconv head transposed attention (MDTA): attention across channels, linear in pixels."""
+
+    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
+        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in (q, k, v))
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool, layer_norm_type: str) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm(dim, layer_norm_type)
+        self.attn = Attention(dim, num_heads, bias)
+        self.norm2 = LayerNorm(dim, layer_norm_type)
+        self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+class OverlapPatchEmbed(nn.Module):
+    def __init__(self, in_c: int = 3, embed_dim: int = 48, bias: bool = False) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_c, embed_dim, kernel_size=3, stride=1, padding=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class Downsample(nn.Module):
+    """Halve resolution, double channels: conv to C/2 then pixel-unshuffle."""
+
+    def __init__(self, n_feat: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, stride=1, padding=1, bias=False), nn.PixelUnshuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class Upsample(nn.Module):
+    """Double resolution, halve channels: conv to 2C then pixel-shuffle."""
+
+    def __init__(self, n_feat: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, stride=1, padding=1, bias=False), nn.PixelShuffle(2)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@dataclass
+class RestormerConfig:
+    """Constructor arguments of the official `Restormer` (same names, same defaults)."""
+
+    inp_channels: int = 3
+    out_channels: int = 3
+    dim: int = 48
+    num_blocks: list[int] = field(default_factory=lambda: [4, 6, 6, 8])
+    num_refinement_blocks: int = 4
+    heads: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    ffn_expansion_factor: float = 2.66
+    bias: bool = False
+    LayerNorm_type: str = "WithBias"  # noqa: N815 (the official argument name)
+    dual_pixel_task: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The official task configurations (the `network_g` sections of the Restormer ymls).
+PRESETS: dict[str, RestormerConfig] = {
+    "deraining": RestormerConfig(),
+    "motion_deblurring": RestormerConfig(),
+    "defocus_single": RestormerConfig(),
+    "defocus_dual_pixel": RestormerConfig(inp_channels=6, dual_pixel_task=True),
+    "gaussian_color": RestormerConfig(LayerNorm_type="BiasFree"),
+    "gaussian_gray": RestormerConfig(inp_channels=1, out_channels=1, LayerNorm_type="BiasFree"),
+    "real_denoising": RestormerConfig(LayerNorm_type="BiasFree"),
+}
+
+
+class Restormer(nn.Module):
+    def __init__(
+        self,
+        inp_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 48,
+        num_blocks: list[int] | tuple[int, ...] = (4, 6, 6, 8),
+        num_refinement_blocks: int = 4,
+        heads: list[int] | tuple[int, ...] = (1, 2, 4, 8),
+        ffn_expansion_factor: float = 2.66,
+        bias: bool = False,
+        LayerNorm_type: str = "WithBias",  # noqa: N803 (the official argument name)
+        dual_pixel_task: bool = False,
+    ) -> None:
+        super().__init__()
+        if len(num_blocks) != 4 or len(heads) != 4:
+            raise ValueError(f"Restormer needs 4 levels: num_blocks={list(num_blocks)}, heads={list(heads)}")
+        for level, n_heads in enumerate(heads):
+            if (dim * 2**level) % n_heads:
+                raise ValueError(
+                    f"Restormer level {level + 1} width {dim * 2**level} does not split into {n_heads} heads"
+                )
+        self.config = RestormerConfig(
+            inp_channels,
+            out_channels,
+            dim,
+            list(num_blocks),
+            num_refinement_blocks,
+            list(heads),
+            ffn_expansion_factor,
+            bias,
+            LayerNorm_type,
+            dual_pixel_task,
+        )
+
+        def stage(width: int, n: int, n_heads: int) -> nn.Sequential:
+            return nn.Sequential(
+                *[TransformerBlock(width, n_heads, ffn_expansion_factor, bias, LayerNorm_type) for _ in range(n)]
+            )
+
+        self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
+        self.encoder_level1 = stage(dim, num_blocks[0], heads[0])
+        self.down1_2 = Downsample(dim)
+        self.encoder_level2 = stage(dim * 2, num_blocks[1], heads[1])
+        self.down2_3 = Downsample(dim * 2)
+        self.encoder_level3 = stage(dim * 4, num_blocks[2], heads[2])
+        self.down3_4 = Downsample(dim * 4)
+        self.latent = stage(dim * 8, num_blocks[3], heads[3])
+        self.up4_3 = Upsample(dim * 8)
+        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.decoder_level3 = stage(dim * 4, num_blocks[2], heads[2])
+        self.up3_2 = Upsample(dim * 4)
+        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.decoder_level2 = stage(dim * 2, num_blocks[1], heads[1])
+        self.up2_1 = Upsample(dim * 2)
+        self.decoder_level1 = stage(dim * 2, num_blocks[0], heads[0])
+        self.refinement = stage(dim * 2, num_refinement_blocks, heads[0])
+        self.dual_pixel_task = dual_pixel_task
+        if dual_pixel_task:
+            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
+        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, stride=1, padding=1, bias=bias)
+
+    def forward(self, inp_img: Tensor) -> Tensor:
+        check_image(inp_img, self.config.inp_channels, "Restormer")
+        inp_enc_level1 = self.patch_embed(inp_img)
+        out_enc_level1 = self.encoder_level1(inp_enc_level1)
+        out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
+        out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
+        latent = self.latent(self.down3_4(out_enc_level3))
+
+        inp_dec_level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
+        out_dec_level3 = self.decoder_level3(inp_dec_level3)
+        inp_dec_level2 = self.reduce_chan_level2(torch.cat([self.up3_2(out_dec_level3), out_enc_level2], 1))
+        out_dec_level2 = self.decoder_level2(inp_dec_level2)
+        inp_dec_level1 = torch.cat([self.up2_1(out_dec_level2), out_enc_level1], 1)
+        out_dec_level1 = self.refinement(self.decoder_level1(inp_dec_level1))
+
+        if self.dual_pixel_task:
+            return self.output(out_dec_level1 + self.skip_conv(inp_enc_level1))
+        return self.output(out_dec_level1) + inp_img
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> Restormer:
+        """A randomly initialised Restormer with an official task configuration (see PRESETS)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown Restormer preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name].to_dict(), **overrides})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> Restormer:
+        """Load an official or edgeens checkpoint; the whole configuration is read off the state_dict."""
+        state = load_state_dict(path)
+        config = infer_restormer_config(state, source=str(path))
+        model = cls(**config.to_dict())
+        load_strict(model, state, source=str(path), config=config.to_dict())
+        return model.eval()
+
+
+def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict") -> RestormerConfig:
+    """Recover every `Restormer` constructor argument from a state_dict alone."""
+    require(state, "patch_embed.proj.weight", source, "Restormer")
+    if any(".self_attention." in k for k in state):
+        raise CheckpointError(
+            f"{source} holds a MambaIRUNet (its blocks have 'self_attention' keys), not a Restormer; "
+            "load it with MambaIRUNet.from_checkpoint."
+        )
+    require(state, "encoder_level1.0.attn.temperature", source, "Restormer")
+    embed = state["patch_embed.proj.weight"]
+    dim, inp_channels = embed.shape[0], embed.shape[1]
+    out_channels = require(state, "output.weight", source, "Restormer").shape[0]
+
+    def count(prefix: str) -> int:
+        return len({k.split(".")[1] for k in state if k.startswith(prefix + ".") and k.split(".")[1].isdigit()})
+
+    num_blocks = [count(name) for name in LEVEL_STAGES]
+    heads = [
+        state[f"{name}.0.attn.temperature"].shape[0] for name in LEVEL_STAGES if f"{name}.0.attn.temperature" in state
+    ]
+    if len(heads) != 4 or min(num_blocks) == 0:
+        raise CheckpointError(f"{source}: every Restormer level needs at least one block, found {num_blocks}")
+    ffn = _infer_ffn_factor(state, source)
+    return RestormerConfig(
+        inp_channels=inp_channels,
+        out_channels=out_channels,
+        dim=dim,
+        num_blocks=num_blocks,
+        num_refinement_blocks=count("refinement"),
+        heads=heads,
+        ffn_expansion_factor=ffn,
+        bias="output.bias" in state,
+        LayerNorm_type="WithBias" if "encoder_level1.0.norm1.body.bias" in state else "BiasFree",
+        dual_pixel_task="skip_conv.weight" in state,
+    )
+
+
+def _infer_ffn_factor(state: dict[str, Tensor], source: str) -> float:
+    """The factor f with int(width * f) == GDFN hidden width at every level: 2.66 if it fits, else a short one."""
+    pairs = [
+        (state[f"{name}.0.ffn.project_out.weight"].shape[0], state[f"{name}.0.ffn.project_out.weight"].shape[1])
+        for name in (*LEVEL_STAGES, "decoder_level1")
+        if f"{name}.0.ffn.project_out.weight" in state
+    ]
+
+    def fits(f: float) -> bool:
+        return all(int(width * f) == hidden for width, hidden in pairs)
+
+    low = max(hidden / width for width, hidden in pairs)
+    high = min((hidden + 1) / width for width, hidden in pairs)
+    for candidate in (2.66, round(low, 2), round(low, 4), (low + high) / 2):
+        if fits(candidate):
+            return candidate
+    raise CheckpointError(f"{source}: the GDFN widths {pairs} fit no single ffn_expansion_factor")

@@ -1,0 +1,272 @@
+"""Selective scan (Mamba S6) with mamba_ssm's `selective_scan_ref` semantics, in three implementations.
+
+    h_l = exp(delta_l * A) * h_{l-1} + delta_l * B_l * u_l        y_l = <h_l, C_l> + D * u      out = y * silu(z)
+
+- ``reference``: the step-by-step recurrence over L, the ground truth in tests.
+- ``chunked``: the export path. The sequence is cut into ``nc`` chunks of ``T`` positions. Pass 1 runs the
+  recurrence inside every chunk at once (T steps, each vectorised over all chunks, starting from a zero state);
+  the chunk-end states are combined by a log-depth (Hillis-Steele) scan over chunks; pass 2 adds each chunk's
+  carried-in state, decayed step by step. The number of graph steps (2T + log2 nc) is fixed by static shapes,
+  only decays exp(delta * A) of single steps are ever formed (no exp of a growing cumulative sum), and the largest
+  tensor is one step, (b, d, N, nc), never (b, d, L, N).
+- ``cuda``: mamba_ssm's fused kernel, when it imports and the tensors live on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ScanImpl = Literal["auto", "reference", "chunked", "cuda"]
+IMPLEMENTATIONS = ("reference", "chunked", "cuda")
+
+# Eager chunk steps are sized to stay near the last-level cache per core (about 1.5M fp32 elements per step);
+# under torch.export the chunk is kept short so the unrolled graph stays small (about 12 nodes per step).
+_EAGER_STEP_ELEMENTS = 1_500_000
+_EXPORT_MAX_CHUNK = 64
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    impl: ScanImpl = "auto",
+    chunk_size: int | None = None,
+) -> Tensor:
+    """Selective scan with mamba_ssm's reference semantics; returns (b, d, L) in u's dtype.
+
+    u, delta: (b, d, L). A: (d, N), real. B, C: (d, N) time-invariant, (b, N, L) shared, or (b, G, N, L) grouped
+    (channel i uses group i // (d / G)). D, delta_bias: (d,). z: (b, d, L). All arithmetic is float32.
+    ``impl="auto"`` picks ``cuda`` when mamba_ssm imports and u is on a GPU, else ``chunked``.
+    """
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    if impl == "auto":
+        impl = "cuda" if (u.is_cuda and _cuda_scan() is not None) else "chunked"
+    if impl == "cuda":
+        fn = _cuda_scan()
+        if fn is None or not u.is_cuda:
+            raise RuntimeError(
+                "selective_scan(impl='cuda') needs mamba_ssm installed (pip install 'edgeens[cuda]') and tensors "
+                "on a CUDA device; use impl='chunked' on CPU."
+            )
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if impl not in ("reference", "chunked"):
+        raise ValueError(f"unknown selective_scan impl {impl!r}; choose one of auto, {', '.join(IMPLEMENTATIONS)}")
+
+    dtype_in = u.dtype
+    u, delta, A = u.float(), delta.float(), A.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    Bg, Cg = _grouped(B, u), _grouped(C, u)
+    if Bg.shape[1] != Cg.shape[1]:  # e.g. time-invariant B with grouped C: give every channel its own group
+        d = u.shape[1]
+        Bg = Bg.repeat_interleave(d // Bg.shape[1], dim=1)
+        Cg = Cg.repeat_interleave(d // Cg.shape[1], dim=1)
+    if impl == "reference":
+        y = _scan_reference(u, delta, A, Bg, Cg)
+    else:
+        y = _scan_chunked(u, delta, A, Bg, Cg, chunk_size)
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype_in)
+
+
+def _check_shapes(u, delta, A, B, C, D, z, delta_bias) -> None:
+    def fail(msg: str) -> None:
+        raise ValueError(f"selective_scan: {msg}")
+
+    if u.dim() != 3:
+        fail(f"u must be (batch, channels, length), got shape {tuple(u.shape)}")
+    b, d, L = u.shape
+    if delta.shape != u.shape:
+        fail(f"delta must have u's shape {tuple(u.shape)}, got {tuple(delta.shape)}")
+    if A.dim() != 2 or A.shape[0] != d:
+        fail(f"A must be (channels={d}, state), got {tuple(A.shape)}")
+    if A.is_complex():
+        fail("complex A is not supported (MambaIR and Mamba-1 vision models use real A)")
+    n = A.shape[1]
+    for name, M in (("B", B), ("C", C)):
+        if M.dim() == 2 and M.shape != (d, n):
+            fail(f"{name} of rank 2 must be (channels={d}, state={n}), got {tuple(M.shape)}")
+        elif M.dim() == 3 and M.shape != (b, n, L):
+            fail(f"{name} of rank 3 must be (batch={b}, state={n}, length={L}), got {tuple(M.shape)}")
+        elif M.dim() == 4 and (M.shape[0] != b or M.shape[2:] != (n, L) or d % M.shape[1] != 0):
+            fail(
+                f"{name} of rank 4 must be (batch={b}, groups dividing {d}, state={n}, length={L}), "
+                f"got {tuple(M.shape)}"
+            )
+        elif M.dim() not in (2, 3, 4):
+            fail(f"{name} must have rank 2, 3 or 4, got shape {tuple(M.shape)}")
+    for name, v in (("D", D), ("delta_bias", delta_bias)):
+        if v is not None and v.shape != (d,):
+            fail(f"{name} must be (channels={d},), got {tuple(v.shape)}")
+    if z is not None and z.shape != u.shape:
+        fail(f"z must have u's shape {tuple(u.shape)}, got {tuple(z.shape)}")
+
+
+def _grouped(M: Tensor, u: Tensor) -> Tensor:
+    """Bring B or C to (b, G, N, L) float32: G = d for time-invariant (d, N), 1 for shared (b, N, L)."""
+    b, d, L = u.shape
+    M = M.float()
+    if M.dim() == 2:
+        return M[None, :, :, None].expand(b, d, M.shape[1], L)
+    if M.dim() == 3:
+        return M[:, None]
+    return M
+
+
+def _scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
+    """The recurrence one position at a time (mamba_ssm's selective_scan_ref)."""
+    b, d, L = u.shape
+    rep = d // B.shape[1]
+    Bx = B.repeat_interleave(rep, dim=1)  # (b, d, N, L)
+    Cx = C.repeat_interleave(rep, dim=1)
+    h = u.new_zeros(b, d, A.shape[1])
+    ys = []
+    for i in range(L):
+        h = torch.exp(delta[:, :, i, None] * A) * h + (delta[:, :, i] * u[:, :, i])[..., None] * Bx[..., i]
+        ys.append((h * Cx[..., i]).sum(-1))
+    return torch.stack(ys, dim=-1)
+
+
+def default_chunk_size(u: Tensor, n_state: int) -> int:
+    """Chunk length T for the chunked scan: a power of two, cache-sized in eager, short under torch.export."""
+    b, d, L = u.shape
+    if torch.compiler.is_exporting():
+        target = 2 ** round(math.log2(max(1.0, math.sqrt(L))))
+        return int(min(_EXPORT_MAX_CHUNK, max(8, target), L))
+    step_elements = b * d * n_state
+    target = 2 ** round(math.log2(max(1.0, step_elements * L / _EAGER_STEP_ELEMENTS)))
+    return int(min(L, max(16, min(256, target))))
+
+
+def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int | None) -> Tensor:
+    b, d, L = u.shape
+    G, N = B.shape[1], B.shape[2]
+    Dg = d // G
+    T = chunk_size or default_chunk_size(u, N)
+    if T < 1:
+        raise ValueError(f"selective_scan: chunk_size must be positive, got {T}")
+    nc = math.ceil(L / T)
+    pad = nc * T - L
+    if pad:  # padded positions come after every real one, so they never reach a real output
+        u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
+
+    def steps(x: Tensor) -> Tensor:
+        """(..., L) -> (..., T, nc) so that step t of every chunk is one contiguous row."""
+        return x.unflatten(-1, (nc, T)).transpose(-1, -2)
+
+    A_g = A.reshape(G, Dg, N, 1)
+    inplace = not (torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(u, delta, A, B, C)))
+    if inplace:
+        return _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L)
+
+    # Functional form (autograd and torch.export): same algorithm, no writes into views.
+    dl = steps(delta.view(b, G, Dg, nc * T)).unsqueeze(-3)  # (b, G, Dg, 1, T, nc)
+    du = steps((delta * u).view(b, G, Dg, nc * T)).unsqueeze(-3)
+    Bs = steps(B).unsqueeze(2)  # (b, G, 1, N, T, nc)
+    Cs = steps(C).unsqueeze(2)
+    h = u.new_zeros(b, G, Dg, N, nc)
+    ys = []
+    for t in range(T):
+        h = torch.exp(dl[..., t, :] * A_g) * h + du[..., t, :] * Bs[..., t, :]
+        ys.append((h * Cs[..., t, :]).sum(-2))
+    carry = _carry_in(h, torch.exp(dl.sum(-2) * A_g))
+    for t in range(T):
+        carry = carry * torch.exp(dl[..., t, :] * A_g)
+        ys[t] = ys[t] + (carry * Cs[..., t, :]).sum(-2)
+    y = torch.stack(ys, dim=-1)  # (b, G, Dg, nc, T)
+    return y.reshape(b, d, nc * T)[..., :L]
+
+
+def _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L) -> Tensor:
+    """Inference fast path: preallocated step buffers and in-place updates (no per-op page faults)."""
+    dl = u.new_empty(b, G, Dg, T, nc)
+    dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
+    du = u.new_empty(b, G, Dg, T, nc)
+    torch.mul(steps(delta.view(b, G, Dg, nc * T)), steps(u.view(b, G, Dg, nc * T)), out=du)
+    Bs = u.new_empty(b, G, N, T, nc)
+    Bs.copy_(steps(B))
+    Cs = u.new_empty(b, G, N, T, nc)
+    Cs.copy_(steps(C))
+    Bs, Cs = Bs.unsqueeze(2), Cs.unsqueeze(2)  # (b, G, 1, N, T, nc)
+    h = u.new_zeros(b, G, Dg, N, nc)
+    decay = torch.empty_like(h)
+    y = u.new_empty(b, G, Dg, T, nc)
+
+    def read_out(state: Tensor, t: int, accumulate: bool) -> None:
+        # y_t = sum_n state[n] * C_t[n], as N fused multiply-adds on contiguous rows (no (.., N, nc) temporary)
+        y_t = y[:, :, :, t]
+        start = 0
+        if not accumulate:
+            torch.mul(state[:, :, :, 0], Cs[:, :, :, 0, t], out=y_t)
+            start = 1
+        for n in range(start, N):
+            y_t.addcmul_(state[:, :, :, n], Cs[:, :, :, n, t])
+
+    for t in range(T):
+        torch.mul(dl[:, :, :, t : t + 1], A_g, out=decay).exp_()
+        h.mul_(decay).addcmul_(du[:, :, :, t : t + 1], Bs[:, :, :, :, t])
+        read_out(h, t, accumulate=False)
+    carry = _carry_in(h, torch.exp(dl.sum(3, keepdim=True) * A_g))
+    for t in range(T):
+        torch.mul(dl[:, :, :, t : t + 1], A_g, out=decay).exp_()
+        carry.mul_(decay)
+        read_out(carry, t, accumulate=True)
+    out = u.new_empty(b, G, Dg, nc, T)
+    out.copy_(y.transpose(-1, -2))
+    return out.view(b, G * Dg, nc * T)[..., :L]
+
+
+def _carry_in(h_end: Tensor, chunk_decay: Tensor) -> Tensor:
+    """State entering each chunk, from chunk-local end states and whole-chunk decays (last axis = chunk).
+
+    Inclusive Hillis-Steele scan of the affine maps h -> P h + e, then a shift by one chunk. Only products of
+    decays <= 1 appear, so it is as stable as the recurrence itself.
+    """
+    state, decay = h_end, chunk_decay
+    nc = state.shape[-1]
+    k = 1
+    while k < nc:
+        state = torch.cat([state[..., :k], state[..., k:] + decay[..., k:] * state[..., :-k]], dim=-1)
+        decay = torch.cat([decay[..., :k], decay[..., k:] * decay[..., :-k]], dim=-1)
+        k *= 2
+    return torch.cat([torch.zeros_like(state[..., :1]), state[..., :-1]], dim=-1)
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return any(t.requires_grad for t in tensors)
+
+
+_CUDA_SCAN: object = None
+
+
+def _cuda_scan():
+    """mamba_ssm's fused selective_scan_fn, or None when it cannot be imported (always on CPU-only machines)."""
+    global _CUDA_SCAN
+    if _CUDA_SCAN is None:
+        try:
+            from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+        except Exception:  # ImportError, or triton/CUDA initialisation errors on machines without a GPU
+            _CUDA_SCAN = False
+        else:
+
+            def run(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+                return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+            _CUDA_SCAN = run
+    return _CUDA_SCAN or None

@@ -1,0 +1,49 @@
+"""Shared paths: the official fixtures and key listings live in ../shared beside the checkout (never copied here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(os.environ.get("EDGEENS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "official"
+KEYS = SHARED / "spec" / "keys"
+
+torch.set_num_threads(1)  # two cores: oversubscribed threads slow every test down
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    path = FIXTURES / "MANIFEST.json"
+    assert path.is_file(), f"official fixtures not found at {FIXTURES}; set EDGEENS_SHARED to the shared/ folder"
+    return json.loads(path.read_text())
+
+
+def key_listing(filename: str, section: str | None = None) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """Keys with shapes, in order, and the total parameter count, from a file in spec/keys/.
+
+    `section` picks the block whose '# =====' header contains that text (files with several listings)."""
+    lines = (KEYS / filename).read_text().splitlines()
+    if section is not None:
+        start = next(i for i, line in enumerate(lines) if line.startswith("# =====") and section in line)
+        lines = lines[start + 1 :]
+    keys, total = [], None
+    for line in lines:
+        if line.startswith("# total_params"):
+            total = int(line.split()[-1])
+            break
+        if line.startswith("#") or not line.strip():
+            continue
+        name, shape = line.split("\t")
+        keys.append((name, tuple(int(s) for s in re.findall(r"\d+", shape))))
+    assert total is not None, f"no total_params line in {filename} ({section})"
+    return keys, total
+
+
+def state_listing(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
