@@ -73,14 +73,15 @@ class SS2D(nn.Module):
         x_dbl = torch.matmul(self.x_proj_weight, xs)  # (B, 4, R + 2N, L)
         dts, Bs, Cs = x_dbl.split([self.dt_rank, self.d_state, self.d_state], dim=2)
         dts = torch.matmul(self.dt_projs_weight, dts)  # (B, 4, Di, L); the bias goes to the scan
+        # The scan computes in float32 whatever the model's dtype (selective_scan casts only when needed).
         y = selective_scan(
-            xs.float().reshape(b, -1, length),
-            dts.float().reshape(b, -1, length),
-            -torch.exp(self.A_logs.float()),
-            Bs.float(),
-            Cs.float(),
-            self.Ds.float(),
-            delta_bias=self.dt_projs_bias.float().reshape(-1),
+            xs.reshape(b, -1, length),
+            dts.reshape(b, -1, length),
+            -torch.exp(self.A_logs),
+            Bs,
+            Cs,
+            self.Ds,
+            delta_bias=self.dt_projs_bias.reshape(-1),
             delta_softplus=True,
             impl=self.scan_impl,
         ).reshape(b, 4, self.d_inner, length)

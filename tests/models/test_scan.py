@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from edgeens.models.scan import default_chunk_size, selective_scan
+from tests.conftest import FIXTURES
+
+
+def random_scan_inputs(b: int, d: int, n: int, L: int, groups: int, delta_range: float = 20.0, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "u": torch.randn(b, d, L, generator=g),
+        "delta": (torch.rand(b, d, L, generator=g) * 2 - 1) * delta_range,
+        "A": -torch.exp(torch.randn(d, n, generator=g)),
+        "B": torch.randn(b, groups, n, L, generator=g) if groups else torch.randn(b, n, L, generator=g),
+        "C": torch.randn(b, groups, n, L, generator=g) if groups else torch.randn(b, n, L, generator=g),
+        "D": torch.randn(d, generator=g),
+        "z": torch.randn(b, d, L, generator=g),
+        "delta_bias": torch.randn(d, generator=g),
+    }
+
+
+@pytest.mark.parametrize("impl", ["reference", "chunked"])
+def test_matches_mamba_ssm_reference_fixture(impl: str) -> None:
+    f = load_file(FIXTURES / "selective_scan_groups.safetensors")
+    out = selective_scan(
+        f["u"], f["delta"], f["A"], f["B"], f["C"], f["D"], delta_bias=f["delta_bias"], delta_softplus=True, impl=impl
+    )
+    assert out.dtype == f["out"].dtype
+    assert (out - f["out"]).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("L", [1, 7, 64, 257, 1000])
+@pytest.mark.parametrize("groups", [0, 1, 4])
+@pytest.mark.parametrize("chunk_size", [None, 16, 33])
+def test_chunked_agrees_with_reference_on_random_shapes(L: int, groups: int, chunk_size: int | None) -> None:
+    x = random_scan_inputs(b=2, d=8, n=4, L=L, groups=groups, seed=L + groups)
+    kwargs = {"delta_softplus": True}
+    ref = selective_scan(**x, impl="reference", **kwargs)
+    out = selective_scan(**x, impl="chunked", chunk_size=chunk_size, **kwargs)
+    assert torch.isfinite(out).all()
+    scale = ref.abs().max().clamp(min=1.0)
+    assert ((out - ref).abs().max() / scale).item() <= 1e-5
+
+
+def test_time_invariant_and_mixed_b_c_forms() -> None:
+    x = random_scan_inputs(b=1, d=6, n=3, L=50, groups=3)
+    x["B"] = torch.randn(6, 3)  # (d, N): the same B at every position
+    for impl in ("reference", "chunked"):
+        out = selective_scan(**x, delta_softplus=True, impl=impl, chunk_size=8 if impl == "chunked" else None)
+        assert out.shape == (1, 6, 50)
+    ref = selective_scan(**x, delta_softplus=True, impl="reference")
+    assert torch.allclose(selective_scan(**x, delta_softplus=True, impl="chunked", chunk_size=8), ref, atol=1e-5)
+
+
+def test_without_softplus_bias_d_or_z() -> None:
+    x = random_scan_inputs(b=1, d=4, n=4, L=100, groups=1, delta_range=1.0)
+    x["delta"] = x["delta"].abs()  # raw positive steps, no softplus
+    x.update(D=None, z=None, delta_bias=None)
+    ref = selective_scan(**x, impl="reference")
+    assert torch.allclose(selective_scan(**x, impl="chunked", chunk_size=10), ref, atol=1e-5)
+
+
+def test_extreme_steps_stay_finite_and_exact() -> None:
+    """delta in [-20, 20] with softplus gives decays down to exp(-20 * |A|): nothing may overflow or turn NaN."""
+    x = random_scan_inputs(b=1, d=8, n=16, L=2048, groups=4, delta_range=20.0)
+    x["A"] = -torch.arange(1, 17.0).repeat(8, 1) * 4  # |A| up to 64: exp(+cumsum) tricks would overflow here
+    ref = selective_scan(**x, delta_softplus=True, impl="reference")
+    for chunk in (16, 256, 2048):
+        out = selective_scan(**x, delta_softplus=True, impl="chunked", chunk_size=chunk)
+        assert torch.isfinite(out).all()
+        assert ((out - ref).abs().max() / ref.abs().max()).item() <= 1e-5
+
+
+@pytest.mark.slow
+def test_long_sequence_65536() -> None:
+    """Level-1 length of a 256x256 image: the chunked scan agrees with the recurrence and stays finite."""
+    x = random_scan_inputs(b=1, d=4, n=4, L=65536, groups=4, seed=3)
+    ref = selective_scan(**x, delta_softplus=True, impl="reference")
+    out = selective_scan(**x, delta_softplus=True, impl="chunked")
+    assert torch.isfinite(out).all()
+    assert ((out - ref).abs().max() / ref.abs().max()).item() <= 1e-5
+
+
+def test_gradients_match_the_reference() -> None:
+    x = random_scan_inputs(b=1, d=4, n=3, L=40, groups=2, delta_range=2.0)
+    grads = {}
+    for impl in ("reference", "chunked"):
+        leaves = {k: v.clone().requires_grad_() for k, v in x.items()}
+        selective_scan(
+            **leaves, delta_softplus=True, impl=impl, chunk_size=8 if impl == "chunked" else None
+        ).square().sum().backward()
+        grads[impl] = {k: v.grad for k, v in leaves.items()}
+    for key in x:
+        assert torch.allclose(grads["chunked"][key], grads["reference"][key], rtol=1e-4, atol=1e-4), key
+
+
+def test_output_dtype_follows_u() -> None:
+    x = random_scan_inputs(b=1, d=4, n=2, L=20, groups=1)
+    x["u"] = x["u"].to(torch.bfloat16)
+    assert selective_scan(**x, delta_softplus=True).dtype == torch.bfloat16
+
+
+def test_chunked_never_builds_a_whole_sequence_state_tensor(monkeypatch) -> None:
+    """The largest tensor the chunked scan allocates is one step (b, d, N, nc), far below (b, d, L, N)."""
+    b, d, n, L = 1, 16, 16, 4096
+    x = random_scan_inputs(b=b, d=d, n=n, L=L, groups=4)
+    biggest = 0
+    original_exp = torch.exp
+
+    def spy(t, *args, **kwargs):
+        nonlocal biggest
+        biggest = max(biggest, t.numel())
+        return original_exp(t, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "exp", spy)
+    with torch.enable_grad():  # the functional path (autograd and torch.export) uses torch.exp
+        leaves = {k: v.requires_grad_() for k, v in x.items()}
+        selective_scan(**leaves, delta_softplus=True, impl="chunked", chunk_size=64)
+    assert 0 < biggest <= b * d * n * (L // 64)
+
+
+def test_default_chunk_size_is_cache_sized_and_bounded() -> None:
+    assert default_chunk_size(torch.empty(1, 384, 65536), 16) == 256
+    assert 16 <= default_chunk_size(torch.empty(1, 3072, 1024), 16) <= 64
+    assert default_chunk_size(torch.empty(1, 4, 10), 4) == 10
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"u": torch.zeros(4, 10)}, "u must be"),
+        ({"delta": torch.zeros(1, 4, 9)}, "delta must have"),
+        ({"A": torch.zeros(5, 2)}, "A must be"),
+        ({"B": torch.zeros(1, 3, 2, 10)}, "groups dividing"),
+        ({"C": torch.zeros(1, 3, 10)}, "rank 3"),
+        ({"D": torch.zeros(3)}, "D must be"),
+    ],
+)
+def test_bad_shapes_are_rejected_with_the_expected_shape(change: dict, match: str) -> None:
+    x = {
+        "u": torch.zeros(1, 4, 10),
+        "delta": torch.zeros(1, 4, 10),
+        "A": torch.zeros(4, 2),
+        "B": torch.zeros(1, 2, 2, 10),
+        "C": torch.zeros(1, 2, 2, 10),
+        "D": torch.zeros(4),
+    }
+    x.update(change)
+    with pytest.raises(ValueError, match=match):
+        selective_scan(**x)
+
+
+def test_cuda_impl_explains_what_it_needs_on_cpu() -> None:
+    x = random_scan_inputs(b=1, d=4, n=2, L=8, groups=1)
+    with pytest.raises(RuntimeError, match="mamba_ssm"):
+        selective_scan(**x, impl="cuda")
+    with pytest.raises(ValueError, match="unknown selective_scan impl"):
+        selective_scan(**x, impl="fast")  # type: ignore[arg-type]
+
+
+def test_auto_uses_chunked_on_cpu(monkeypatch) -> None:
+    import edgeens.models.scan as scan
+
+    called = []
+    monkeypatch.setattr(scan, "_scan_chunked", lambda *a: called.append(1) or torch.zeros(1, 4, 8))
+    x = random_scan_inputs(b=1, d=4, n=2, L=8, groups=1)
+    selective_scan(**x)
+    assert called == [1]
+
+
+class ScanLayer(torch.nn.Module):
+    """The scan with SS2D's arguments, as a module to export."""
+
+    def __init__(self, d: int, n: int) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.A = torch.nn.Parameter(-torch.exp(torch.randn(d, n, generator=g)))
+        self.D = torch.nn.Parameter(torch.randn(d, generator=g))
+        self.delta_bias = torch.nn.Parameter(torch.randn(d, generator=g))
+
+    def forward(self, u, delta, B, C):
+        return selective_scan(u, delta, self.A, B, C, self.D, delta_bias=self.delta_bias, delta_softplus=True)
+
+
+@pytest.mark.slow
+def test_chunked_scan_exports_and_runs_in_executorch_with_xnnpack() -> None:
+    from edgeens.compile.executorch import lower_to_executorch, run_program
+
+    layer = ScanLayer(d=16, n=8).eval()
+    x = random_scan_inputs(b=1, d=16, n=8, L=300, groups=4, delta_range=5.0)
+    inputs = (x["u"], x["delta"], x["B"], x["C"])
+    with torch.no_grad():
+        eager = layer(*inputs)
+        reference = selective_scan(
+            x["u"],
+            x["delta"],
+            layer.A,
+            x["B"],
+            x["C"],
+            layer.D,
+            delta_bias=layer.delta_bias,
+            delta_softplus=True,
+            impl="reference",
+        )
+    program = lower_to_executorch(layer, inputs)
+    assert program.delegated_calls >= 1
+    out = run_program(program.buffer, inputs)[0]
+    assert (out - eager).abs().max().item() <= 1e-4
+    assert (out - reference).abs().max().item() <= 1e-4
