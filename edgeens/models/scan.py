@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -68,7 +69,7 @@ def selective_scan(
     if delta_bias is not None:
         delta = delta + _fp32(delta_bias)[:, None]
     if delta_softplus:
-        delta = F.softplus(delta)
+        delta = _softplus(delta)
     Bg, Cg = _grouped(B, u), _grouped(C, u)
     if Bg.shape[1] != Cg.shape[1]:  # e.g. time-invariant B with grouped C: give every channel its own group
         d = u.shape[1]
@@ -83,6 +84,14 @@ def selective_scan(
     if z is not None:
         y = y * F.silu(_fp32(z))
     return y if y.dtype == dtype_in else y.to(dtype_in)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """torch's softplus; under torch.export as relu(x) + log(1 + exp(-|x|)), which XNNPACK lowers whole
+    (F.softplus decomposes into log1p/where, which run on ExecuTorch's slow portable kernels)."""
+    if torch.compiler.is_exporting():
+        return torch.relu(x) + torch.log(1 + torch.exp(-torch.abs(x)))
+    return F.softplus(x)
 
 
 def _fp32(x: Tensor) -> Tensor:
@@ -162,10 +171,22 @@ def default_chunk_size(u: Tensor, n_state: int) -> int:
     return int(min(L, max(16, min(256, target))))
 
 
+@dataclass(frozen=True)
+class _Chunks:
+    """Shapes of a chunked scan: batch, groups, channels per group, state, chunk length, chunks, true length."""
+
+    b: int
+    G: int
+    Dg: int
+    N: int
+    T: int
+    nc: int
+    L: int
+
+
 def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int | None) -> Tensor:
     b, d, L = u.shape
     G, N = B.shape[1], B.shape[2]
-    Dg = d // G
     T = chunk_size or default_chunk_size(u, N)
     if T < 1:
         raise ValueError(f"selective_scan: chunk_size must be positive, got {T}")
@@ -173,36 +194,55 @@ def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chu
     pad = nc * T - L
     if pad:  # padded positions come after every real one, so they never reach a real output
         u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
+    shape = _Chunks(b, G, d // G, N, T, nc, L)
+    if torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(u, delta, A, B, C)):
+        return _chunked_functional(u, delta, A, B, C, shape)
+    return _chunked_inplace(u, delta, A, B, C, shape)
+
+
+def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
+    """Autograd and torch.export form: no writes into views, and only ops that XNNPACK lowers (steps are slices of
+    the last axis, the read-out over the state is a batched matmul), laid out as (step, b, G, chunk, channel, state)."""
+    b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
+
+    def steps(x: Tensor, rows: int) -> Tensor:
+        """(b, G, rows, nc * T) -> (T, b, G, nc, rows): step t of every chunk is the contiguous block x[t : t + 1]."""
+        return x.reshape(b, G, rows, nc, T).permute(4, 0, 1, 3, 2)
+
+    A_t = A.reshape(G, 1, Dg, N)
+    dl = steps(delta.reshape(b, G, Dg, nc * T), Dg).unsqueeze(-1)  # (T, b, G, nc, Dg, 1)
+    du = steps((delta * u).reshape(b, G, Dg, nc * T), Dg).unsqueeze(-1)
+    B_rows = steps(B, N).unsqueeze(-2)  # (T, b, G, nc, 1, N)
+    C_cols = steps(C, N).unsqueeze(-1)  # (T, b, G, nc, N, 1)
+    h = u.new_zeros(1, b, G, nc, Dg, N)
+
+    def read_out(state: Tensor, t: int) -> Tensor:
+        # One (Dg x N) @ (N x 1) product per (batch, group, chunk): a 3-D bmm, which XNNPACK lowers as is.
+        c_t = C_cols[t : t + 1].reshape(b * G * nc, N, 1)
+        return torch.bmm(state.reshape(b * G * nc, Dg, N), c_t).reshape(1, b, G, nc, Dg)
+
+    ys = []
+    for t in range(T):
+        h = torch.exp(dl[t : t + 1] * A_t) * h + du[t : t + 1] * B_rows[t : t + 1]
+        ys.append(read_out(h, t))
+    carry = _carry_in(h, torch.exp(dl.sum(0, keepdim=True) * A_t), dim=3)
+    for t in range(T):
+        carry = carry * torch.exp(dl[t : t + 1] * A_t)
+        ys[t] = ys[t] + read_out(carry, t)
+    y = torch.cat(ys, dim=0)  # (T, b, G, nc, Dg)
+    return y.permute(1, 2, 4, 3, 0).reshape(b, G * Dg, nc * T)[..., :L]
+
+
+def _chunked_inplace(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
+    """Eager inference fast path: preallocated step buffers and in-place updates (no per-op page faults),
+    laid out as (b, G, channel, state, chunk) so every step slice is a set of contiguous rows."""
+    b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
 
     def steps(x: Tensor) -> Tensor:
         """(..., L) -> (..., T, nc) so that step t of every chunk is one contiguous row."""
         return x.unflatten(-1, (nc, T)).transpose(-1, -2)
 
     A_g = A.reshape(G, Dg, N, 1)
-    inplace = not (torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(u, delta, A, B, C)))
-    if inplace:
-        return _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L)
-
-    # Functional form (autograd and torch.export): same algorithm, no writes into views.
-    dl = steps(delta.view(b, G, Dg, nc * T)).unsqueeze(-3)  # (b, G, Dg, 1, T, nc)
-    du = steps((delta * u).view(b, G, Dg, nc * T)).unsqueeze(-3)
-    Bs = steps(B).unsqueeze(2)  # (b, G, 1, N, T, nc)
-    Cs = steps(C).unsqueeze(2)
-    h = u.new_zeros(b, G, Dg, N, nc)
-    ys = []
-    for t in range(T):
-        h = torch.exp(dl[..., t, :] * A_g) * h + du[..., t, :] * Bs[..., t, :]
-        ys.append((h * Cs[..., t, :]).sum(-2))
-    carry = _carry_in(h, torch.exp(dl.sum(-2) * A_g))
-    for t in range(T):
-        carry = carry * torch.exp(dl[..., t, :] * A_g)
-        ys[t] = ys[t] + (carry * Cs[..., t, :]).sum(-2)
-    y = torch.stack(ys, dim=-1)  # (b, G, Dg, nc, T)
-    return y.reshape(b, d, nc * T)[..., :L]
-
-
-def _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L) -> Tensor:
-    """Inference fast path: preallocated step buffers and in-place updates (no per-op page faults)."""
     dl = u.new_empty(b, G, Dg, T, nc)
     dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
     du = u.new_empty(b, G, Dg, T, nc)
@@ -230,7 +270,7 @@ def _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L) -> Tenso
         torch.mul(dl[:, :, :, t : t + 1], A_g, out=decay).exp_()
         h.mul_(decay).addcmul_(du[:, :, :, t : t + 1], Bs[:, :, :, :, t])
         read_out(h, t, accumulate=False)
-    carry = _carry_in(h, torch.exp(dl.sum(3, keepdim=True) * A_g))
+    carry = _carry_in(h, torch.exp(dl.sum(3, keepdim=True) * A_g), dim=-1)
     for t in range(T):
         torch.mul(dl[:, :, :, t : t + 1], A_g, out=decay).exp_()
         carry.mul_(decay)
@@ -240,20 +280,22 @@ def _chunked_inplace(u, delta, A_g, B, C, steps, b, G, Dg, N, T, nc, L) -> Tenso
     return out.view(b, G * Dg, nc * T)[..., :L]
 
 
-def _carry_in(h_end: Tensor, chunk_decay: Tensor) -> Tensor:
-    """State entering each chunk, from chunk-local end states and whole-chunk decays (last axis = chunk).
+def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
+    """State entering each chunk, from chunk-local end states and whole-chunk decays (chunks along `dim`).
 
     Inclusive Hillis-Steele scan of the affine maps h -> P h + e, then a shift by one chunk. Only products of
     decays <= 1 appear, so it is as stable as the recurrence itself.
     """
-    state, decay = h_end, chunk_decay
-    nc = state.shape[-1]
+    state, decay = h_end, chunk_decay.expand_as(h_end)
+    nc = state.shape[dim]
     k = 1
     while k < nc:
-        state = torch.cat([state[..., :k], state[..., k:] + decay[..., k:] * state[..., :-k]], dim=-1)
-        decay = torch.cat([decay[..., :k], decay[..., k:] * decay[..., :-k]], dim=-1)
+        head, tail, prev = state.narrow(dim, 0, k), state.narrow(dim, k, nc - k), state.narrow(dim, 0, nc - k)
+        decay_tail, decay_prev = decay.narrow(dim, k, nc - k), decay.narrow(dim, 0, nc - k)
+        state = torch.cat([head, tail + decay_tail * prev], dim=dim)
+        decay = torch.cat([decay.narrow(dim, 0, k), decay_tail * decay_prev], dim=dim)
         k *= 2
-    return torch.cat([torch.zeros_like(state[..., :1]), state[..., :-1]], dim=-1)
+    return torch.cat([torch.zeros_like(state.narrow(dim, 0, 1)), state.narrow(dim, 0, nc - 1)], dim=dim)
 
 
 def _needs_grad(*tensors: Tensor) -> bool:
