@@ -66,24 +66,29 @@ def selective_scan(
 
     dtype_in = u.dtype
     u, delta, A = _fp32(u), _fp32(delta), _fp32(A)
-    if delta_bias is not None:
-        delta = delta + _fp32(delta_bias)[:, None]
-    if delta_softplus:
-        delta = _softplus(delta)
+    D, delta_bias = (None if v is None else _fp32(v) for v in (D, delta_bias))
     Bg, Cg = _grouped(B, u), _grouped(C, u)
     if Bg.shape[1] != Cg.shape[1]:  # e.g. time-invariant B with grouped C: give every channel its own group
         d = u.shape[1]
         Bg = Bg.repeat_interleave(d // Bg.shape[1], dim=1)
         Cg = Cg.repeat_interleave(d // Cg.shape[1], dim=1)
-    if impl == "reference":
-        y = _scan_reference(u, delta, A, Bg, Cg)
+    if impl == "chunked":
+        y = _scan_chunked(u, delta, A, Bg, Cg, D, delta_bias, delta_softplus, chunk_size)
     else:
-        y = _scan_chunked(u, delta, A, Bg, Cg, chunk_size)
-    if D is not None:
-        y = y + u * _fp32(D)[:, None]
+        y = _skip(_scan_reference(u, _prepare_delta(delta, delta_bias, delta_softplus), A, Bg, Cg), u, D)
     if z is not None:
         y = y * F.silu(_fp32(z))
     return y if y.dtype == dtype_in else y.to(dtype_in)
+
+
+def _prepare_delta(delta: Tensor, delta_bias: Tensor | None, delta_softplus: bool) -> Tensor:
+    if delta_bias is not None:
+        delta = delta + delta_bias[:, None]
+    return _softplus(delta) if delta_softplus else delta
+
+
+def _skip(y: Tensor, u: Tensor, D: Tensor | None) -> Tensor:
+    return y if D is None else y + u * D[:, None]
 
 
 def _softplus(x: Tensor) -> Tensor:
@@ -184,7 +189,17 @@ class _Chunks:
     L: int
 
 
-def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_size: int | None) -> Tensor:
+def _scan_chunked(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    chunk_size: int | None,
+) -> Tensor:
     b, d, L = u.shape
     G, N = B.shape[1], B.shape[2]
     T = chunk_size or default_chunk_size(u, N)
@@ -195,9 +210,11 @@ def _scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, chu
     if pad:  # padded positions come after every real one, so they never reach a real output
         u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
     shape = _Chunks(b, G, d // G, N, T, nc, L)
-    if torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(u, delta, A, B, C)):
-        return _chunked_functional(u, delta, A, B, C, shape)
-    return _chunked_inplace(u, delta, A, B, C, shape)
+    tensors = (u, delta, A, B, C, D, delta_bias)
+    if torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(*tensors)):
+        delta = _prepare_delta(delta, delta_bias, delta_softplus)
+        return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L], D)
+    return _chunked_inplace(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
 
 
 def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
@@ -233,9 +250,20 @@ def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     return y.permute(1, 2, 4, 3, 0).reshape(b, G * Dg, nc * T)[..., :L]
 
 
-def _chunked_inplace(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
+def _chunked_inplace(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    shape: _Chunks,
+) -> Tensor:
     """Eager inference fast path: preallocated step buffers and in-place updates (no per-op page faults),
-    laid out as (b, G, channel, state, chunk) so every step slice is a set of contiguous rows."""
+    laid out as (b, G, channel, state, chunk) so every step slice is a set of contiguous rows. The step bias,
+    softplus and the D skip are fused into the layout copies instead of costing passes of their own."""
     b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
 
     def steps(x: Tensor) -> Tensor:
@@ -244,9 +272,14 @@ def _chunked_inplace(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, 
 
     A_g = A.reshape(G, Dg, N, 1)
     dl = u.new_empty(b, G, Dg, T, nc)
-    dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
+    if delta_bias is not None:
+        torch.add(steps(delta.view(b, G, Dg, nc * T)), delta_bias.view(G, Dg, 1, 1), out=dl)
+    else:
+        dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
+    if delta_softplus:
+        torch.ops.aten.softplus.out(dl, 1, 20, out=dl)
     du = u.new_empty(b, G, Dg, T, nc)
-    torch.mul(steps(delta.view(b, G, Dg, nc * T)), steps(u.view(b, G, Dg, nc * T)), out=du)
+    torch.mul(dl, steps(u.view(b, G, Dg, nc * T)), out=du)
     Bs = u.new_empty(b, G, N, T, nc)
     Bs.copy_(steps(B))
     Cs = u.new_empty(b, G, N, T, nc)
@@ -276,7 +309,10 @@ def _chunked_inplace(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, 
         carry.mul_(decay)
         read_out(carry, t, accumulate=True)
     out = u.new_empty(b, G, Dg, nc, T)
-    out.copy_(y.transpose(-1, -2))
+    if D is None:
+        out.copy_(y.transpose(-1, -2))
+    else:
+        torch.addcmul(y.transpose(-1, -2), u.view(b, G, Dg, nc, T), D.view(G, Dg, 1, 1), out=out)
     return out.view(b, G * Dg, nc * T)[..., :L]
 
 
@@ -298,8 +334,8 @@ def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
     return torch.cat([torch.zeros_like(state.narrow(dim, 0, 1)), state.narrow(dim, 0, nc - 1)], dim=dim)
 
 
-def _needs_grad(*tensors: Tensor) -> bool:
-    return any(t.requires_grad for t in tensors)
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
 
 
 _CUDA_SCAN: object = None
