@@ -264,23 +264,24 @@ def _chunked_inplace(
 ) -> Tensor:
     """Eager inference fast path: preallocated step buffers and in-place updates (no per-op page faults),
     laid out as (b, G, channel, state, chunk) so every step slice is a set of contiguous rows. The step bias,
-    softplus and the D skip are fused into the layout copies instead of costing passes of their own."""
+    softplus and the D skip are applied in place, without temporaries of their own."""
     b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
 
     def steps(x: Tensor) -> Tensor:
         """(..., L) -> (..., T, nc) so that step t of every chunk is one contiguous row."""
         return x.unflatten(-1, (nc, T)).transpose(-1, -2)
 
+    # Transposing copies are fast only when nothing else is fused into them (mixed strides defeat vectorisation):
+    # copy into the step layout first, then apply bias, softplus and products in place on contiguous memory.
     A_g = A.reshape(G, Dg, N, 1)
     dl = u.new_empty(b, G, Dg, T, nc)
+    dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
     if delta_bias is not None:
-        torch.add(steps(delta.view(b, G, Dg, nc * T)), delta_bias.view(G, Dg, 1, 1), out=dl)
-    else:
-        dl.copy_(steps(delta.view(b, G, Dg, nc * T)))
+        dl.add_(delta_bias.view(G, Dg, 1, 1))
     if delta_softplus:
         torch.ops.aten.softplus.out(dl, 1, 20, out=dl)
     du = u.new_empty(b, G, Dg, T, nc)
-    torch.mul(dl, steps(u.view(b, G, Dg, nc * T)), out=du)
+    du.copy_(steps(u.view(b, G, Dg, nc * T))).mul_(dl)
     Bs = u.new_empty(b, G, N, T, nc)
     Bs.copy_(steps(B))
     Cs = u.new_empty(b, G, N, T, nc)
@@ -309,11 +310,10 @@ def _chunked_inplace(
         torch.mul(dl[:, :, :, t : t + 1], A_g, out=decay).exp_()
         carry.mul_(decay)
         read_out(carry, t, accumulate=True)
-    out = u.new_empty(b, G, Dg, nc, T)
-    if D is None:
-        out.copy_(y.transpose(-1, -2))
-    else:
-        torch.addcmul(y.transpose(-1, -2), u.view(b, G, Dg, nc, T), D.view(G, Dg, 1, 1), out=out)
+    out = du.view(b, G, Dg, nc, T)  # du is dead after pass 1: reuse its memory instead of faulting in new pages
+    out.copy_(y.transpose(-1, -2))
+    if D is not None:
+        out.addcmul_(u.view(b, G, Dg, nc, T), D.view(G, Dg, 1, 1))
     return out.view(b, G * Dg, nc * T)[..., :L]
 
 
