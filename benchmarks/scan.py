@@ -109,15 +109,24 @@ def child(args: argparse.Namespace) -> dict:
         from executorch.runtime import Runtime
 
         portable._unsafe_reset_threadpool(1)
+        inputs = (x["u"], x["delta"], x["B"], x["C"])
+        base = peak_gb()  # before loading: the method's planned memory arena is allocated at load time
         # Keep the program alive as long as its method: the method points into it.
         program = Runtime.get().load_program(args.pte)
         method = program.load_method("forward")
-        inputs = (x["u"], x["delta"], x["B"], x["C"])
+        times = timed(lambda: method.execute(inputs), args.repeats)
+        peak = peak_gb()
         with torch.no_grad():
             expected = selective_scan(**x, delta_softplus=True, impl="reference" if args.level == 4 else "chunked")
-        base = peak_gb()
-        times = timed(lambda: method.execute(inputs), args.repeats)
         result["max_abs_error"] = (method.execute(inputs)[0] - expected).abs().max().item()
+        return {
+            **result,
+            "seconds": statistics.median(times),
+            "min_seconds": min(times),
+            "repeats": len(times),
+            "peak_extra_gb": max(0.0, peak - base),
+            "threads": portable._threadpool_get_thread_count(),
+        }
     else:
         raise SystemExit(f"unknown measurement {args.what}")
     return {

@@ -232,18 +232,22 @@ def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     du = steps((delta * u).reshape(b, G, Dg, nc * T), Dg).unsqueeze(-1)
     B_rows = steps(B, N).unsqueeze(-2)  # (T, b, G, nc, 1, N)
     C_cols = steps(C, N).unsqueeze(-1)  # (T, b, G, nc, N, 1)
-    h = u.new_zeros(1, b, G, nc, Dg, N)
 
     def read_out(state: Tensor, t: int) -> Tensor:
         # One (Dg x N) @ (N x 1) product per (batch, group, chunk): a 3-D bmm, which XNNPACK lowers as is.
         c_t = C_cols[t : t + 1].reshape(b * G * nc, N, 1)
         return torch.bmm(state.reshape(b * G * nc, Dg, N), c_t).reshape(1, b, G, nc, Dg)
 
-    ys = []
-    for t in range(T):
+    # Every op below lowers to XNNPACK, so the whole scan is one delegate (no zeros, sums or expands, which run
+    # on portable kernels and split the graph into partitions whose boundary tensors ExecuTorch must keep).
+    h = du[0:1] * B_rows[0:1]  # the state starts at zero, so step 0 is its input alone
+    chunk_step = dl[0:1]
+    ys = [read_out(h, 0)]
+    for t in range(1, T):
         h = torch.exp(dl[t : t + 1] * A_t) * h + du[t : t + 1] * B_rows[t : t + 1]
+        chunk_step = chunk_step + dl[t : t + 1]
         ys.append(read_out(h, t))
-    carry = _carry_in(h, torch.exp(dl.sum(0, keepdim=True) * A_t), dim=3)
+    carry = _carry_in(h, torch.exp(chunk_step * A_t), dim=3)
     for t in range(T):
         carry = carry * torch.exp(dl[t : t + 1] * A_t)
         ys[t] = ys[t] + read_out(carry, t)
@@ -323,7 +327,7 @@ def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
     Inclusive Hillis-Steele scan of the affine maps h -> P h + e, then a shift by one chunk. Only products of
     decays <= 1 appear, so it is as stable as the recurrence itself.
     """
-    state, decay = h_end, chunk_decay.expand_as(h_end)
+    state, decay = h_end, chunk_decay if chunk_decay.shape == h_end.shape else chunk_decay.expand_as(h_end)
     nc = state.shape[dim]
     k = 1
     while k < nc:
@@ -332,7 +336,8 @@ def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
         state = torch.cat([head, tail + decay_tail * prev], dim=dim)
         decay = torch.cat([decay.narrow(dim, 0, k), decay_tail * decay_prev], dim=dim)
         k *= 2
-    return torch.cat([torch.zeros_like(state.narrow(dim, 0, 1)), state.narrow(dim, 0, nc - 1)], dim=dim)
+    nothing = state.narrow(dim, 0, 1) * 0  # the first chunk starts from zero (x * 0 lowers; zeros_like does not)
+    return torch.cat([nothing, state.narrow(dim, 0, nc - 1)], dim=dim)
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:
