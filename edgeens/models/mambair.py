@@ -88,7 +88,8 @@ class SS2D(nn.Module):
 
         reverse = y[:, 2:4].flip(-1)
         y_cols = torch.stack([y[:, 1], reverse[:, 1]], dim=1).reshape(b, 2, self.d_inner, w, h).transpose(3, 4)
-        y = y[:, 0] + reverse[:, 0] + y_cols.reshape(b, 2, self.d_inner, length).sum(1)
+        y_cols = y_cols.reshape(b, 2, self.d_inner, length)
+        y = y[:, 0] + reverse[:, 0] + y_cols[:, 0] + y_cols[:, 1]  # adds, not sum(1): XNNPACK lowers adds
         y = self.out_norm(y.transpose(1, 2).reshape(b, h, w, self.d_inner))
         return self.out_proj(y * F.silu(z))
 

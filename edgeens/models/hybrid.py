@@ -1,0 +1,130 @@
+"""HybridUNet: a teacher Restormer with some of its 8 stages replaced by MambaIR surrogate stacks.
+
+Everything outside the stages (patch embedding, down/upsampling, channel reduction, output) is the teacher's.
+A replaced stage is a `VSSStage`, which takes and returns the teacher's NCHW feature maps, so the Restormer forward
+pass runs unchanged. State_dict keys stay those of the teacher (`encoder_level1.0....`), with MambaIR block keys
+inside replaced stages. A hybrid saves as one safetensors file whose metadata holds its architecture string and
+the teacher configuration, so it loads without any other file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from edgeens.models.checkpoint import CheckpointError, load_strict
+from edgeens.models.mambair import VSSBlock, VSSStage
+from edgeens.models.restormer import Restormer, RestormerConfig
+from edgeens.models.space import RESTORMER, SearchSpace, Stage, format_architecture
+
+FORMAT = "edgeens.hybrid.v1"
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """Hyper-parameters of the MambaIR blocks that replace Restormer stages (the paper uses MambaIR's defaults)."""
+
+    d_state: int = 16
+    expand: float = 2.0
+
+
+def build_surrogate(stage: Stage, depth: int, config: SurrogateConfig) -> VSSStage:
+    """An untrained MambaIR stack of `depth` blocks at `stage`'s width."""
+    return VSSStage([VSSBlock(stage.width, d_state=config.d_state, expand=config.expand) for _ in range(depth)])
+
+
+class HybridUNet(Restormer):
+    """A Restormer whose stages follow `architecture`: `R` keeps the teacher's stack, `M<n>` takes an n-block
+    MambaIR stack from `surrogates` (keyed by (stage name, n)) or, if absent, a freshly initialised one."""
+
+    def __init__(
+        self,
+        teacher_config: RestormerConfig,
+        architecture: str | tuple[str, ...],
+        surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+        surrogate_config: SurrogateConfig = SurrogateConfig(),
+    ) -> None:
+        super().__init__(**teacher_config.to_dict())
+        self.space = SearchSpace(teacher_config)
+        tokens = self.space.parse(architecture) if isinstance(architecture, str) else architecture
+        self.architecture = self.space.parse(format_architecture(tokens))
+        self.surrogate_config = surrogate_config
+        surrogates = surrogates or {}
+        for stage, token in zip(self.space.stages, self.architecture, strict=True):
+            if token == RESTORMER:
+                continue
+            depth = int(token[1:])
+            block = surrogates.get((stage.name, depth)) or build_surrogate(stage, depth, surrogate_config)
+            setattr(self, stage.module, block)
+
+    @property
+    def architecture_string(self) -> str:
+        return format_architecture(self.architecture)
+
+    @classmethod
+    def from_teacher(
+        cls,
+        teacher: Restormer,
+        architecture: str | tuple[str, ...],
+        surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+        surrogate_config: SurrogateConfig = SurrogateConfig(),
+    ) -> HybridUNet:
+        """Compose a hybrid: every module that stays a Restormer one gets the teacher's weights."""
+        hybrid = cls(teacher.config, architecture, surrogates, surrogate_config)
+        replaced = {s.module for s, token in zip(hybrid.space.stages, hybrid.architecture, strict=True) if token != "R"}
+        for name, module in hybrid.named_children():  # surrogates keep their own weights, all else is the teacher's
+            if name not in replaced:
+                module.load_state_dict(getattr(teacher, name).state_dict(), strict=True)
+        return hybrid.train(teacher.training)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> HybridUNet:  # type: ignore[override]
+        """Same as `load`: a hybrid file describes itself."""
+        return cls.load(path)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: object) -> HybridUNet:  # type: ignore[override]
+        raise TypeError("a HybridUNet is built from a teacher: HybridUNet.from_teacher(teacher, 'R-M2-...')")
+
+    def save(self, path: str | Path) -> None:
+        """One safetensors file: weights, plus architecture and teacher configuration in its metadata."""
+        metadata = {
+            "format": FORMAT,
+            "architecture": self.architecture_string,
+            "teacher_config": json.dumps(self.config.to_dict()),
+            "surrogate_config": json.dumps(asdict(self.surrogate_config)),
+        }
+        tmp = Path(path).with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp), metadata=metadata)
+        tmp.replace(path)  # never leave a half-written hybrid behind
+
+    @classmethod
+    def load(cls, path: str | Path) -> HybridUNet:
+        """Load a hybrid written by `save`: no configuration needed."""
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"hybrid {path} does not exist")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
+        except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+            raise CheckpointError(f"hybrid {path} is not a readable safetensors file ({err})") from None
+        if metadata.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{path} is not an edgeens hybrid (no '{FORMAT}' metadata); Restormer and MambaIRUNet checkpoints "
+                "load with Restormer.from_checkpoint / MambaIRUNet.from_checkpoint"
+            )
+        hybrid = cls(
+            RestormerConfig(**json.loads(metadata["teacher_config"])),
+            metadata["architecture"],
+            surrogate_config=SurrogateConfig(**json.loads(metadata["surrogate_config"])),
+        )
+        load_strict(hybrid, state, source=str(path), config=None)
+        return hybrid.eval()

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edgeens.models.checkpoint import CheckpointError
+from edgeens.models.hybrid import HybridUNet, SurrogateConfig, build_surrogate
+from edgeens.models.mambair import VSSStage
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import PRESETS, ArchitectureError, preset_space
+
+
+@pytest.fixture(scope="module")
+def teacher() -> Restormer:
+    torch.manual_seed(0)
+    return Restormer(**PRESETS["tiny"].to_dict()).eval()
+
+
+def test_all_restormer_hybrid_reproduces_the_teacher_exactly(teacher: Restormer) -> None:
+    hybrid = HybridUNet.from_teacher(teacher, "R-R-R-R-R-R-R-R")
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.equal(hybrid(x), teacher(x))
+    assert list(hybrid.state_dict()) == list(teacher.state_dict())
+
+
+def test_mixed_hybrid_keeps_teacher_modules_and_uses_given_surrogates(teacher: Restormer) -> None:
+    space = preset_space("tiny")
+    encoder2 = space.stages[1]
+    surrogate = build_surrogate(encoder2, 2, SurrogateConfig())
+    hybrid = HybridUNet.from_teacher(teacher, "R-M2-R-M2-R-R-R-M2", surrogates={("encoder2", 2): surrogate})
+    assert hybrid.encoder_level2 is surrogate
+    assert isinstance(hybrid.latent, VSSStage) and len(hybrid.latent) == 2
+    assert isinstance(hybrid.refinement, VSSStage)
+    for name in ("patch_embed", "down1_2", "up4_3", "reduce_chan_level3", "output", "encoder_level1", "decoder_level3"):
+        for key, value in getattr(hybrid, name).state_dict().items():
+            assert torch.equal(value, getattr(teacher, name).state_dict()[key]), f"{name}.{key}"
+    with torch.no_grad():
+        out = hybrid.eval()(torch.rand(2, 3, 16, 24))
+    assert out.shape == (2, 3, 16, 24) and torch.isfinite(out).all()
+
+
+def test_surrogate_stage_maps_the_teachers_nchw_features(teacher: Restormer) -> None:
+    stage = preset_space("tiny").stages[4]  # decoder3: level 3, width 64
+    block = build_surrogate(stage, 2, SurrogateConfig())
+    feature = torch.rand(1, stage.width, 4, 6)
+    with torch.no_grad():
+        assert block(feature).shape == feature.shape
+
+
+def test_save_and_load_round_trip(teacher: Restormer, tmp_path) -> None:
+    hybrid = HybridUNet.from_teacher(teacher, "M2-R-M2-R-M2-R-R-R").eval()
+    hybrid.save(tmp_path / "hybrid.safetensors")
+    loaded = HybridUNet.load(tmp_path / "hybrid.safetensors")
+    assert loaded.architecture_string == "M2-R-M2-R-M2-R-R-R"
+    assert loaded.config == teacher.config
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), hybrid(x))
+    assert not (tmp_path / "hybrid.tmp").exists()
+
+
+@pytest.mark.slow
+def test_paper_preset_mixed_hybrid_forward_at_64x64() -> None:
+    teacher = Restormer(**PRESETS["paper"].to_dict()).eval()
+    hybrid = HybridUNet.from_teacher(teacher, "R-M2-M4-R-M6-R-M2-R")
+    with torch.no_grad():
+        out = hybrid(torch.rand(1, 3, 64, 64))
+    assert out.shape == (1, 3, 64, 64) and torch.isfinite(out).all()
+
+
+def test_bad_architecture_and_files(teacher: Restormer, tmp_path) -> None:
+    with pytest.raises(ArchitectureError, match="token 'M4' is not a choice for stage encoder1"):
+        HybridUNet.from_teacher(teacher, "M4-R-R-R-R-R-R-R")
+    with pytest.raises(CheckpointError, match="not an edgeens hybrid"):
+        from safetensors.torch import save_file
+
+        save_file({"w": torch.zeros(1)}, tmp_path / "plain.safetensors")
+        HybridUNet.load(tmp_path / "plain.safetensors")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        HybridUNet.load(tmp_path / "missing.safetensors")
