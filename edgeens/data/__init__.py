@@ -1,0 +1,1 @@
+"""Data: image files, paired datasets in Restormer's layouts, synthetic degradations, bundled photographs."""

@@ -1,0 +1,80 @@
+"""Synthetic degradations of clean images, for training and demos without a paired dataset.
+
+Each takes a clean float32 HWC image in [0, 1] and a numpy Generator and returns the degraded image (float32,
+not clipped for noise, as Restormer's Gaussian-denoising data). Same generator state, same result."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Add N(0, (sigma/255)^2) noise, unclipped (Restormer's Gaussian denoising recipe)."""
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0 (on the 0-255 scale), got {sigma}")
+    return (clean + rng.normal(0.0, sigma / 255.0, clean.shape)).astype(np.float32)
+
+
+def motion_blur_kernel(size: int, rng: np.random.Generator, length: float | None = None) -> np.ndarray:
+    """A normalised kernel along a random camera-shake trajectory: a random walk of `length` pixels,
+    rasterised with bilinear splatting into a size x size grid."""
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"motion-blur kernel size must be odd and >= 3, got {size}")
+    length = float(rng.uniform(size / 3, size - 1)) if length is None else float(length)
+    steps = max(2, int(length * 4))
+    angle = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.15, steps))  # slowly turning direction
+    path = np.cumsum(np.stack([np.cos(angle), np.sin(angle)], 1) * (length / steps), axis=0)
+    path -= path.mean(0) - (size - 1) / 2  # centre the trajectory
+    kernel = np.zeros((size, size), np.float64)
+    for x, y in np.clip(path, 0, size - 1.001):
+        x0, y0, fx, fy = int(x), int(y), x - int(x), y - int(y)
+        kernel[y0, x0] += (1 - fx) * (1 - fy)
+        kernel[y0, x0 + 1] += fx * (1 - fy)
+        kernel[y0 + 1, x0] += (1 - fx) * fy
+        kernel[y0 + 1, x0 + 1] += fx * fy
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur(clean: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Convolve every channel with `kernel` (reflect padding, same size)."""
+    x = torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1)))[None]
+    c, pad = x.shape[1], kernel.shape[0] // 2
+    k = torch.from_numpy(kernel[::-1, ::-1].copy())[None, None].expand(c, 1, *kernel.shape)
+    out = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), k, groups=c)
+    return out[0].numpy().transpose(1, 2, 0).copy()
+
+
+def motion_blur(clean: np.ndarray, rng: np.random.Generator, kernel_size: int = 15) -> np.ndarray:
+    return blur(clean, motion_blur_kernel(kernel_size, rng))
+
+
+def rain_streaks(
+    clean: np.ndarray, rng: np.random.Generator, density: float = 0.004, length: int = 15, brightness: float = 0.8
+) -> np.ndarray:
+    """Add bright slanted streaks: sparse random drops smeared along one random near-vertical direction."""
+    h, w = clean.shape[:2]
+    drops = (rng.random((h, w)) < density).astype(np.float32) * rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
+    size = length | 1
+    angle = rng.uniform(-0.35, 0.35)  # radians from vertical
+    kernel = np.zeros((size, size), np.float32)
+    for t in np.linspace(-(size - 1) / 2, (size - 1) / 2, size * 2):
+        kernel[int(round((size - 1) / 2 + t)), int(round((size - 1) / 2 + t * np.tan(angle)))] = 1.0
+    streaks = blur(drops[..., None], kernel / kernel.max())[..., 0]
+    streaks = np.clip(streaks * brightness, 0, 1)[..., None]
+    return np.clip(clean + streaks * (1 - clean), 0, 1).astype(np.float32)  # screen blend: rain brightens
+
+
+DEGRADATIONS = ("gaussian_noise", "motion_blur", "rain_streaks")
+
+
+def degrade(clean: np.ndarray, kind: str, rng: np.random.Generator, sigma: float = 25.0) -> np.ndarray:
+    """Apply one named degradation (`gaussian_noise` at `sigma`, `motion_blur`, `rain_streaks`)."""
+    if kind == "gaussian_noise":
+        return gaussian_noise(clean, sigma, rng)
+    if kind == "motion_blur":
+        return motion_blur(clean, rng)
+    if kind == "rain_streaks":
+        return rain_streaks(clean, rng)
+    raise ValueError(f"unknown degradation {kind!r}; choose one of: {', '.join(DEGRADATIONS)}")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeens.data.transforms import ProgressiveSchedule, dihedral
+
+
+def test_eight_dihedral_modes_are_distinct_and_restormer_ordered() -> None:
+    x = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
+    outs = [dihedral(x, m) for m in range(8)]
+    assert len({o.tobytes() + bytes(o.shape) for o in outs}) == 8
+    assert np.array_equal(outs[1], np.flipud(x))
+    assert np.array_equal(outs[2], np.rot90(x))
+    assert np.array_equal(outs[7], np.flipud(np.rot90(x, 3)))
+    with pytest.raises(ValueError):
+        dihedral(x, 8)
+
+
+def test_progressive_schedule_matches_restormer_boundaries() -> None:
+    s = ProgressiveSchedule()
+    total = 300_000
+    assert s.at(1, total) == (128, 8)
+    assert s.at(92_000, total) == (128, 8)
+    assert s.at(92_001, total) == (160, 5)
+    assert s.at(156_001, total) == (192, 4)
+    assert s.at(276_001, total) == (384, 1)
+    assert s.scaled(64).patch_sizes == (24, 24, 32, 40, 56, 64)
