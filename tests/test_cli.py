@@ -28,3 +28,24 @@ def test_demo_writes_images_and_says_the_weights_are_random(tmp_path) -> None:
     assert "randomly initialised" in result.output
     names = {p.name for p in tmp_path.iterdir()}
     assert {"clean.png", "noisy.png", "restored_restormer.png", "restored_mambairunet.png"} <= names
+
+
+def test_teacher_trains_a_few_iterations_and_resumes(tmp_path) -> None:
+    args = ["teacher", "--out", str(tmp_path), "--iterations", "3", "--max-patch", "16", "--checkpoint-every", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "validation PSNR" in result.output
+    assert (tmp_path / "teacher.safetensors").is_file() and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_teacher_adopts_an_official_checkpoint(tmp_path) -> None:
+    ckpt = FIXTURES / "restormer_small_biasfree.state_dict.safetensors"
+    result = runner.invoke(app, ["teacher", "--out", str(tmp_path), "--checkpoint", str(ckpt)])
+    assert result.exit_code == 0, result.output
+    assert '"LayerNorm_type": "BiasFree"' in (tmp_path / "teacher.json").read_text()
+
+
+def test_teacher_reports_a_bad_data_folder(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    result = runner.invoke(app, ["teacher", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "data")])
+    assert result.exit_code == 2 and "needs an input folder" in " ".join(result.output.split())

@@ -1,0 +1,1 @@
+"""Training: the teacher, feature-wise distillation of surrogates, the search and fine-tuning."""

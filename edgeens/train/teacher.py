@@ -1,0 +1,234 @@
+"""Train a Restormer teacher with Restormer's recipe, scaled down by flags, or adopt an official checkpoint.
+
+Recipe (Restormer's ymls): AdamW (lr 3e-4, weight decay 1e-4, betas 0.9/0.999), constant learning rate for the
+first 92/300 of training then cosine to 1e-6, L1 loss, gradient-norm clipping at 0.01, progressive patches and
+batches. The run directory holds `checkpoint.pt` (written atomically every `checkpoint_every` iterations with the
+optimizer and both random generators, so a killed run resumes exactly), `log.jsonl` and, at the end,
+`teacher.safetensors` plus `teacher.json` (configuration, recipe, validation PSNR).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import save_file
+
+from edgeens.data.synthetic import degrade
+from edgeens.data.transforms import ProgressiveSchedule, dihedral
+from edgeens.metrics import psnr
+from edgeens.models.images import pad_to_multiple
+from edgeens.models.restormer import Restormer
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    iterations: int = 300_000
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eta_min: float = 1e-6
+    constant_fraction: float = 92 / 300
+    grad_clip: float = 0.01
+    schedule: ProgressiveSchedule = field(default_factory=ProgressiveSchedule)
+    checkpoint_every: int = 1000
+    seed: int = 100
+
+
+def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
+    """Constant `lr` for the first `constant_fraction` of training, then a cosine down to `eta_min`
+    (Restormer's CosineAnnealingRestartCyclicLR with periods [92k, 208k] and eta_mins [3e-4, 1e-6])."""
+    constant = round(recipe.constant_fraction * recipe.iterations)
+    if iteration <= constant:
+        return recipe.lr
+    progress = (iteration - constant) / max(1, recipe.iterations - constant)
+    return recipe.eta_min + 0.5 * (recipe.lr - recipe.eta_min) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class SyntheticPairs:
+    """(degraded, clean) crops made on the fly from clean photographs: random crop, dihedral flip, then degrade."""
+
+    clean: list[np.ndarray]
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+
+    def sample(self, patch: int, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        lqs, gts = [], []
+        for index in rng.integers(0, len(self.clean), batch):
+            image = self.clean[index]
+            h, w = image.shape[:2]
+            top, left = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+            gt = dihedral(image[top : top + patch, left : left + patch], int(rng.integers(0, 8)))
+            lqs.append(degrade(gt, self.degradation, rng, self.sigma).transpose(2, 0, 1))
+            gts.append(gt.transpose(2, 0, 1))
+        return np.stack(lqs), np.stack(gts)
+
+
+def validation_psnr(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean PSNR (RGB, [0, 1], BasicSR conventions) of the model's restorations of (degraded, clean) pairs."""
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for lq, gt in pairs:
+            x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
+            out = model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
+            scores.append(psnr(out, gt))
+    return float(np.mean(scores))
+
+
+def _truncate_log(path: Path, last_iteration: int) -> None:
+    if path.is_file():
+        lines = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= last_iteration]
+        path.write_text("".join(line + "\n" for line in lines))
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train_teacher(
+    model: Restormer,
+    data: SyntheticPairs,
+    recipe: TeacherRecipe,
+    run_dir: str | Path,
+    validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    max_steps_this_run: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Train `model` in place, resuming from `run_dir/checkpoint.pt` if it exists. Returns the summary that is
+    also written to `teacher.json` (or, if stopped early by `max_steps_this_run`, the progress so far)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas
+    )
+    start = 0
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start = int(state["iteration"])
+        _truncate_log(run_dir / "log.jsonl", start)  # iterations after the checkpoint are redone
+
+    def checkpoint(iteration: int) -> None:
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "iteration": iteration,
+                "numpy_rng": json.dumps(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(),
+            },
+            checkpoint_path,
+        )
+
+    model.train()
+    stop = recipe.iterations if max_steps_this_run is None else min(recipe.iterations, start + max_steps_this_run)
+    started = time.perf_counter()
+    with (
+        (run_dir / "log.jsonl").open("a") as log,
+        Progress(
+            TextColumn("teacher"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} L1 {task.fields[loss]:.4f}"),
+            TimeRemainingColumn(),
+            disable=not show_progress,
+        ) as progress,
+    ):
+        task = progress.add_task("train", total=recipe.iterations, completed=start, loss=float("nan"))
+        for iteration in range(start + 1, stop + 1):
+            patch, batch = recipe.schedule.at(iteration, recipe.iterations)
+            lq, gt = (torch.from_numpy(a) for a in data.sample(patch, batch, rng))
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(recipe, iteration)
+            loss = F.l1_loss(model(lq), gt)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            progress.update(task, completed=iteration, loss=loss.item())
+            log.write(
+                json.dumps(
+                    {
+                        "iteration": iteration,
+                        "loss": loss.item(),
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "patch": patch,
+                        "batch": batch,
+                    }
+                )
+                + "\n"
+            )
+            if on_step is not None:
+                on_step(iteration, loss.item())
+            if iteration % recipe.checkpoint_every == 0 or iteration == stop:
+                log.flush()
+                checkpoint(iteration)
+    if stop < recipe.iterations:
+        return {"iteration": stop, "finished": False}
+    summary = {
+        "config": model.config.to_dict(),
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "schedule"} | {"schedule": asdict(recipe.schedule)},
+        "iterations": recipe.iterations,
+        "seconds_this_run": time.perf_counter() - started,
+        "threads": torch.get_num_threads(),
+        "validation_psnr": validation_psnr(model, validation) if validation else None,
+        "finished": True,
+    }
+    tmp = run_dir / "teacher.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(run_dir / "teacher.safetensors")
+    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def bundled_validation(
+    degradation: str, sigma: float, size: int = 128, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fixed (degraded, clean) centre crops of the held-out bundled photographs."""
+    from edgeens.data.bundled import bundled_split
+
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for image in bundled_split("val").values():
+        h, w = image.shape[:2]
+        clean = np.ascontiguousarray(image[(h - size) // 2 : (h + size) // 2, (w - size) // 2 : (w + size) // 2])
+        pairs.append((degrade(clean, degradation, rng, sigma), clean))
+    return pairs
+
+
+def adopt_checkpoint(path: str | Path, run_dir: str | Path, validation: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Use an official (or any Restormer) checkpoint as the teacher: load it strictly, store it as the run's
+    `teacher.safetensors`, and record its configuration and validation PSNR."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = Restormer.from_checkpoint(path)
+    summary = {
+        "config": model.config.to_dict(),
+        "source": str(path),
+        "iterations": 0,
+        "validation_psnr": validation_psnr(model, validation),
+        "finished": True,
+    }
+    tmp = run_dir / "teacher.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(run_dir / "teacher.safetensors")
+    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edgeens.data.bundled import bundled_photo
+from edgeens.data.transforms import ProgressiveSchedule
+from edgeens.models.restormer import Restormer
+from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, learning_rate, train_teacher
+
+SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+
+
+def recipe(iterations: int, **overrides) -> TeacherRecipe:
+    schedule = ProgressiveSchedule().scaled(32)
+    return TeacherRecipe(iterations=iterations, schedule=schedule, checkpoint_every=4, seed=7, **overrides)
+
+
+@pytest.fixture(scope="module")
+def data() -> SyntheticPairs:
+    return SyntheticPairs([bundled_photo("astronaut")[:128, :128], bundled_photo("coffee")[:128, :128]], sigma=25)
+
+
+def test_learning_rate_is_constant_then_cosine_to_eta_min() -> None:
+    r = TeacherRecipe()
+    assert learning_rate(r, 1) == learning_rate(r, 92_000) == 3e-4
+    assert learning_rate(r, 92_000 + 104_000) == pytest.approx((3e-4 + 1e-6) / 2)
+    assert learning_rate(r, 300_000) == pytest.approx(1e-6)
+
+
+def test_training_lowers_the_l1_loss(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = Restormer(**SMALL)
+    losses = []
+    train_teacher(
+        model, data, recipe(60, lr=2e-3), tmp_path, on_step=lambda i, loss: losses.append(loss), show_progress=False
+    )
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [entry["iteration"] for entry in log] == list(range(1, 61))
+    assert (tmp_path / "teacher.safetensors").is_file()
+    assert Restormer.from_checkpoint(tmp_path / "teacher.safetensors").config.dim == 8
+
+
+def test_a_killed_run_resumes_exactly(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    straight = Restormer(**SMALL)
+    torch.manual_seed(0)
+    resumed = Restormer(**SMALL)
+    train_teacher(straight, data, recipe(10), tmp_path / "a", show_progress=False)
+    partial = train_teacher(resumed, data, recipe(10), tmp_path / "b", max_steps_this_run=6, show_progress=False)
+    assert partial == {"iteration": 6, "finished": False}
+    torch.manual_seed(123)
+    fresh = Restormer(**SMALL)  # a new process: different initial weights, all restored from the checkpoint
+    train_teacher(fresh, data, recipe(10), tmp_path / "b", show_progress=False)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    iterations = [json.loads(line)["iteration"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert iterations == list(range(1, 11))
