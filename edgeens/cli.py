@@ -123,5 +123,50 @@ def teacher(
     )
 
 
+@app.command()
+def distill(
+    teacher_path: Path = typer.Option(
+        Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
+    ),
+    out: Path = typer.Option(Path("runs/default"), help="Run folder: features/ and pool/ are written here."),
+    degradation: str = typer.Option("gaussian_noise", help="Degradation of the training crops (as the teacher's)."),
+    sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
+    crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
+    patch: int = typer.Option(64, min=16, help="Crop size (multiple of 8)."),
+    steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
+) -> None:
+    """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool."""
+    import torch
+
+    from edgeens.data.bundled import bundled_split
+    from edgeens.models import CheckpointError, Restormer
+    from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
+
+    torch.set_num_threads(threads)
+    try:
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        features = out / "features"
+        if not (features / "refinement.holdout.safetensors").is_file():
+            clean = list(bundled_split("train").values())
+            capture_features(
+                teacher_model,
+                training_crops(clean, crops, patch, degradation, sigma, seed=0),
+                training_crops(clean, max(4, crops // 8), patch, degradation, sigma, seed=1),
+                features,
+            )
+        manifest = distill_pool(teacher_model, features, out / "pool", DistillRecipe(steps=steps))
+    except (CheckpointError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    table = Table(title=f"block pool: {out / 'pool'}  (held-out alignment error, relative L2)")
+    for column in ("surrogate", "before", "after", "drop"):
+        table.add_column(column)
+    for name, entry in manifest["surrogates"].items():
+        before, after = entry["alignment_before"]["relative_l2"], entry["alignment_after"]["relative_l2"]
+        table.add_row(name, f"{before:.4f}", f"{after:.4f}", f"{before / after:.1f}x")
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,251 @@
+"""Feature-wise distillation (FwKD): one MambaIR surrogate per (stage, depth), trained to map the teacher stage's
+input to its output, written as a block pool.
+
+1. `capture_features` runs the teacher once over the training crops and stores every stage's input and output
+   (`features/<stage>.safetensors`), so the surrogates never re-run the teacher.
+2. `distill_pool` trains each surrogate on those pairs (L1), measures the held-out alignment error (relative L2
+   and cosine similarity) before and after, and writes `pool/<stage>-M<depth>.safetensors` plus
+   `pool/manifest.json`. Finished surrogates are skipped on a re-run; the one in progress resumes from
+   `pool/partial/<stage>-M<depth>.pt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from edgeens.models.checkpoint import CheckpointError
+from edgeens.models.hybrid import SurrogateConfig, build_surrogate
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace, Stage
+
+POOL_FORMAT = "edgeens.pool.v1"
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    steps: int = 2000
+    lr: float = 5e-4
+    batch: int = 4
+    checkpoint_every: int = 200
+    seed: int = 0
+
+
+def teacher_hash(teacher: nn.Module) -> str:
+    """SHA-256 of the teacher's weights (names, shapes and bytes), so a pool is never used with another teacher."""
+    digest = hashlib.sha256()
+    for key, value in teacher.state_dict().items():
+        digest.update(key.encode())
+        digest.update(str(tuple(value.shape)).encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir: str | Path) -> None:
+    """Store each stage's (input, output) on `crops` (training) and `holdout` (alignment error) in `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    space = SearchSpace(teacher.config)
+    captured: dict[str, dict[str, list[Tensor]]] = {s.name: {"input": [], "output": []} for s in space.stages}
+
+    def hook(name: str):
+        def record(_module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
+            captured[name]["input"].append(args[0].detach().clone())
+            captured[name]["output"].append(output.detach().clone())
+
+        return record
+
+    handles = [getattr(teacher, s.module).register_forward_hook(hook(s.name)) for s in space.stages]
+    teacher.eval()
+    try:
+        with torch.no_grad():
+            for split, images in (("train", crops), ("holdout", holdout)):
+                for record in captured.values():
+                    record["input"].clear()
+                    record["output"].clear()
+                for start in range(0, len(images), 8):
+                    teacher(images[start : start + 8])
+                for name, record in captured.items():
+                    tensors = {k: torch.cat(v).contiguous() for k, v in record.items()}
+                    tmp = out_dir / f"{name}.{split}.safetensors.tmp"
+                    save_file(tensors, str(tmp))
+                    tmp.replace(out_dir / f"{name}.{split}.safetensors")
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def alignment(surrogate: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+    """Held-out alignment error: relative L2 ||f(x) - y|| / ||y|| and mean per-sample cosine similarity."""
+    surrogate.eval()
+    with torch.no_grad():
+        pred = torch.cat([surrogate(inputs[i : i + 8]) for i in range(0, len(inputs), 8)])
+    rel_l2 = ((pred - targets).norm() / targets.norm()).item()
+    cosine = F.cosine_similarity(pred.flatten(1), targets.flatten(1), dim=1).mean().item()
+    return {"relative_l2": rel_l2, "cosine": cosine}
+
+
+def _surrogate_name(stage: Stage, depth: int) -> str:
+    return f"{stage.name}-M{depth}"
+
+
+def distill_pool(
+    teacher: Restormer,
+    features_dir: str | Path,
+    pool_dir: str | Path,
+    recipe: DistillRecipe,
+    surrogate_config: SurrogateConfig = SurrogateConfig(),
+    only: list[str] | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Train every surrogate of the teacher's space (or those named in `only`) and write the pool; returns the
+    manifest."""
+    features_dir, pool_dir = Path(features_dir), Path(pool_dir)
+    (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
+    manifest_path = pool_dir / "manifest.json"
+    digest = teacher_hash(teacher)
+    manifest = (
+        json.loads(manifest_path.read_text())
+        if manifest_path.is_file()
+        else {
+            "format": POOL_FORMAT,
+            "teacher_hash": digest,
+            "teacher_config": teacher.config.to_dict(),
+            "surrogate_config": asdict(surrogate_config),
+            "recipe": asdict(recipe),
+            "surrogates": {},
+        }
+    )
+    if manifest["teacher_hash"] != digest:
+        raise CheckpointError(
+            f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}..., this teacher "
+            f"{digest[:12]}...); use a new pool folder for this teacher"
+        )
+    space = SearchSpace(teacher.config)
+    todo = [(s, d) for s, d in space.surrogates() if only is None or _surrogate_name(s, d) in only]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("L1 {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+    ) as bar:
+        for stage, depth in todo:
+            name = _surrogate_name(stage, depth)
+            if name in manifest["surrogates"]:
+                continue  # finished in an earlier run
+            train = load_file(features_dir / f"{stage.name}.train.safetensors")
+            held = load_file(features_dir / f"{stage.name}.holdout.safetensors")
+            task = bar.add_task(name, total=recipe.steps, loss=float("nan"))
+            entry = _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task)
+            manifest["surrogates"][name] = entry
+            tmp = manifest_path.with_name("manifest.json.tmp")
+            tmp.write_text(json.dumps(manifest, indent=1))
+            tmp.replace(manifest_path)
+    return manifest
+
+
+def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task) -> dict:
+    name = _surrogate_name(stage, depth)
+    partial = pool_dir / "partial" / f"{name}.pt"
+    torch.manual_seed(recipe.seed)
+    surrogate = build_surrogate(stage, depth, surrogate_config)
+    before = alignment(surrogate, held["input"], held["output"])
+    optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr)
+    rng = np.random.default_rng(recipe.seed)
+    start = 0
+    if partial.is_file():
+        state = torch.load(partial, map_location="cpu", weights_only=True)
+        surrogate.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        start, before = int(state["step"]), json.loads(state["before"])
+    scheduler_lr = [recipe.lr * 0.5 * (1 + np.cos(np.pi * s / recipe.steps)) for s in range(recipe.steps + 1)]
+    surrogate.train()
+    for step in range(start + 1, recipe.steps + 1):
+        index = torch.from_numpy(rng.integers(0, len(train["input"]), recipe.batch))
+        for group in optimizer.param_groups:
+            group["lr"] = scheduler_lr[step]
+        loss = F.l1_loss(surrogate(train["input"][index]), train["output"][index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        bar.update(task, completed=step, loss=loss.item())
+        if step % recipe.checkpoint_every == 0 and step < recipe.steps:
+            tmp = partial.with_name(partial.name + ".tmp")
+            torch.save(
+                {
+                    "model": surrogate.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "numpy_rng": json.dumps(rng.bit_generator.state),
+                    "before": json.dumps(before),
+                },
+                tmp,
+            )
+            tmp.replace(partial)
+    after = alignment(surrogate, held["input"], held["output"])
+    tmp = pool_dir / f"{name}.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
+    tmp.replace(pool_dir / f"{name}.safetensors")
+    partial.unlink(missing_ok=True)
+    return {
+        "file": f"{name}.safetensors",
+        "stage": stage.name,
+        "depth": depth,
+        "steps": recipe.steps,
+        "alignment_before": before,
+        "alignment_after": after,
+    }
+
+
+def load_pool(pool_dir: str | Path, teacher: Restormer) -> dict[tuple[str, int], nn.Module]:
+    """The distilled surrogates of `pool_dir`, keyed by (stage name, depth), checked against `teacher`."""
+    pool_dir = Path(pool_dir)
+    manifest_path = pool_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{pool_dir} is not a block pool (no manifest.json); run `edgeens distill` first")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != POOL_FORMAT:
+        raise CheckpointError(f"{manifest_path}: unknown pool format {manifest.get('format')!r}")
+    if manifest["teacher_hash"] != teacher_hash(teacher):
+        raise CheckpointError(
+            f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
+            "pool for this teacher, or load the teacher the pool was built from"
+        )
+    config = SurrogateConfig(**manifest["surrogate_config"])
+    stages = {s.name: s for s in SearchSpace(teacher.config).stages}
+    pool: dict[tuple[str, int], nn.Module] = {}
+    for entry in manifest["surrogates"].values():
+        module = build_surrogate(stages[entry["stage"]], entry["depth"], config)
+        module.load_state_dict(load_file(pool_dir / entry["file"]), strict=True)
+        pool[(entry["stage"], entry["depth"])] = module.eval()
+    return pool
+
+
+def training_crops(
+    clean: list[np.ndarray], count: int, patch: int, degradation: str, sigma: float, seed: int
+) -> Tensor:
+    """`count` degraded random crops of clean photos, as the teacher's input batch (N, 3, patch, patch)."""
+    from edgeens.data.synthetic import degrade
+    from edgeens.data.transforms import dihedral
+
+    rng = np.random.default_rng(seed)
+    crops = []
+    for index in rng.integers(0, len(clean), count):
+        image = clean[index]
+        top = int(rng.integers(0, image.shape[0] - patch + 1))
+        left = int(rng.integers(0, image.shape[1] - patch + 1))
+        crop = dihedral(image[top : top + patch, left : left + patch], int(rng.integers(0, 8)))
+        crops.append(degrade(crop, degradation, rng, sigma).transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(crops))

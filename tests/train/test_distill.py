@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from edgeens.models.checkpoint import CheckpointError
+from edgeens.models.hybrid import HybridUNet
+from edgeens.models.restormer import Restormer
+from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool
+
+SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+
+
+@pytest.fixture()
+def teacher() -> Restormer:
+    torch.manual_seed(0)
+    return Restormer(**SMALL).eval()
+
+
+@pytest.fixture()
+def features(teacher: Restormer, tmp_path):
+    g = torch.Generator().manual_seed(1)
+    capture_features(
+        teacher, torch.rand(12, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g), tmp_path / "features"
+    )
+    return tmp_path / "features"
+
+
+def test_capture_stores_each_stage_input_and_output(features) -> None:
+    latent = load_file(features / "latent.train.safetensors")
+    assert latent["input"].shape == latent["output"].shape == (12, 64, 2, 2)
+    refinement = load_file(features / "refinement.holdout.safetensors")
+    assert refinement["input"].shape == (4, 16, 16, 16)
+    assert not torch.equal(refinement["input"], refinement["output"])
+
+
+def test_distillation_lowers_alignment_error_and_writes_a_pool(teacher, features, tmp_path) -> None:
+    recipe = DistillRecipe(steps=40, lr=2e-3, checkpoint_every=10)
+    only = ["encoder1-M1", "latent-M2"]
+    manifest = distill_pool(teacher, features, tmp_path / "pool", recipe, only=only, show_progress=False)
+    assert set(manifest["surrogates"]) == set(only)
+    for entry in manifest["surrogates"].values():
+        assert entry["alignment_after"]["relative_l2"] < entry["alignment_before"]["relative_l2"]
+        assert (tmp_path / "pool" / entry["file"]).is_file()
+    assert not list((tmp_path / "pool" / "partial").iterdir())
+    pool = load_pool(tmp_path / "pool", teacher)
+    hybrid = HybridUNet.from_teacher(teacher, "M1-R-R-M2-R-R-R-R", surrogates=pool)
+    assert hybrid.latent is pool[("latent", 2)]
+    with torch.no_grad():
+        assert hybrid.eval()(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_a_rerun_keeps_finished_surrogates(teacher, features, tmp_path) -> None:
+    recipe = DistillRecipe(steps=5, checkpoint_every=2)
+    distill_pool(teacher, features, tmp_path / "pool", recipe, only=["encoder1-M1"], show_progress=False)
+    first = (tmp_path / "pool" / "encoder1-M1.safetensors").stat().st_mtime_ns
+    manifest = distill_pool(
+        teacher, features, tmp_path / "pool", recipe, only=["encoder1-M1", "decoder1-M1"], show_progress=False
+    )
+    assert (tmp_path / "pool" / "encoder1-M1.safetensors").stat().st_mtime_ns == first
+    assert set(manifest["surrogates"]) == {"encoder1-M1", "decoder1-M1"}
+    assert json.loads((tmp_path / "pool" / "manifest.json").read_text()) == manifest
+
+
+def test_a_pool_for_another_teacher_is_refused(teacher, features, tmp_path) -> None:
+    distill_pool(
+        teacher, features, tmp_path / "pool", DistillRecipe(steps=2), only=["encoder1-M1"], show_progress=False
+    )
+    torch.manual_seed(5)
+    other = Restormer(**SMALL)
+    with pytest.raises(CheckpointError, match="another teacher"):
+        load_pool(tmp_path / "pool", other)
+    with pytest.raises(CheckpointError, match="another teacher"):
+        distill_pool(other, features, tmp_path / "pool", DistillRecipe(steps=2), show_progress=False)
+    with pytest.raises(CheckpointError, match="no manifest.json"):
+        load_pool(tmp_path / "missing", teacher)
