@@ -100,6 +100,11 @@ def require(state: Mapping[str, Tensor], key: str, source: str, arch: str) -> Te
     return state[key]
 
 
+def count_blocks(state: Mapping[str, Tensor], stage: str) -> int:
+    """Number of blocks `<stage>.<i>.…` in a state_dict."""
+    return len({k.split(".")[1] for k in state if k.startswith(stage + ".") and k.split(".")[1].isdigit()})
+
+
 def group_keys(keys: list[str]) -> list[str]:
     """Summarise keys by module: 'encoder_level1.3.* (12 keys)' instead of twelve lines."""
     groups: dict[str, list[str]] = defaultdict(list)

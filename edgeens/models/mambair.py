@@ -13,10 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from edgeens.models.checkpoint import CheckpointError, load_state_dict, load_strict, require
-from edgeens.models.images import check_image
-from edgeens.models.restormer import LEVEL_STAGES, Downsample, OverlapPatchEmbed, Upsample
+from edgeens.models.checkpoint import CheckpointError, count_blocks, load_state_dict, load_strict, require
 from edgeens.models.scan import ScanImpl, selective_scan
+from edgeens.models.unet import LEVEL_STAGES, UNet
 
 
 class SS2D(nn.Module):
@@ -194,7 +193,9 @@ PRESETS: dict[str, MambaIRUNetConfig] = {
 }
 
 
-class MambaIRUNet(nn.Module):
+class MambaIRUNet(UNet):
+    """MambaIR's U-Net: Restormer's layout with a stack of VSSBlocks in every stage."""
+
     def __init__(
         self,
         inp_channels: int = 3,
@@ -224,32 +225,15 @@ class MambaIRUNet(nn.Module):
             d_state,
         )
         depths = [*num_blocks, num_blocks[2], num_blocks[1], num_blocks[0], num_refinement_blocks]
-        rates = iter(torch.linspace(0, drop_path_rate, sum(depths)).tolist())
+        rates = iter(torch.linspace(0, drop_path_rate, sum(depths)).tolist())  # stochastic depth, block by block
 
-        def stage(width: int, n: int) -> VSSStage:
-            return VSSStage([VSSBlock(width, next(rates), d_state, mlp_ratio) for _ in range(n)])
+        def stage(width: int, depth: int, level: int) -> VSSStage:
+            return VSSStage([VSSBlock(width, next(rates), d_state, mlp_ratio) for _ in range(depth)])
 
-        self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
-        self.encoder_level1 = stage(dim, num_blocks[0])
-        self.down1_2 = Downsample(dim)
-        self.encoder_level2 = stage(dim * 2, num_blocks[1])
-        self.down2_3 = Downsample(dim * 2)
-        self.encoder_level3 = stage(dim * 4, num_blocks[2])
-        self.down3_4 = Downsample(dim * 4)
-        self.latent = stage(dim * 8, num_blocks[3])
-        self.up4_3 = Upsample(dim * 8)
-        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
-        self.decoder_level3 = stage(dim * 4, num_blocks[2])
-        self.up3_2 = Upsample(dim * 4)
-        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
-        self.decoder_level2 = stage(dim * 2, num_blocks[1])
-        self.up2_1 = Upsample(dim * 2)
-        self.decoder_level1 = stage(dim * 2, num_blocks[0])
-        self.refinement = stage(dim * 2, num_refinement_blocks)
-        self.dual_pixel_task = dual_pixel_task
-        if dual_pixel_task:  # the official module applies this to tokens and crashes; here it runs on NCHW
-            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
-        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, stride=1, padding=1, bias=bias)
+        # dual_pixel_task: the official module applies skip_conv to tokens and crashes; here it runs on NCHW.
+        self.build_unet(
+            inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, bias, dual_pixel_task, stage
+        )
 
     def set_scan_impl(self, impl: ScanImpl) -> MambaIRUNet:
         """Choose the selective-scan implementation of every SS2D (``auto``, ``reference``, ``chunked``, ``cuda``)."""
@@ -257,25 +241,6 @@ class MambaIRUNet(nn.Module):
             if isinstance(module, SS2D):
                 module.scan_impl = impl
         return self
-
-    def forward(self, inp_img: Tensor) -> Tensor:
-        check_image(inp_img, self.config.inp_channels, "MambaIRUNet")
-        inp_enc_level1 = self.patch_embed(inp_img)
-        out_enc_level1 = self.encoder_level1(inp_enc_level1)
-        out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
-        out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
-        latent = self.latent(self.down3_4(out_enc_level3))
-
-        inp_dec_level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
-        out_dec_level3 = self.decoder_level3(inp_dec_level3)
-        inp_dec_level2 = self.reduce_chan_level2(torch.cat([self.up3_2(out_dec_level3), out_enc_level2], 1))
-        out_dec_level2 = self.decoder_level2(inp_dec_level2)
-        inp_dec_level1 = torch.cat([self.up2_1(out_dec_level2), out_enc_level1], 1)
-        out_dec_level1 = self.refinement(self.decoder_level1(inp_dec_level1))
-
-        if self.dual_pixel_task:
-            return self.output(out_dec_level1 + self.skip_conv(inp_enc_level1))
-        return self.output(out_dec_level1) + inp_img
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> MambaIRUNet:
@@ -304,10 +269,7 @@ def infer_mambairunet_config(state: dict[str, Tensor], source: str = "state_dict
     in_proj = require(state, "encoder_level1.0.self_attention.in_proj.weight", source, "MambaIRUNet")
     dim, inp_channels = embed.shape[0], embed.shape[1]
 
-    def count(prefix: str) -> int:
-        return len({k.split(".")[1] for k in state if k.startswith(prefix + ".") and k.split(".")[1].isdigit()})
-
-    num_blocks = [count(name) for name in LEVEL_STAGES]
+    num_blocks = [count_blocks(state, name) for name in LEVEL_STAGES]
     if min(num_blocks) == 0:
         raise CheckpointError(f"{source}: every MambaIRUNet level needs at least one block, found {num_blocks}")
     return MambaIRUNetConfig(
@@ -316,7 +278,7 @@ def infer_mambairunet_config(state: dict[str, Tensor], source: str = "state_dict
         dim=dim,
         num_blocks=num_blocks,
         mlp_ratio=in_proj.shape[0] / 2 / dim,
-        num_refinement_blocks=count("refinement"),
+        num_refinement_blocks=count_blocks(state, "refinement"),
         bias="output.bias" in state,
         dual_pixel_task="skip_conv.weight" in state,
         d_state=state["encoder_level1.0.self_attention.A_logs"].shape[1],

@@ -12,10 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from edgeens.models.checkpoint import CheckpointError, load_state_dict, load_strict, require
-from edgeens.models.images import check_image
-
-LEVEL_STAGES = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
+from edgeens.models.checkpoint import CheckpointError, count_blocks, load_state_dict, load_strict, require
+from edgeens.models.unet import LEVEL_STAGES, UNet
 
 
 class BiasFreeLayerNorm(nn.Module):
@@ -103,41 +101,6 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-class OverlapPatchEmbed(nn.Module):
-    def __init__(self, in_c: int = 3, embed_dim: int = 48, bias: bool = False) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_c, embed_dim, kernel_size=3, stride=1, padding=1, bias=bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
-
-
-class Downsample(nn.Module):
-    """Halve resolution, double channels: conv to C/2 then pixel-unshuffle."""
-
-    def __init__(self, n_feat: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, stride=1, padding=1, bias=False), nn.PixelUnshuffle(2)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
-class Upsample(nn.Module):
-    """Double resolution, halve channels: conv to 2C then pixel-shuffle."""
-
-    def __init__(self, n_feat: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, stride=1, padding=1, bias=False), nn.PixelShuffle(2)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
-
-
 @dataclass
 class RestormerConfig:
     """Constructor arguments of the official `Restormer` (same names, same defaults)."""
@@ -169,7 +132,9 @@ PRESETS: dict[str, RestormerConfig] = {
 }
 
 
-class Restormer(nn.Module):
+class Restormer(UNet):
+    """Restormer: the 4-level U-Net with MDTA + GDFN transformer blocks in every stage."""
+
     def __init__(
         self,
         inp_channels: int = 3,
@@ -204,51 +169,17 @@ class Restormer(nn.Module):
             dual_pixel_task,
         )
 
-        def stage(width: int, n: int, n_heads: int) -> nn.Sequential:
+        def stage(width: int, depth: int, level: int) -> nn.Sequential:
             return nn.Sequential(
-                *[TransformerBlock(width, n_heads, ffn_expansion_factor, bias, LayerNorm_type) for _ in range(n)]
+                *[
+                    TransformerBlock(width, heads[level - 1], ffn_expansion_factor, bias, LayerNorm_type)
+                    for _ in range(depth)
+                ]
             )
 
-        self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
-        self.encoder_level1 = stage(dim, num_blocks[0], heads[0])
-        self.down1_2 = Downsample(dim)
-        self.encoder_level2 = stage(dim * 2, num_blocks[1], heads[1])
-        self.down2_3 = Downsample(dim * 2)
-        self.encoder_level3 = stage(dim * 4, num_blocks[2], heads[2])
-        self.down3_4 = Downsample(dim * 4)
-        self.latent = stage(dim * 8, num_blocks[3], heads[3])
-        self.up4_3 = Upsample(dim * 8)
-        self.reduce_chan_level3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
-        self.decoder_level3 = stage(dim * 4, num_blocks[2], heads[2])
-        self.up3_2 = Upsample(dim * 4)
-        self.reduce_chan_level2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
-        self.decoder_level2 = stage(dim * 2, num_blocks[1], heads[1])
-        self.up2_1 = Upsample(dim * 2)
-        self.decoder_level1 = stage(dim * 2, num_blocks[0], heads[0])
-        self.refinement = stage(dim * 2, num_refinement_blocks, heads[0])
-        self.dual_pixel_task = dual_pixel_task
-        if dual_pixel_task:
-            self.skip_conv = nn.Conv2d(dim, dim * 2, kernel_size=1, bias=bias)
-        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, stride=1, padding=1, bias=bias)
-
-    def forward(self, inp_img: Tensor) -> Tensor:
-        check_image(inp_img, self.config.inp_channels, "Restormer")
-        inp_enc_level1 = self.patch_embed(inp_img)
-        out_enc_level1 = self.encoder_level1(inp_enc_level1)
-        out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
-        out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
-        latent = self.latent(self.down3_4(out_enc_level3))
-
-        inp_dec_level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
-        out_dec_level3 = self.decoder_level3(inp_dec_level3)
-        inp_dec_level2 = self.reduce_chan_level2(torch.cat([self.up3_2(out_dec_level3), out_enc_level2], 1))
-        out_dec_level2 = self.decoder_level2(inp_dec_level2)
-        inp_dec_level1 = torch.cat([self.up2_1(out_dec_level2), out_enc_level1], 1)
-        out_dec_level1 = self.refinement(self.decoder_level1(inp_dec_level1))
-
-        if self.dual_pixel_task:
-            return self.output(out_dec_level1 + self.skip_conv(inp_enc_level1))
-        return self.output(out_dec_level1) + inp_img
+        self.build_unet(
+            inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, bias, dual_pixel_task, stage
+        )
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> Restormer:
@@ -280,10 +211,7 @@ def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict")
     dim, inp_channels = embed.shape[0], embed.shape[1]
     out_channels = require(state, "output.weight", source, "Restormer").shape[0]
 
-    def count(prefix: str) -> int:
-        return len({k.split(".")[1] for k in state if k.startswith(prefix + ".") and k.split(".")[1].isdigit()})
-
-    num_blocks = [count(name) for name in LEVEL_STAGES]
+    num_blocks = [count_blocks(state, name) for name in LEVEL_STAGES]
     heads = [
         state[f"{name}.0.attn.temperature"].shape[0] for name in LEVEL_STAGES if f"{name}.0.attn.temperature" in state
     ]
@@ -295,7 +223,7 @@ def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict")
         out_channels=out_channels,
         dim=dim,
         num_blocks=num_blocks,
-        num_refinement_blocks=count("refinement"),
+        num_refinement_blocks=count_blocks(state, "refinement"),
         heads=heads,
         ffn_expansion_factor=ffn,
         bias="output.bias" in state,

@@ -85,6 +85,14 @@ def validation_psnr(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.nda
     return float(np.mean(scores))
 
 
+def _write_teacher(run_dir: Path, model: Restormer, summary: dict) -> None:
+    """`teacher.safetensors` (atomically) and `teacher.json`: the run's result."""
+    tmp = run_dir / "teacher.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(run_dir / "teacher.safetensors")
+    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+
+
 def _truncate_log(path: Path, last_iteration: int) -> None:
     if path.is_file():
         lines = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= last_iteration]
@@ -192,10 +200,7 @@ def train_teacher(
         "validation_psnr": validation_psnr(model, validation) if validation else None,
         "finished": True,
     }
-    tmp = run_dir / "teacher.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(run_dir / "teacher.safetensors")
-    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+    _write_teacher(run_dir, model, summary)
     return summary
 
 
@@ -227,8 +232,5 @@ def adopt_checkpoint(path: str | Path, run_dir: str | Path, validation: list[tup
         "validation_psnr": validation_psnr(model, validation),
         "finished": True,
     }
-    tmp = run_dir / "teacher.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(run_dir / "teacher.safetensors")
-    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+    _write_teacher(run_dir, model, summary)
     return summary
