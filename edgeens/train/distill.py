@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from edgeens.models.checkpoint import CheckpointError
 from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, Stage
+from edgeens.train.resume import load_training_state, save_training_state
 
 POOL_FORMAT = "edgeens.pool.v1"
 
@@ -165,12 +167,10 @@ def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_d
     rng = np.random.default_rng(recipe.seed)
     start = 0
     if partial.is_file():
-        state = torch.load(partial, map_location="cpu", weights_only=True)
-        surrogate.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        start, before = int(state["step"]), json.loads(state["before"])
-    scheduler_lr = [recipe.lr * 0.5 * (1 + np.cos(np.pi * s / recipe.steps)) for s in range(recipe.steps + 1)]
+        start, extra = load_training_state(partial, surrogate, optimizer, rng)
+        before = extra["before"]
+    # Python floats: a numpy scalar in the optimizer state would make the checkpoint unloadable with weights_only
+    scheduler_lr = [recipe.lr * 0.5 * (1 + math.cos(math.pi * s / recipe.steps)) for s in range(recipe.steps + 1)]
     surrogate.train()
     for step in range(start + 1, recipe.steps + 1):
         index = torch.from_numpy(rng.integers(0, len(train["input"]), recipe.batch))
@@ -182,18 +182,7 @@ def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_d
         optimizer.step()
         bar.update(task, completed=step, loss=loss.item())
         if step % recipe.checkpoint_every == 0 and step < recipe.steps:
-            tmp = partial.with_name(partial.name + ".tmp")
-            torch.save(
-                {
-                    "model": surrogate.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "numpy_rng": json.dumps(rng.bit_generator.state),
-                    "before": json.dumps(before),
-                },
-                tmp,
-            )
-            tmp.replace(partial)
+            save_training_state(partial, surrogate, optimizer, step, rng, before=before)
     after = alignment(surrogate, held["input"], held["output"])
     tmp = pool_dir / f"{name}.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))

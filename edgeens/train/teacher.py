@@ -27,6 +27,7 @@ from edgeens.data.transforms import ProgressiveSchedule, dihedral
 from edgeens.metrics import psnr
 from edgeens.models.images import pad_to_multiple
 from edgeens.models.restormer import Restormer
+from edgeens.train.resume import load_training_state, save_training_state
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,6 @@ def _truncate_log(path: Path, last_iteration: int) -> None:
         path.write_text("".join(line + "\n" for line in lines))
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
 def train_teacher(
     model: Restormer,
     data: SyntheticPairs,
@@ -127,25 +122,8 @@ def train_teacher(
     )
     start = 0
     if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = json.loads(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        start = int(state["iteration"])
+        start, _ = load_training_state(checkpoint_path, model, optimizer, rng)
         _truncate_log(run_dir / "log.jsonl", start)  # iterations after the checkpoint are redone
-
-    def checkpoint(iteration: int) -> None:
-        _save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                "numpy_rng": json.dumps(rng.bit_generator.state),
-                "torch_rng": torch.get_rng_state(),
-            },
-            checkpoint_path,
-        )
 
     model.train()
     stop = recipe.iterations if max_steps_this_run is None else min(recipe.iterations, start + max_steps_this_run)
@@ -188,7 +166,7 @@ def train_teacher(
                 on_step(iteration, loss.item())
             if iteration % recipe.checkpoint_every == 0 or iteration == stop:
                 log.flush()
-                checkpoint(iteration)
+                save_training_state(checkpoint_path, model, optimizer, iteration, rng)
     if stop < recipe.iterations:
         return {"iteration": stop, "finished": False}
     summary = {

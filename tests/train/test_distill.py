@@ -77,3 +77,30 @@ def test_a_pool_for_another_teacher_is_refused(teacher, features, tmp_path) -> N
         distill_pool(other, features, tmp_path / "pool", DistillRecipe(steps=2), show_progress=False)
     with pytest.raises(CheckpointError, match="no manifest.json"):
         load_pool(tmp_path / "missing", teacher)
+
+
+def test_a_crashed_surrogate_resumes_from_its_last_checkpoint_exactly(teacher, features, tmp_path, monkeypatch) -> None:
+    import edgeens.train.distill as distill_module
+
+    recipe = DistillRecipe(steps=8, checkpoint_every=3)
+    distill_pool(teacher, features, tmp_path / "straight", recipe, only=["latent-M2"], show_progress=False)
+
+    real_l1 = distill_module.F.l1_loss
+    calls = {"n": 0}
+
+    def crash_on_sixth(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt  # the run is killed during step 6; step 3's checkpoint is on disk
+        return real_l1(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module.F, "l1_loss", crash_on_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        distill_pool(teacher, features, tmp_path / "resumed", recipe, only=["latent-M2"], show_progress=False)
+    assert (tmp_path / "resumed" / "partial" / "latent-M2.pt").is_file()
+    monkeypatch.setattr(distill_module.F, "l1_loss", real_l1)
+    distill_pool(teacher, features, tmp_path / "resumed", recipe, only=["latent-M2"], show_progress=False)
+
+    straight = load_file(tmp_path / "straight" / "latent-M2.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "latent-M2.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
