@@ -1,6 +1,14 @@
-"""Paired (degraded, clean) images in Restormer's folder convention: `<root>/{input,target}/` (also
-`input_crops/target_crops` and DPDD's `inputC`). Pairs match by file stem; when stems differ but the counts
-match, by natural sort order (as the official evaluation scripts pair them)."""
+"""Paired (degraded, clean) images in the folder layouts restoration datasets ship in.
+
+- Restormer's convention, `<root>/{input,target}/` (also `input_crops/target_crops` and DPDD's `inputC`): pairs
+  match by file stem, or, when stems differ but the counts match, by natural sort order (as the official
+  evaluation scripts pair them).
+- Original layouts, recognised by marker paths: GoPro (`<scene>/blur` + `<scene>/sharp`), HIDE (`GT/` beside the
+  blurred images), RealBlur (`*_list.txt` of "gt blur" lines), Rain100L/H (`rainy/rain-N.png` with
+  `norain-N.png` beside), SIDD Medium (`*_NOISY_*` with `*_GT_*` in each scene folder), DPDD
+  (`<split>_c/{source,target}`, paired by order). SIDD's validation `.mat` blocks load with
+  `sidd_validation_blocks`.
+"""
 
 from __future__ import annotations
 
@@ -30,21 +38,39 @@ def _images(folder: Path) -> list[Path]:
 
 
 def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """(input, target) file pairs under `root` in Restormer's layout."""
+    """(input, target) file pairs under `root`, in whichever supported layout it is."""
     root = Path(root)
+    if root.is_file() and root.name.endswith("_list.txt"):
+        return _realblur_pairs(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
+    for detect, pair in _LAYOUTS:
+        if detect(root):
+            pairs = pair(root)
+            if not pairs:
+                raise DatasetError(f"{root}: the layout was recognised but it holds no image pairs")
+            return pairs
+    return _restormer_pairs(root)
+
+
+def _restormer_pairs(root: Path) -> list[tuple[Path, Path]]:
     inputs = next((root / d for d in INPUT_DIRS if (root / d).is_dir()), None)
     targets = next((root / d for d in TARGET_DIRS if (root / d).is_dir()), None)
     if inputs is None or targets is None:
         raise DatasetError(
             f"{root} needs an input folder ({' or '.join(INPUT_DIRS)}) and a target folder "
-            f"({' or '.join(TARGET_DIRS)}), as Restormer's datasets are laid out; found: "
+            f"({' or '.join(TARGET_DIRS)}), as Restormer's datasets are laid out, or one of the original layouts "
+            f"(GoPro, HIDE, RealBlur, Rain100, SIDD, DPDD); found: "
             f"{', '.join(sorted(p.name for p in root.iterdir())) or 'nothing'}"
         )
-    lq, gt = _images(inputs), _images(targets)
+    return _match(_images(inputs), _images(targets), targets)
+
+
+def _match(lq: list[Path], gt: list[Path], where: Path) -> list[tuple[Path, Path]]:
     if not lq:
-        raise DatasetError(f"{inputs} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DatasetError(
+            f"{where.parent if where.is_dir() else where} holds no input images ({', '.join(IMAGE_SUFFIXES)})"
+        )
     by_stem = {p.stem: p for p in gt}
     if all(p.stem in by_stem for p in lq):
         return [(p, by_stem[p.stem]) for p in lq]
@@ -52,9 +78,123 @@ def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
         return list(zip(lq, gt, strict=True))
     missing = [p.name for p in lq if p.stem not in by_stem]
     raise DatasetError(
-        f"{targets}: no target for {len(missing)} input(s) (e.g. {', '.join(missing[:3])}), and the folders hold "
+        f"{where}: no target for {len(missing)} input(s) (e.g. {', '.join(missing[:3])}), and there are "
         f"{len(lq)} inputs but {len(gt)} targets, so they cannot be paired by order either"
     )
+
+
+def _gopro_pairs(root: Path) -> list[tuple[Path, Path]]:
+    pairs = []
+    for blur in sorted(root.glob("**/blur"), key=_natural_key):
+        pairs += _match(_images(blur), _images(blur.parent / "sharp"), blur.parent / "sharp")
+    return pairs
+
+
+def _hide_pairs(root: Path) -> list[tuple[Path, Path]]:
+    gt = {p.name: p for p in _images(root / "GT")}
+    blurred = sorted(
+        (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "GT" not in p.parts), key=_natural_key
+    )
+    missing = [p.name for p in blurred if p.name not in gt]
+    if missing:
+        raise DatasetError(f"{root / 'GT'}: no ground truth named like {', '.join(missing[:3])}")
+    return [(p, gt[p.name]) for p in blurred]
+
+
+def _realblur_pairs(list_file: Path) -> list[tuple[Path, Path]]:
+    base = list_file.parent
+    pairs = []
+    for number, line in enumerate(list_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) < 2:
+            raise DatasetError(f"{list_file}:{number}: expected 'gt_path blur_path', got {line!r}")
+        gt, blur = base / parts[0], base / parts[1]
+        for path in (gt, blur):
+            if not path.is_file():
+                raise DatasetError(f"{list_file}:{number}: {path} does not exist")
+        pairs.append((blur, gt))
+    return pairs
+
+
+def _realblur_list(root: Path) -> list[tuple[Path, Path]]:
+    lists = sorted(root.glob("*_list.txt"))
+    if len(lists) > 1:
+        raise DatasetError(
+            f"{root} holds several pair lists ({', '.join(p.name for p in lists)}); "
+            "pass the list file itself as the dataset path"
+        )
+    return _realblur_pairs(lists[0])
+
+
+def _rain100_pairs(root: Path) -> list[tuple[Path, Path]]:
+    pairs = []
+    for rainy in _images(root / "rainy"):
+        gt = root / f"no{rainy.name}"
+        if not gt.is_file():
+            raise DatasetError(f"{rainy}: its ground truth {gt} does not exist")
+        pairs.append((rainy, gt))
+    return pairs
+
+
+def _sidd_pairs(root: Path) -> list[tuple[Path, Path]]:
+    pairs = []
+    for noisy in sorted(root.rglob("*_NOISY_*"), key=_natural_key):
+        gt = noisy.with_name(noisy.name.replace("_NOISY_", "_GT_"))
+        if not gt.is_file():
+            raise DatasetError(f"{noisy}: its ground truth {gt.name} is missing")
+        pairs.append((noisy, gt))
+    return pairs
+
+
+def _dpdd_pairs(root: Path) -> list[tuple[Path, Path]]:
+    pairs = []
+    for centre in sorted(root.glob("*_c"), key=_natural_key):
+        # targets are numbered by their own capture, so DPDD pairs by order, never by name
+        lq, gt = _images(centre / "source"), _images(centre / "target")
+        if len(lq) != len(gt):
+            raise DatasetError(f"{centre}: {len(lq)} sources but {len(gt)} targets")
+        pairs += list(zip(lq, gt, strict=True))
+    return pairs
+
+
+_LAYOUTS = (
+    (lambda r: any(r.glob("*_list.txt")), _realblur_list),
+    (lambda r: (r / "GT").is_dir(), _hide_pairs),
+    (lambda r: (r / "rainy").is_dir(), _rain100_pairs),
+    (lambda r: any(r.glob("*_c/source")), _dpdd_pairs),
+    (lambda r: any(b.is_dir() and (b.parent / "sharp").is_dir() for b in r.glob("**/blur")), _gopro_pairs),
+    (lambda r: any(r.rglob("*_NOISY_*")), _sidd_pairs),
+)
+
+
+def sidd_validation_blocks(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """SIDD's validation blocks: (noisy, clean) float32 arrays (1280, 256, 256, 3) in [0, 1] from
+    `ValidationNoisyBlocksSrgb.mat` and `ValidationGtBlocksSrgb.mat` (MATLAB v5 via scipy, or v7.3 via h5py)."""
+    folder = Path(folder)
+    arrays = []
+    for name in ("ValidationNoisyBlocksSrgb", "ValidationGtBlocksSrgb"):
+        path = folder / f"{name}.mat"
+        if not path.is_file():
+            raise DatasetError(f"{path} does not exist (SIDD validation needs {name}.mat in {folder})")
+        try:
+            from scipy.io import loadmat
+
+            blocks = loadmat(str(path))[name]
+        except NotImplementedError:  # MATLAB v7.3 files are HDF5
+            try:
+                import h5py
+            except ImportError:
+                raise DatasetError(f"{path} is a MATLAB v7.3 file; install h5py to read it") from None
+            with h5py.File(path, "r") as f:
+                blocks = np.asarray(f[name]).transpose(tuple(range(f[name].ndim))[::-1])
+        except KeyError:
+            raise DatasetError(f"{path} has no variable {name!r}") from None
+        if blocks.ndim != 5 or blocks.shape[-1] != 3:
+            raise DatasetError(f"{path}: expected (images, blocks, H, W, 3) uint8 blocks, got shape {blocks.shape}")
+        arrays.append(blocks.reshape(-1, *blocks.shape[2:]).astype(np.float32) / 255.0)
+    return arrays[0], arrays[1]
 
 
 @dataclass
