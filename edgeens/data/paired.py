@@ -199,32 +199,39 @@ def sidd_validation_blocks(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class PairedImages:
-    """Random paired crops (with the 8 dihedral augmentations) from (input, target) files, loaded once."""
+    """Random paired crops (with the 8 dihedral augmentations) from (input, target) files. Small sets (up to
+    `preload_limit` pairs) are read once up front; larger ones (GoPro: 2,103 pairs, 46 GB as floats) per sample."""
 
     pairs: list[tuple[Path, Path]]
     channels: int = 3
+    preload_limit: int = 64
 
     def __post_init__(self) -> None:
         self.images: list[tuple[np.ndarray, np.ndarray]] = []
-        for lq_path, gt_path in self.pairs:
-            lq, gt = read_image(lq_path, self.channels), read_image(gt_path, self.channels)
-            if lq.shape != gt.shape:
-                raise ImageError(
-                    f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its target {gt_path} is "
-                    f"{gt.shape[1]}x{gt.shape[0]}; pairs must have the same size"
-                )
-            self.images.append((lq, gt))
+        if len(self.pairs) <= self.preload_limit:
+            self.images = [self._read(i) for i in range(len(self.pairs))]
+
+    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        lq_path, gt_path = self.pairs[index]
+        lq, gt = read_image(lq_path, self.channels), read_image(gt_path, self.channels)
+        if lq.shape != gt.shape:
+            raise ImageError(
+                f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its target {gt_path} is "
+                f"{gt.shape[1]}x{gt.shape[0]}; pairs must have the same size"
+            )
+        return lq, gt
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.pairs)
 
     def sample(
         self, patch: int, batch: int, rng: np.random.Generator, augment: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """A batch of (input, target) crops as float32 (batch, C, patch, patch) arrays."""
         lqs, gts = [], []
-        for index in rng.integers(0, len(self.images), batch):
-            lq, gt = paired_random_crop(*self.images[index], patch, rng)
+        for index in rng.integers(0, len(self.pairs), batch):
+            pair = self.images[index] if self.images else self._read(int(index))
+            lq, gt = paired_random_crop(*pair, patch, rng)
             if augment:
                 mode = int(rng.integers(0, 8))
                 lq, gt = dihedral(lq, mode), dihedral(gt, mode)
