@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -144,10 +145,14 @@ def distill(
     from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
 
     torch.set_num_threads(threads)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
+    if distributed:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = torch.distributed.get_rank() if distributed else 0
     try:
         teacher_model = Restormer.from_checkpoint(teacher_path)
         features = out / "features"
-        if not (features / "refinement.holdout.safetensors").is_file():
+        if rank == 0 and not (features / "refinement.holdout.safetensors").is_file():
             clean = list(bundled_split("train").values())
             capture_features(
                 teacher_model,
@@ -155,10 +160,19 @@ def distill(
                 training_crops(clean, max(4, crops // 8), patch, degradation, sigma, seed=1),
                 features,
             )
-        manifest = distill_pool(teacher_model, features, out / "pool", DistillRecipe(steps=steps))
+        if distributed:
+            torch.distributed.barrier()  # every rank reads the features rank 0 captured
+        manifest = distill_pool(
+            teacher_model, features, out / "pool", DistillRecipe(steps=steps), show_progress=rank == 0
+        )
     except (CheckpointError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return
     table = Table(title=f"block pool: {out / 'pool'}  (held-out alignment error, relative L2)")
     for column in ("surrogate", "before", "after", "drop"):
         table.add_column(column)

@@ -113,20 +113,17 @@ def distill_pool(
     manifest."""
     features_dir, pool_dir = Path(features_dir), Path(pool_dir)
     (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
+    rank, world = _rank_and_world()
     manifest_path = pool_dir / "manifest.json"
     digest = teacher_hash(teacher)
-    manifest = (
-        json.loads(manifest_path.read_text())
-        if manifest_path.is_file()
-        else {
-            "format": POOL_FORMAT,
-            "teacher_hash": digest,
-            "teacher_config": teacher.config.to_dict(),
-            "surrogate_config": asdict(surrogate_config),
-            "recipe": asdict(recipe),
-            "surrogates": {},
-        }
-    )
+    manifest = _read_manifest(pool_dir) or {
+        "format": POOL_FORMAT,
+        "teacher_hash": digest,
+        "teacher_config": teacher.config.to_dict(),
+        "surrogate_config": asdict(surrogate_config),
+        "recipe": asdict(recipe),
+        "surrogates": {},
+    }
     if manifest["teacher_hash"] != digest:
         raise CheckpointError(
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}..., this teacher "
@@ -134,6 +131,8 @@ def distill_pool(
         )
     space = SearchSpace(teacher.config)
     todo = [(s, d) for s, d in space.surrogates() if only is None or _surrogate_name(s, d) in only]
+    mine = todo[rank::world]  # under torchrun each rank distils its own share of the (stage, depth) pairs
+    fragment = pool_dir / f"manifest.rank{rank}.json"
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -142,19 +141,52 @@ def distill_pool(
         TimeRemainingColumn(),
         disable=not show_progress,
     ) as bar:
-        for stage, depth in todo:
+        for stage, depth in mine:
             name = _surrogate_name(stage, depth)
             if name in manifest["surrogates"]:
                 continue  # finished in an earlier run
             train = load_file(features_dir / f"{stage.name}.train.safetensors")
             held = load_file(features_dir / f"{stage.name}.holdout.safetensors")
-            task = bar.add_task(name, total=recipe.steps, loss=float("nan"))
+            task = bar.add_task(f"{name} (rank {rank})" if world > 1 else name, total=recipe.steps, loss=float("nan"))
             entry = _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task)
-            manifest["surrogates"][name] = entry
-            tmp = manifest_path.with_name("manifest.json.tmp")
-            tmp.write_text(json.dumps(manifest, indent=1))
-            tmp.replace(manifest_path)
-    return manifest
+            manifest["surrogates"][name] = {**entry, "rank": rank}
+            _write_json(fragment, manifest)  # this rank's progress survives a kill
+    if world > 1:
+        torch.distributed.barrier()
+    if rank == 0:
+        manifest = _read_manifest(pool_dir)
+        _write_json(manifest_path, manifest)
+        for path in pool_dir.glob("manifest.rank*.json"):
+            path.unlink()
+    if world > 1:
+        torch.distributed.barrier()
+    return _read_manifest(pool_dir)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _read_manifest(pool_dir: Path) -> dict | None:
+    """manifest.json merged with the per-rank fragments of an unfinished (or sharded) run."""
+    paths = [pool_dir / "manifest.json", *sorted(pool_dir.glob("manifest.rank*.json"))]
+    merged: dict | None = None
+    for path in paths:
+        if path.is_file():
+            part = json.loads(path.read_text())
+            if merged is None:
+                merged = part
+            else:
+                merged["surrogates"].update(part["surrogates"])
+    return merged
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
 
 
 def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task) -> dict:

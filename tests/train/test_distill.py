@@ -104,3 +104,43 @@ def test_a_crashed_surrogate_resumes_from_its_last_checkpoint_exactly(teacher, f
     straight = load_file(tmp_path / "straight" / "latent-M2.safetensors")
     resumed = load_file(tmp_path / "resumed" / "latent-M2.safetensors")
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+@pytest.mark.slow
+def test_torchrun_shards_surrogates_across_two_cpu_processes(teacher, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    save_file(teacher.state_dict(), tmp_path / "teacher.safetensors")
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "edgeens",
+        "distill",
+        "--teacher",
+        str(tmp_path / "teacher.safetensors"),
+        "--out",
+        str(tmp_path / "run"),
+        "--crops",
+        "4",
+        "--patch",
+        "16",
+        "--steps",
+        "2",
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    manifest = json.loads((tmp_path / "run" / "pool" / "manifest.json").read_text())
+    assert len(manifest["surrogates"]) == 8  # depths [1,1,1,2,1,1,1,1]: one surrogate per stage
+    assert {entry["rank"] for entry in manifest["surrogates"].values()} == {0, 1}
+    assert not list((tmp_path / "run" / "pool").glob("manifest.rank*.json"))
+    assert len(load_pool(tmp_path / "run" / "pool", teacher)) == 8
