@@ -77,7 +77,9 @@ class HybridUNet(Restormer):
     ) -> HybridUNet:
         """Compose a hybrid: every module that stays a Restormer one gets the teacher's weights."""
         hybrid = cls(teacher.config, architecture, surrogates, surrogate_config)
-        replaced = {s.module for s, token in zip(hybrid.space.stages, hybrid.architecture, strict=True) if token != "R"}
+        replaced = {
+            s.module for s, token in zip(hybrid.space.stages, hybrid.architecture, strict=True) if token != RESTORMER
+        }
         for name, module in hybrid.named_children():  # surrogates keep their own weights, all else is the teacher's
             if name not in replaced:
                 module.load_state_dict(getattr(teacher, name).state_dict(), strict=True)
