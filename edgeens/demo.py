@@ -10,26 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from skimage import data
 
+from edgeens.data.bundled import bundled_photo
+from edgeens.data.images import write_image
+from edgeens.metrics import psnr
 from edgeens.models import MambaIRUNet, Restormer, pad_to_multiple
 
 
 def sample_photo(size: int = 256) -> np.ndarray:
-    """A centre crop of scikit-image's bundled 'astronaut' photograph (public domain), float32 HWC in [0, 1]."""
-    image = data.astronaut().astype(np.float32) / 255.0
-    top = (image.shape[0] - size) // 2
-    left = (image.shape[1] - size) // 2
+    """A centre crop of the bundled 'astronaut' photograph (public domain), float32 HWC in [0, 1]."""
+    image = bundled_photo("astronaut")
+    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
     return image[top : top + size, left : left + size]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)).save(path)
 
 
 def run_demo(out_dir: Path, size: int = 250, sigma: float = 25.0, seed: int = 0) -> list[dict]:
@@ -38,8 +30,8 @@ def run_demo(out_dir: Path, size: int = 250, sigma: float = 25.0, seed: int = 0)
     torch.manual_seed(seed)
     clean = sample_photo(size)
     noisy = clean + np.random.default_rng(seed).normal(0, sigma / 255, clean.shape).astype(np.float32)
-    save_png(clean, out_dir / "clean.png")
-    save_png(noisy, out_dir / "noisy.png")
+    write_image(out_dir / "clean.png", clean)
+    write_image(out_dir / "noisy.png", noisy)
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None]
     x, (h, w) = pad_to_multiple(x, 8)  # the sample size need not be a multiple of 8
     models = {
@@ -52,7 +44,7 @@ def run_demo(out_dir: Path, size: int = 250, sigma: float = 25.0, seed: int = 0)
         with torch.no_grad():
             restored = model.eval()(x)[0, :, :h, :w].permute(1, 2, 0).numpy()
         seconds = time.perf_counter() - start
-        save_png(restored, out_dir / f"restored_{name}.png")
+        write_image(out_dir / f"restored_{name}.png", restored)
         results.append(
             {
                 "model": name,

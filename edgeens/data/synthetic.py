@@ -5,9 +5,13 @@ not clipped for noise, as Restormer's Gaussian-denoising data). Same generator s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from edgeens.data.transforms import dihedral
 
 
 def gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -78,3 +82,23 @@ def degrade(clean: np.ndarray, kind: str, rng: np.random.Generator, sigma: float
     if kind == "rain_streaks":
         return rain_streaks(clean, rng)
     raise ValueError(f"unknown degradation {kind!r}; choose one of: {', '.join(DEGRADATIONS)}")
+
+
+@dataclass
+class SyntheticPairs:
+    """(degraded, clean) crops made on the fly from clean photographs: random crop, dihedral flip, then degrade."""
+
+    clean: list[np.ndarray]
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+
+    def sample(self, patch: int, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        lqs, gts = [], []
+        for index in rng.integers(0, len(self.clean), batch):
+            image = self.clean[index]
+            h, w = image.shape[:2]
+            top, left = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+            gt = dihedral(image[top : top + patch, left : left + patch], int(rng.integers(0, 8)))
+            lqs.append(degrade(gt, self.degradation, rng, self.sigma).transpose(2, 0, 1))
+            gts.append(gt.transpose(2, 0, 1))
+        return np.stack(lqs), np.stack(gts)

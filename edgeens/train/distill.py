@@ -258,15 +258,7 @@ def training_crops(
     clean: list[np.ndarray], count: int, patch: int, degradation: str, sigma: float, seed: int
 ) -> Tensor:
     """`count` degraded random crops of clean photos, as the teacher's input batch (N, 3, patch, patch)."""
-    from edgeens.data.synthetic import degrade
-    from edgeens.data.transforms import dihedral
+    from edgeens.data.synthetic import SyntheticPairs
 
-    rng = np.random.default_rng(seed)
-    crops = []
-    for index in rng.integers(0, len(clean), count):
-        image = clean[index]
-        top = int(rng.integers(0, image.shape[0] - patch + 1))
-        left = int(rng.integers(0, image.shape[1] - patch + 1))
-        crop = dihedral(image[top : top + patch, left : left + patch], int(rng.integers(0, 8)))
-        crops.append(degrade(crop, degradation, rng, sigma).transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(crops))
+    degraded, _ = SyntheticPairs(clean, degradation, sigma).sample(patch, count, np.random.default_rng(seed))
+    return torch.from_numpy(degraded)

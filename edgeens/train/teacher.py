@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import save_file
 
-from edgeens.data.synthetic import degrade
-from edgeens.data.transforms import ProgressiveSchedule, dihedral
+from edgeens.data.synthetic import SyntheticPairs, degrade
+from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.metrics import psnr
 from edgeens.models.images import pad_to_multiple
 from edgeens.models.restormer import Restormer
@@ -52,26 +52,6 @@ def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
         return recipe.lr
     progress = (iteration - constant) / max(1, recipe.iterations - constant)
     return recipe.eta_min + 0.5 * (recipe.lr - recipe.eta_min) * (1 + math.cos(math.pi * progress))
-
-
-@dataclass
-class SyntheticPairs:
-    """(degraded, clean) crops made on the fly from clean photographs: random crop, dihedral flip, then degrade."""
-
-    clean: list[np.ndarray]
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
-
-    def sample(self, patch: int, batch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        lqs, gts = [], []
-        for index in rng.integers(0, len(self.clean), batch):
-            image = self.clean[index]
-            h, w = image.shape[:2]
-            top, left = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
-            gt = dihedral(image[top : top + patch, left : left + patch], int(rng.integers(0, 8)))
-            lqs.append(degrade(gt, self.degradation, rng, self.sigma).transpose(2, 0, 1))
-            gts.append(gt.transpose(2, 0, 1))
-        return np.stack(lqs), np.stack(gts)
 
 
 def validation_psnr(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
