@@ -182,5 +182,311 @@ def distill(
     console.print(table)
 
 
+def _model_to_compile(
+    checkpoint: Path | None,
+    teacher_path: Path | None,
+    pool: Path | None,
+    arch: str | None,
+    untrained: str | None,
+    kind: str,
+):
+    """The model named on the command line: a checkpoint, a teacher + pool + architecture, or an untrained preset."""
+    from edgeens.models import Restormer, load_model, untrained_model
+    from edgeens.models.hybrid import HybridUNet
+
+    given = [
+        name
+        for name, value in (("CHECKPOINT", checkpoint), ("--teacher", teacher_path), ("--untrained", untrained))
+        if value
+    ]
+    if len(given) != 1:
+        raise ValueError(
+            "name exactly one model: a CHECKPOINT (Restormer, MambaIRUNet or saved hybrid), --teacher with --pool "
+            f"and --arch (a hybrid), or --untrained tiny|paper with --kind; got {', '.join(given) or 'none'}"
+        )
+    if checkpoint:
+        return load_model(checkpoint)
+    if untrained:
+        return untrained_model(kind, untrained, arch)
+    if not arch:
+        raise ValueError("--teacher composes a hybrid: add --arch (e.g. R-M2-M4-R-M6-R-M2-R) and --pool")
+    teacher_model = Restormer.from_checkpoint(teacher_path)
+    if pool is None:
+        raise ValueError("--teacher --arch needs the block pool the surrogates come from: --pool runs/<name>/pool")
+    from edgeens.train.distill import load_pool
+
+    return HybridUNet.from_teacher(teacher_model, arch, load_pool(pool, teacher_model)).eval()
+
+
+@app.command("compile")
+def compile_command(
+    checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
+    teacher_path: Path = typer.Option(
+        None, "--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch)."
+    ),
+    pool: Path = typer.Option(None, help="Block pool folder of `edgeens distill` (with --teacher)."),
+    arch: str = typer.Option(None, help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R."),
+    untrained: str = typer.Option(None, help="Random weights at a preset size (tiny, paper): export checks only."),
+    kind: str = typer.Option("restormer", help="With --untrained: restormer, mambairunet or hybrid (needs --arch)."),
+    size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
+    out: Path = typer.Option(None, help="Output folder (default: exports/<model>-<HxW>)."),
+    target: list[str] = typer.Option(["executorch", "onnx"], help="executorch, onnx, aihub (repeatable)."),
+    backend: str = typer.Option("xnnpack", help="ExecuTorch backend: xnnpack, or qnn (needs QNN_SDK_ROOT)."),
+    int8: bool = typer.Option(False, help="Post-training int8 (PT2E, XNNPACK quantizer) for the ExecuTorch target."),
+    calibration: Path = typer.Option(None, help="Folder of images for int8 calibration (default: bundled photos)."),
+    aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
+    aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
+    aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
+    stages: bool = typer.Option(False, "--stages", help="Per-stage programs of the teacher's space instead."),
+    force: bool = typer.Option(False, help="Replace another model's artifacts in the output folder."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads (recorded in compile.json)."),
+) -> None:
+    """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
+    eager PyTorch; numbers go to compile.json beside the artifacts."""
+    import torch
+
+    from edgeens.compile.artifact import CompileError, parse_size
+    from edgeens.compile.pipeline import CompileOptions, compile_model
+    from edgeens.compile.stages import build_stage_programs
+    from edgeens.data.images import ImageError
+    from edgeens.models import CheckpointError
+    from edgeens.models.space import ArchitectureError
+
+    torch.set_num_threads(threads)
+    try:
+        height, width = parse_size(size)
+        if stages:
+            teacher_model = _stage_teacher(checkpoint, teacher_path, untrained)
+            surrogates = None
+            if pool:
+                from edgeens.train.distill import load_pool
+
+                surrogates = load_pool(pool, teacher_model)
+            folder = out or Path("exports") / f"stages-{height}x{width}"
+            manifest = build_stage_programs(teacher_model, height, width, folder, surrogates)
+            table = Table(title=f"stage programs in {folder} ({height}x{width}, {threads} thread(s))")
+            for column in ("program", "input", "MiB", "export s", "delegates", "max abs err"):
+                table.add_column(column)
+            for key, entry in manifest["programs"].items():
+                table.add_row(
+                    key,
+                    "x".join(map(str, entry["input_shape"])),
+                    f"{entry['bytes'] / 2**20:.2f}",
+                    f"{entry['export_seconds']:.1f}",
+                    str(entry["delegated_calls"]),
+                    f"{entry['verification']['max_abs_error']:.1e}",
+                )
+            console.print(table)
+            return
+        model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
+        name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
+        folder = out or Path("exports") / f"{name}-{height}x{width}"
+        options = CompileOptions(tuple(target), backend, int8, aihub_device, aihub_runtime, aihub_source, force=force)
+        calibration_images = _calibration_images(calibration, height, width) if int8 else []
+        console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
+        compile_model(model, height, width, folder, options, calibration_images, log=console.print)
+    except (CompileError, CheckpointError, ArchitectureError, ImageError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    console.print(f"artifacts and compile.json in {folder}/")
+
+
+def _stage_teacher(checkpoint: Path | None, teacher_path: Path | None, untrained: str | None):
+    from edgeens.models import Restormer
+
+    if untrained:
+        from edgeens.models.space import PRESETS
+
+        if untrained not in PRESETS:
+            raise ValueError(f"unknown preset {untrained!r}; choose one of: {', '.join(PRESETS)}")
+        return Restormer(**PRESETS[untrained].to_dict()).eval()
+    path = teacher_path or checkpoint
+    if path is None:
+        raise ValueError("--stages needs the teacher: --teacher PATH (or --untrained tiny|paper)")
+    return Restormer.from_checkpoint(path)
+
+
+def _calibration_images(folder: Path | None, height: int, width: int):
+    """Calibration batches for int8: centre crops of a folder's images, or of the bundled photos."""
+    import numpy as np
+    import torch
+
+    from edgeens.data.bundled import bundled_split
+    from edgeens.data.images import read_image
+
+    if folder is None:
+        images = list(bundled_split("train").values())
+    else:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+        if not files:
+            raise ValueError(f"calibration folder {folder} holds no .png/.jpg images")
+        images = [read_image(p) for p in files[:8]]
+    batches = []
+    for image in images:
+        h, w = image.shape[:2]
+        if h < height or w < width:
+            continue
+        top, left = (h - height) // 2, (w - width) // 2
+        crop = np.ascontiguousarray(image[top : top + height, left : left + width]).astype(np.float32)
+        batches.append(torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0))
+    if not batches:
+        raise ValueError(f"no calibration image is at least {height}x{width}; give --calibration with larger images")
+    return batches
+
+
+@app.command()
+def profile(
+    device: str = typer.Option("host", help="host (this machine), or a Qualcomm AI Hub device or chipset name."),
+    preset: str = typer.Option(None, help="Space of a preset teacher (tiny, paper), random weights: latency only."),
+    teacher_path: Path = typer.Option(None, "--teacher", help="Teacher checkpoint whose space is profiled."),
+    pool: Path = typer.Option(None, help="Block pool: time the distilled surrogates (weights do not change latency)."),
+    size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
+    runtime: str = typer.Option("executorch", help="Host runtime: executorch (XNNPACK) or onnxruntime."),
+    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded in the table)."),
+    out: Path = typer.Option(Path("profiles"), help="Folder of latency tables."),
+    programs: Path = typer.Option(None, help="Folder of stage programs (default: exports/stages-<space>-<HxW>)."),
+    validate: int = typer.Option(0, min=0, help="Also measure N architectures end to end and report the fit."),
+    reports: Path = typer.Option(Path("reports"), help="Folder for the validation table and plot."),
+    min_repeats: int = typer.Option(10, min=1, help="Timed runs per program, at least."),
+    max_repeats: int = typer.Option(100, min=1, help="Timed runs per program, at most."),
+    remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
+    repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
+) -> None:
+    """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
+    the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
+    import shlex
+    import sys
+
+    from edgeens.compile.artifact import CompileError, parse_size
+    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models.space import PRESETS
+    from edgeens.profile.host import TimingPolicy, profile_host
+    from edgeens.profile.table import ProfileError
+
+    try:
+        height, width = parse_size(size)
+        if (preset is None) == (teacher_path is None):
+            raise ValueError("name the space to profile: --preset tiny|paper, or --teacher CHECKPOINT")
+        if preset is not None:
+            if preset not in PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+            import torch
+
+            torch.manual_seed(0)
+            teacher_model = Restormer(**PRESETS[preset].to_dict()).eval()
+            space_name = preset
+        else:
+            teacher_model = Restormer.from_checkpoint(teacher_path)
+            space_name = teacher_path.stem
+        surrogates = None
+        if pool is not None:
+            from edgeens.train.distill import load_pool
+
+            surrogates = load_pool(pool, teacher_model)
+        if device != "host":
+            raise ValueError(
+                f"device {device!r}: the Qualcomm AI Hub backend of `edgeens profile` is not built yet; "
+                "use --device host, or `edgeens compile --target aihub` to compile for a phone"
+            )
+        folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
+        policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
+        command = shlex.join(["edgeens", *sys.argv[1:]])
+        with console.status("profiling") as status:
+            table = profile_host(
+                teacher_model,
+                height,
+                width,
+                folder,
+                runtime,
+                threads,
+                policy,
+                space_name,
+                command,
+                surrogates,
+                progress=lambda text: status.update(text),
+            )
+        path = table.save(out)
+        _print_table(table, path)
+        if validate:
+            _validate(table, path, validate, teacher_model, folder, policy, surrogates, reports)
+    except (CompileError, CheckpointError, ProfileError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+
+
+def _print_table(table, path: Path) -> None:
+    view = Table(title=f"{path}  ({table.runtime}, {table.threads} thread(s), {table.height}x{table.width})")
+    for column in ("stage", "choice", "median ms", "p10-p90 ms", "runs", ""):
+        view.add_column(column)
+    view.add_row(
+        "fixed",
+        "-",
+        f"{table.fixed.median_ms:.3f}",
+        f"{table.fixed.p10_ms:.3f}-{table.fixed.p90_ms:.3f}",
+        str(table.fixed.samples),
+        "noisy" if table.fixed.noisy else "",
+    )
+    for stage, row in table.stages.items():
+        for choice, lat in row.items():
+            view.add_row(
+                stage,
+                choice,
+                f"{lat.median_ms:.3f}",
+                f"{lat.p10_ms:.3f}-{lat.p90_ms:.3f}",
+                str(lat.samples),
+                "noisy" if lat.noisy else "",
+            )
+    console.print(view)
+
+
+def _repeat_check(first, second, path: Path, reports: Path) -> None:
+    import json
+
+    from edgeens.profile.table import compare_tables
+
+    comparison = compare_tables(first, second)
+    reports.mkdir(parents=True, exist_ok=True)
+    target = reports / f"repeatability--{path.stem}.json"
+    target.write_text(json.dumps(comparison, indent=1) + "\n")
+    console.print(
+        f"repeat run: {comparison['agreeing']}/{comparison['entries']} medians within "
+        f"{comparison['tolerance']:.0%}; largest difference {comparison['largest_difference']:.1%} "
+        f"({comparison['largest_key']}); flagged noisy: {', '.join(comparison['flagged']) or 'none'} -> {target}"
+    )
+
+
+def _validate(table, path: Path, count: int, teacher_model, folder: Path, policy, surrogates, reports: Path) -> None:
+    import json
+
+    from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
+    from edgeens.profile.host import measure_architectures
+
+    architectures = spread_architectures(table, count)
+    with console.status("validating") as status:
+        measure_architectures(
+            table,
+            architectures,
+            teacher_model,
+            folder,
+            path,
+            policy,
+            surrogates,
+            progress=lambda text: status.update(text),
+        )
+    report = validation_report(table)
+    reports.mkdir(parents=True, exist_ok=True)
+    stem = path.stem
+    (reports / f"validation--{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot_validation(table, report, str(reports / f"validation--{stem}.png"))
+    for name in ("calibrated", "heuristic"):
+        r = report[name]
+        console.print(
+            f"{name}: Pearson {r['pearson']:.3f}, Spearman {r['spearman']:.3f}, Kendall tau-b {r['kendall_tau_b']:.3f}"
+            + (f", MAPE {r['mape']:.1%}, within 10% {r['within_10pct']:.0%}" if "mape" in r else "")
+            + f"; linear fit MAPE {r['fit_mape']:.1%}"
+        )
+    console.print(f"validation of {report['architectures']} architectures: {reports}/validation--{stem}.{{json,png}}")
+
+
 if __name__ == "__main__":
     app()

@@ -49,3 +49,46 @@ def test_teacher_reports_a_bad_data_folder(tmp_path) -> None:
     (tmp_path / "data").mkdir()
     result = runner.invoke(app, ["teacher", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "data")])
     assert result.exit_code == 2 and "needs an input folder" in " ".join(result.output.split())
+
+
+def test_compile_writes_a_checked_onnx_artifact(tmp_path) -> None:
+    checkpoint = FIXTURES / "restormer_small_withbias.state_dict.safetensors"
+    args = ["compile", str(checkpoint), "--size", "16", "--target", "onnx", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "onnx: model.onnx" in result.output and "max abs error" in result.output
+    assert (tmp_path / "compile.json").is_file() and (tmp_path / "model.onnx").is_file()
+
+
+def test_compile_bad_inputs_exit_with_a_message(tmp_path, monkeypatch) -> None:
+    checkpoint = str(FIXTURES / "restormer_small_withbias.state_dict.safetensors")
+    cases = [
+        (["compile", checkpoint, "--size", "250"], "multiple of 8"),
+        (["compile", str(tmp_path / "missing.pth")], "does not exist"),
+        (["compile"], "name exactly one model"),
+        (["compile", "--teacher", checkpoint, "--arch", "R-R-R-R-R-R-R-R", "--pool", str(tmp_path)], "block pool"),
+        (["compile", "--untrained", "tiny", "--kind", "hybrid", "--arch", "R-M9-R-R-R-R-R-R"], "not a choice"),
+    ]
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "no-such.ini"))
+    cases.append(
+        (
+            [
+                "compile",
+                checkpoint,
+                "--size",
+                "16",
+                "--target",
+                "aihub",
+                "--aihub-device",
+                "Samsung Galaxy S25",
+                "--out",
+                str(tmp_path / "hub"),
+            ],
+            "qai-hub configure --api_token",
+        )
+    )
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output

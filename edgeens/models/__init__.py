@@ -22,6 +22,7 @@ __all__ = [
     "VSSBlock",
     "check_image",
     "load_model",
+    "untrained_model",
     "load_state_dict",
     "pad_to_multiple",
     "selective_scan",
@@ -29,7 +30,11 @@ __all__ = [
 
 
 def load_model(path: str | Path) -> nn.Module:
-    """Load a Restormer or MambaIRUNet checkpoint, recognising the architecture from its keys."""
+    """Load a Restormer or MambaIRUNet checkpoint, or a saved HybridUNet, recognising which from the file."""
+    from edgeens.models.hybrid import HybridUNet, is_hybrid_file
+
+    if is_hybrid_file(path):
+        return HybridUNet.load(path)
     state = load_state_dict(path)
     if any(".attn.temperature" in k for k in state):
         return Restormer.from_checkpoint(path)
@@ -39,3 +44,28 @@ def load_model(path: str | Path) -> nn.Module:
         f"{path} is neither a Restormer (no '*.attn.temperature' keys) nor a MambaIRUNet "
         f"(no '*.self_attention.A_logs' keys); its keys start with {', '.join(sorted(state)[:4])}"
     )
+
+
+MODEL_KINDS = ("restormer", "mambairunet", "hybrid")
+
+
+def untrained_model(kind: str, preset: str, architecture: str | None = None) -> nn.Module:
+    """A randomly initialised model at a search-space preset's size (tiny, paper): for export and latency checks,
+    where the weights do not matter. A hybrid needs an architecture string over that preset's space."""
+    from edgeens.models.hybrid import HybridUNet
+    from edgeens.models.space import PRESETS
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    config = PRESETS[preset]
+    if kind == "restormer":
+        return Restormer(**config.to_dict()).eval()
+    if kind == "mambairunet":
+        return MambaIRUNet(
+            dim=config.dim, num_blocks=config.num_blocks, num_refinement_blocks=config.num_refinement_blocks
+        ).eval()
+    if kind == "hybrid":
+        if not architecture:
+            raise ValueError("an untrained hybrid needs an architecture string, e.g. --arch R-M2-R-R-R-R-M2-R")
+        return HybridUNet.from_teacher(Restormer(**config.to_dict()), architecture).eval()
+    raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(MODEL_KINDS)}")

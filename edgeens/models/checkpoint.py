@@ -3,6 +3,7 @@ always with `weights_only=True`; and strict loading whose errors say what is wro
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from collections import defaultdict
@@ -147,3 +148,14 @@ def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str, conf
             f"use {type(model).__name__}.from_checkpoint(path) to build the model that fits it"
         )
     raise CheckpointError("\n".join(lines))
+
+
+def weights_hash(model: nn.Module) -> str:
+    """SHA-256 of a model's weights (names, shapes and bytes): identifies a teacher for its pool, a model for its
+    compiled artifacts."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(str(tuple(value.shape)).encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()

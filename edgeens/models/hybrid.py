@@ -34,6 +34,17 @@ class SurrogateConfig:
     expand: float = 2.0
 
 
+def is_hybrid_file(path: str | Path) -> bool:
+    """Whether `path` is a safetensors file written by `HybridUNet.save` (False for anything else, unreadable too)."""
+    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == FORMAT
+    except Exception:  # not a safetensors file: the checkpoint loader will say what it is
+        return False
+
+
 def build_surrogate(stage: Stage, depth: int, config: SurrogateConfig) -> VSSStage:
     """An untrained MambaIR stack of `depth` blocks at `stage`'s width."""
     return VSSStage([VSSBlock(stage.width, d_state=config.d_state, expand=config.expand) for _ in range(depth)])

@@ -18,6 +18,23 @@ from edgeens.models.scan import ScanImpl, selective_scan
 from edgeens.models.unet import LEVEL_STAGES, UNet
 
 
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm over the last (channel) axis; exported as ops XNNPACK delegates (the fused layer norm runs on
+    ExecuTorch's portable kernels and splits the graph around each of the three norms in a block)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__(dim, eps=eps)
+        # Export form only (not in the state_dict): the channel mean as a linear map.
+        self.register_buffer("channel_mean", torch.full((1, dim), 1.0 / dim), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not torch.compiler.is_exporting():
+            return super().forward(x)
+        centred = x - F.linear(x, self.channel_mean)
+        variance = F.linear(centred * centred, self.channel_mean)
+        return centred / torch.sqrt(variance + self.eps) * self.weight + self.bias
+
+
 class SS2D(nn.Module):
     """2-D selective scan: four scan orders (rows, columns, and both reversed) through one S6 scan each."""
 
@@ -54,24 +71,27 @@ class SS2D(nn.Module):
         self.Ds = nn.Parameter(torch.ones(k * di))
         self.in_proj = nn.Linear(d_model, di * 2, bias=bias)
         self.conv2d = nn.Conv2d(di, di, kernel_size=d_conv, padding=(d_conv - 1) // 2, groups=di, bias=conv_bias)
-        self.out_norm = nn.LayerNorm(di)
+        self.out_norm = LayerNorm(di)
         self.out_proj = nn.Linear(di, d_model, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, H, W, C) channels-last -> (B, H, W, C)."""
+        # Written with slices, reshapes and 3-D batched matmuls (not chunk/split, select/stack or broadcasting
+        # matmuls), which export to ops XNNPACK delegates; the two flips are the only ops it leaves out.
         b, h, w, _ = x.shape
-        length = h * w
-        x, z = self.in_proj(x).chunk(2, dim=-1)
+        length, di, r, n = h * w, self.d_inner, self.dt_rank, self.d_state
+        xz = self.in_proj(x)
+        x, z = xz[..., :di], xz[..., di:]
         x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))  # (B, Di, H, W)
 
-        rows = x.reshape(b, self.d_inner, length)
-        cols = x.transpose(2, 3).reshape(b, self.d_inner, length)
-        orders = torch.stack([rows, cols], dim=1)
+        rows = x.reshape(b, 1, di, length)
+        cols = x.transpose(2, 3).reshape(b, 1, di, length)
+        orders = torch.cat([rows, cols], dim=1)
         xs = torch.cat([orders, orders.flip(-1)], dim=1)  # (B, 4, Di, L): row, col, row reversed, col reversed
 
-        x_dbl = torch.matmul(self.x_proj_weight, xs)  # (B, 4, R + 2N, L)
-        dts, Bs, Cs = x_dbl.split([self.dt_rank, self.d_state, self.d_state], dim=2)
-        dts = torch.matmul(self.dt_projs_weight, dts)  # (B, 4, Di, L); the bias goes to the scan
+        x_dbl = _per_direction(self.x_proj_weight, xs)  # (B, 4, R + 2N, L)
+        dts, Bs, Cs = x_dbl[:, :, :r], x_dbl[:, :, r : r + n], x_dbl[:, :, r + n :]
+        dts = _per_direction(self.dt_projs_weight, dts)  # (B, 4, Di, L); the bias goes to the scan
         # The scan computes in float32 whatever the model's dtype (selective_scan casts only when needed).
         y = selective_scan(
             xs.reshape(b, -1, length),
@@ -86,11 +106,20 @@ class SS2D(nn.Module):
         ).reshape(b, 4, self.d_inner, length)
 
         reverse = y[:, 2:4].flip(-1)
-        y_cols = torch.stack([y[:, 1], reverse[:, 1]], dim=1).reshape(b, 2, self.d_inner, w, h).transpose(3, 4)
-        y_cols = y_cols.reshape(b, 2, self.d_inner, length)
-        y = y[:, 0] + reverse[:, 0] + y_cols[:, 0] + y_cols[:, 1]  # adds, not sum(1): XNNPACK lowers adds
-        y = self.out_norm(y.transpose(1, 2).reshape(b, h, w, self.d_inner))
+        y_cols = torch.cat([y[:, 1:2], reverse[:, 1:2]], dim=1).reshape(b, 2, di, w, h).transpose(3, 4)
+        y_cols = y_cols.reshape(b, 2, di, length)
+        y = y[:, 0:1] + reverse[:, 0:1] + y_cols[:, 0:1] + y_cols[:, 1:2]  # adds, not sum(1): XNNPACK lowers adds
+        y = self.out_norm(y.reshape(b, di, length).transpose(1, 2).reshape(b, h, w, di))
         return self.out_proj(y * F.silu(z))
+
+
+def _per_direction(weight: Tensor, x: Tensor) -> Tensor:
+    """weight (K, O, I) applied to x (B, K, I, L) per direction k -> (B, K, O, L), as one 3-D batched matmul."""
+    b, k, i, length = x.shape
+    if b == 1:
+        return torch.bmm(weight, x.reshape(k, i, length)).reshape(1, k, -1, length)
+    stacked = x.permute(1, 2, 0, 3).reshape(k, i, b * length)
+    return torch.bmm(weight, stacked).reshape(k, -1, b, length).permute(2, 0, 1, 3)
 
 
 class ChannelAttention(nn.Module):
@@ -107,7 +136,12 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.attention(x)
+        if not torch.compiler.is_exporting():
+            return x * self.attention(x)
+        pooled = x.mean(dim=(2, 3), keepdim=True)  # adaptive pooling to 1x1 exports as as_strided (not delegated)
+        for layer in self.attention[1:]:
+            pooled = layer(pooled)
+        return x * pooled
 
 
 class CAB(nn.Module):
@@ -145,12 +179,12 @@ class VSSBlock(nn.Module):
 
     def __init__(self, hidden_dim: int, drop_path: float = 0.0, d_state: int = 16, expand: float = 2.0) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(hidden_dim)  # MambaIR passes plain nn.LayerNorm: eps 1e-5
+        self.ln_1 = LayerNorm(hidden_dim)  # MambaIR passes plain nn.LayerNorm: eps 1e-5
         self.self_attention = SS2D(d_model=hidden_dim, d_state=d_state, expand=expand)
         self.drop_path = DropPath(drop_path)
         self.skip_scale = nn.Parameter(torch.ones(hidden_dim))
         self.conv_blk = CAB(hidden_dim)
-        self.ln_2 = nn.LayerNorm(hidden_dim)
+        self.ln_2 = LayerNorm(hidden_dim)
         self.skip_scale2 = nn.Parameter(torch.ones(hidden_dim))
 
     def forward(self, x: Tensor) -> Tensor:

@@ -46,10 +46,24 @@ class LayerNorm(nn.Module):
     def __init__(self, dim: int, layer_norm_type: str) -> None:
         super().__init__()
         self.body = BiasFreeLayerNorm(dim) if layer_norm_type == "BiasFree" else WithBiasLayerNorm(dim)
+        # Export form only (not in the state_dict): the channel mean as a 1x1 convolution.
+        self.register_buffer("channel_mean", torch.full((1, dim, 1, 1), 1.0 / dim), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.compiler.is_exporting():
+            return self._export_forward(x)
         h, w = x.shape[-2:]
         return self.body(x.flatten(2).transpose(1, 2)).transpose(1, 2).unflatten(2, (h, w))
+
+    def _export_forward(self, x: Tensor) -> Tensor:
+        """The same normalisation in NCHW with ops XNNPACK delegates (mean/var over the last axis of the
+        transposed tensor run on ExecuTorch's portable kernels and split the graph around every norm)."""
+        centred = x - F.conv2d(x, self.channel_mean)
+        variance = F.conv2d(centred * centred, self.channel_mean)
+        weight = self.body.weight.reshape(1, -1, 1, 1)
+        if isinstance(self.body, BiasFreeLayerNorm):
+            return x / torch.sqrt(variance + 1e-5) * weight
+        return centred / torch.sqrt(variance + 1e-5) * weight + self.body.bias.reshape(1, -1, 1, 1)
 
 
 class FeedForward(nn.Module):
@@ -63,8 +77,9 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
+        x = self.dwconv(self.project_in(x))
+        half = x.shape[1] // 2  # slices, not chunk: chunk exports as split, which XNNPACK does not delegate
+        return self.project_out(F.gelu(x[:, :half]) * x[:, half:])
 
 
 class Attention(nn.Module):
@@ -79,13 +94,27 @@ class Attention(nn.Module):
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        # As the official forward, written with 3-D batched matmuls and slices (4-D matmuls export with
+        # expands and chunk with split, which XNNPACK does not delegate).
         b, c, h, w = x.shape
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
-        q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w) for t in (q, k, v))
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
-        return self.project_out((attn @ v).reshape(b, c, h, w))
+        heads, per_head = self.num_heads, c // self.num_heads
+        qkv = self.qkv_dwconv(self.qkv(x))
+        q, k, v = (qkv[:, i * c : (i + 1) * c] for i in range(3))
+        q, k = _normalize_pixels(q), _normalize_pixels(k)
+        q, k, v = (t.reshape(b * heads, per_head, h * w) for t in (q, k, v))
+        attn = torch.bmm(q, k.transpose(1, 2)).reshape(b, heads, per_head, per_head) * self.temperature
+        attn = attn.softmax(dim=-1).reshape(b * heads, per_head, per_head)
+        return self.project_out(torch.bmm(attn, v).reshape(b, c, h, w))
+
+
+def _normalize_pixels(x: Tensor) -> Tensor:
+    """Each channel of an NCHW map divided by its L2 norm over the pixels (F.normalize over h*w); under export
+    the squared norm is a global average pool, the one reduction XNNPACK delegates, instead of pow + sum."""
+    b, c, h, w = x.shape
+    if not torch.compiler.is_exporting():
+        return F.normalize(x.reshape(b, c, h * w), dim=-1).reshape(b, c, h, w)
+    mean_square = (x * x).mean(dim=(2, 3), keepdim=True)
+    return x / torch.clamp(torch.sqrt(mean_square * float(h * w)), min=1e-12)
 
 
 class TransformerBlock(nn.Module):

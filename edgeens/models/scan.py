@@ -95,7 +95,7 @@ def _softplus(x: Tensor) -> Tensor:
     """torch's softplus; under torch.export as relu(x) + log(1 + exp(-|x|)), which XNNPACK lowers whole
     (F.softplus decomposes into log1p/where, which run on ExecuTorch's slow portable kernels)."""
     if torch.compiler.is_exporting():
-        return torch.relu(x) + torch.log(1 + torch.exp(-torch.abs(x)))
+        return torch.relu(x) + torch.log(torch.exp(-torch.abs(x)) + 1.0)  # a float: an int constant adds a cast
     return F.softplus(x)
 
 
@@ -213,46 +213,52 @@ def _scan_chunked(
     tensors = (u, delta, A, B, C, D, delta_bias)
     if torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(*tensors)):
         delta = _prepare_delta(delta, delta_bias, delta_softplus)
-        return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L], D)
+        return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L] if pad else u, D)
     return _chunked_inplace(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
 
 
 def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
-    """Autograd and torch.export form: no writes into views, and only ops that XNNPACK lowers: a step is a
-    contiguous slice of the leading axis (layout (step, b, G, chunk, channel, state)) and the read-out over the
-    state is a batched matmul (mul + sum would leave the sum on ExecuTorch's slow portable kernels)."""
+    """Autograd and torch.export form: no writes into views, and only ops that XNNPACK lowers. Every input is laid
+    out once as (step, batch x chunk, group, ...), so step t of every chunk is one contiguous slice of the leading
+    axis, the state (batch x chunk, group, channel, state) broadcasts against A (group, channel, state) as is, and
+    the read-out over the state is a 3-D batched matmul (mul + sum would run on ExecuTorch's portable kernels).
+    The graph is unrolled over the T steps, so nodes per step are what export time is made of: the slices of
+    delta and C are taken once and reused by both passes."""
     b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
+    M = b * nc
 
     def steps(x: Tensor, rows: int) -> Tensor:
-        """(b, G, rows, nc * T) -> (T, b, G, nc, rows): step t of every chunk is the contiguous block x[t : t + 1]."""
-        return x.reshape(b, G, rows, nc, T).permute(4, 0, 1, 3, 2)
+        """(b, G, rows, nc * T) -> (T * b * nc, G, rows)."""
+        return x.reshape(b, G, rows, nc, T).permute(4, 0, 3, 1, 2).reshape(T * M, G, rows)
 
-    A_t = A.reshape(G, 1, Dg, N)
-    dl = steps(delta.reshape(b, G, Dg, nc * T), Dg).unsqueeze(-1)  # (T, b, G, nc, Dg, 1)
-    du = steps((delta * u).reshape(b, G, Dg, nc * T), Dg).unsqueeze(-1)
-    B_rows = steps(B, N).unsqueeze(-2)  # (T, b, G, nc, 1, N)
-    C_cols = steps(C, N).unsqueeze(-1)  # (T, b, G, nc, N, 1)
+    A_t = A.reshape(G, Dg, N)
+    dl = steps(delta.reshape(b, G, Dg, nc * T), Dg).reshape(T * M, G, Dg, 1)  # reshape: unsqueeze is not
+    du = steps((delta * u).reshape(b, G, Dg, nc * T), Dg).reshape(T * M, G, Dg, 1)  # delegated off the last axis
+    B_rows = steps(B, N).reshape(T * M, G, 1, N)
+    C_cols = steps(C, N).reshape(T * M * G, N, 1)
+    dl_t = [dl[t * M : (t + 1) * M] for t in range(T)]
+    c_t = [C_cols[t * M * G : (t + 1) * M * G] for t in range(T)]
 
-    def read_out(state: Tensor, t: int) -> Tensor:
-        # One (Dg x N) @ (N x 1) product per (batch, group, chunk): a 3-D bmm, which XNNPACK lowers as is.
-        c_t = C_cols[t : t + 1].reshape(b * G * nc, N, 1)
-        return torch.bmm(state.reshape(b * G * nc, Dg, N), c_t).reshape(1, b, G, nc, Dg)
+    def read_out(state: Tensor, t: int) -> Tensor:  # (M*G, Dg, N) @ (M*G, N, 1) -> (M*G, Dg, 1)
+        return torch.bmm(state.reshape(M * G, Dg, N), c_t[t])
 
     # Every op below lowers to XNNPACK, so the whole scan is one delegate (no zeros, sums or expands, which run
     # on portable kernels and split the graph into partitions whose boundary tensors ExecuTorch must keep).
-    h = du[0:1] * B_rows[0:1]  # the state starts at zero, so step 0 is its input alone
-    chunk_step = dl[0:1]
+    h = du[0:M] * B_rows[0:M]  # the state starts at zero, so step 0 is its input alone
+    chunk_step = dl_t[0]
     ys = [read_out(h, 0)]
     for t in range(1, T):
-        h = torch.exp(dl[t : t + 1] * A_t) * h + du[t : t + 1] * B_rows[t : t + 1]
-        chunk_step = chunk_step + dl[t : t + 1]
+        h = torch.exp(dl_t[t] * A_t) * h + du[t * M : (t + 1) * M] * B_rows[t * M : (t + 1) * M]
+        chunk_step = chunk_step + dl_t[t]
         ys.append(read_out(h, t))
-    carry = _carry_in(h, torch.exp(chunk_step * A_t), dim=3)
+    chunk_decay = torch.exp(chunk_step * A_t).reshape(b, nc, G, Dg, N)
+    carry = _carry_in(h.reshape(b, nc, G, Dg, N), chunk_decay, dim=1).reshape(M, G, Dg, N)
     for t in range(T):
-        carry = carry * torch.exp(dl[t : t + 1] * A_t)
+        carry = carry * torch.exp(dl_t[t] * A_t)
         ys[t] = ys[t] + read_out(carry, t)
-    y = torch.cat(ys, dim=0)  # (T, b, G, nc, Dg)
-    return y.permute(1, 2, 4, 3, 0).reshape(b, G * Dg, nc * T)[..., :L]
+    y = torch.cat(ys, dim=0).reshape(T, b, nc, G, Dg)
+    y = y.permute(1, 3, 4, 2, 0).reshape(b, G * Dg, nc * T)
+    return y[..., :L] if nc * T != L else y  # a full slice exports as alias_copy, which XNNPACK leaves out
 
 
 def _chunked_inplace(
@@ -336,7 +342,7 @@ def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
         state = torch.cat([head, tail + decay_tail * prev], dim=dim)
         decay = torch.cat([decay.narrow(dim, 0, k), decay_tail * decay_prev], dim=dim)
         k *= 2
-    nothing = state.narrow(dim, 0, 1) * 0  # the first chunk starts from zero (x * 0 lowers; zeros_like does not)
+    nothing = state.narrow(dim, 0, 1) * 0.0  # the first chunk starts from zero (x * 0 lowers; zeros_like does not)
     return torch.cat([nothing, state.narrow(dim, 0, nc - 1)], dim=dim)
 
 

@@ -11,7 +11,6 @@ input to its output, written as a block pool.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from edgeens.models.checkpoint import CheckpointError
+from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, Stage
@@ -40,16 +39,6 @@ class DistillRecipe:
     batch: int = 4
     checkpoint_every: int = 200
     seed: int = 0
-
-
-def teacher_hash(teacher: nn.Module) -> str:
-    """SHA-256 of the teacher's weights (names, shapes and bytes), so a pool is never used with another teacher."""
-    digest = hashlib.sha256()
-    for key, value in teacher.state_dict().items():
-        digest.update(key.encode())
-        digest.update(str(tuple(value.shape)).encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir: str | Path) -> None:
@@ -115,7 +104,7 @@ def distill_pool(
     (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
     rank, world = _rank_and_world()
     manifest_path = pool_dir / "manifest.json"
-    digest = teacher_hash(teacher)
+    digest = weights_hash(teacher)
     manifest = _read_manifest(pool_dir) or {
         "format": POOL_FORMAT,
         "teacher_hash": digest,
@@ -239,7 +228,7 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> dict[tuple[str, int],
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != POOL_FORMAT:
         raise CheckpointError(f"{manifest_path}: unknown pool format {manifest.get('format')!r}")
-    if manifest["teacher_hash"] != teacher_hash(teacher):
+    if manifest["teacher_hash"] != weights_hash(teacher):
         raise CheckpointError(
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
             "pool for this teacher, or load the teacher the pool was built from"

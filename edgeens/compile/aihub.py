@@ -1,0 +1,195 @@
+"""Qualcomm AI Hub: the token check, device names, jobs that survive an interruption, and compiled downloads.
+
+Every job id is written to `aihub.json` in the output folder the moment the Hub returns it, so a re-run after a
+crash or Ctrl-C waits on the same job instead of paying for a new one. The `qai_hub` client is imported lazily
+(`import_hub`), which is also where tests put their fake.
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from edgeens.compile.artifact import CompileError, now, write_json
+
+LEDGER = "aihub.json"
+RUNTIMES = {"tflite": ".tflite", "qnn_context_binary": ".bin", "onnx": ".onnx"}
+# Names that refer to a reference phone of a chipset: "Snapdragon 8 Elite" means "Snapdragon 8 Elite QRD".
+DEVICE_SUFFIXES = ("", " QRD", " (Family)")
+CONFIGURE = "qai-hub configure --api_token <YOUR_API_TOKEN>  (token from https://aihub.qualcomm.com, Account page)"
+
+
+class AIHubError(CompileError):
+    """Anything Qualcomm AI Hub refused or failed at, with its reason and what to do."""
+
+
+def import_hub() -> Any:
+    """The `qai_hub` module (replaced by a fake in tests)."""
+    try:
+        import qai_hub
+    except ImportError:
+        raise AIHubError("Qualcomm AI Hub needs the qai-hub package: pip install qai-hub") from None
+    return qai_hub
+
+
+def connect() -> Any:
+    """The `qai_hub` client, after checking that a token is configured (without ever reading it out)."""
+    path = Path(os.environ.get("QAIHUB_CLIENT_INI") or Path.home() / ".qai_hub" / "client.ini")
+    config = configparser.ConfigParser()
+    try:
+        config.read(path)
+    except configparser.Error:
+        raise AIHubError(f"Qualcomm AI Hub's configuration {path} is unreadable; run: {CONFIGURE}") from None
+    if not config.get("api", "api_token", fallback="").strip():
+        raise AIHubError(f"no Qualcomm AI Hub token is configured ({path} has none); run: {CONFIGURE}")
+    return import_hub()
+
+
+def call(hub: Any, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the Hub; turn its errors into an AIHubError that says what was being done."""
+    try:
+        return function(*args, **kwargs)
+    except hub.Error as err:
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = f"; check the token with: {CONFIGURE}" if "authenticate" in text.lower() else ""
+        raise AIHubError(f"Qualcomm AI Hub refused to {what}: {text}{hint}") from None
+
+
+def resolve_device(hub: Any, name: str) -> Any:
+    """An AI Hub device for a device name, a reference-phone name ("Snapdragon 8 Elite" -> its QRD), or a chipset
+    (`qualcomm-snapdragon-8-elite` or `chipset:...`). An ambiguous or unknown name lists the candidates."""
+    devices = call(hub, "list devices", hub.get_devices)
+    names = sorted({d.name for d in devices})
+    by_lower = {n.lower(): n for n in names}
+    for suffix in DEVICE_SUFFIXES:
+        exact = by_lower.get((name + suffix).lower())
+        if exact:
+            return next(d for d in devices if d.name == exact)
+    chipset = name.lower().removeprefix("chipset:")
+    chipsets = {a.removeprefix("chipset:") for d in devices for a in d.attributes if a.startswith("chipset:")}
+    if chipset in chipsets:  # every phone with this chip: the Hub picks an available one
+        return hub.Device(attributes=f"chipset:{chipset}")
+    partial = [n for n in names if name.lower() in n.lower()]
+    if len(partial) == 1:
+        return next(d for d in devices if d.name == partial[0])
+    if partial:
+        raise AIHubError(f"device {name!r} is ambiguous; it matches: {', '.join(partial)}. Name one of them.")
+    close = difflib.get_close_matches(name, names, n=6, cutoff=0.4) or names[:10]
+    raise AIHubError(
+        f"Qualcomm AI Hub has no device {name!r}. Closest names: {', '.join(close)}. "
+        "A chipset also works, e.g. qualcomm-snapdragon-8-elite (run `qai-hub list-devices` for all)."
+    )
+
+
+def device_label(device: Any) -> str:
+    return device.name or ", ".join(device.attributes if isinstance(device.attributes, list) else [device.attributes])
+
+
+class JobLedger:
+    """`aihub.json`: every job this folder has submitted, by a key that says what it was for."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.path = Path(out_dir) / LEDGER
+        if self.path.is_file():
+            try:
+                self.jobs: dict[str, dict[str, Any]] = json.loads(self.path.read_text())["jobs"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise AIHubError(f"{self.path} is not a readable job ledger; delete it to submit new jobs") from None
+        else:
+            self.jobs = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.jobs.get(key)
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        self.jobs[key] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.path, {"jobs": self.jobs})
+
+
+def submit_once(hub: Any, ledger: JobLedger, key: str, what: str, submit: Callable[[], Any]) -> Any:
+    """The job recorded under `key` if it has not failed, else a newly submitted one (recorded at once)."""
+    entry = ledger.get(key)
+    if entry and entry.get("state") != "FAILED":
+        return call(hub, f"look up job {entry['job_id']}", hub.get_job, entry["job_id"])
+    job = call(hub, what, submit)
+    ledger.put(key, {"job_id": job.job_id, "url": getattr(job, "url", None), "submitted": now(), "state": "CREATED"})
+    return job
+
+
+def wait_for(hub: Any, ledger: JobLedger, key: str, job: Any, timeout_s: float = 3600.0, poll_s: float = 10.0) -> None:
+    """Wait for `job` with a live status line; its final state (and any failure reason) goes into the ledger."""
+    start = time.monotonic()
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(f"AI Hub job {job.job_id}", total=None)
+        while True:
+            status = call(hub, f"get the status of job {job.job_id}", job.get_status)
+            state = getattr(status.code, "name", str(status.code))
+            progress.update(task, description=f"AI Hub job {job.job_id} ({key}): {state}")
+            if status.finished:
+                break
+            if time.monotonic() - start > timeout_s:
+                ledger.put(key, {**ledger.get(key), "state": state})
+                raise AIHubError(
+                    f"job {job.job_id} ({key}) is still {state} after {timeout_s:.0f} s; run the same command "
+                    f"again to keep waiting on it (its id is in {ledger.path}), or see {getattr(job, 'url', '')}"
+                )
+            time.sleep(poll_s)
+    entry = {**ledger.get(key), "state": "SUCCESS" if status.success else "FAILED"}
+    if not status.success:
+        entry["failure"] = status.message or "no reason given"
+        ledger.put(key, entry)
+        raise AIHubError(f"AI Hub job {job.job_id} ({key}) failed: {entry['failure']}")
+    ledger.put(key, entry)
+
+
+def compile_on_hub(
+    source: Any,
+    input_shape: tuple[int, ...],
+    device_name: str,
+    runtime: str,
+    out_dir: str | Path,
+    timeout_s: float = 3600.0,
+    poll_s: float = 10.0,
+) -> dict[str, Any]:
+    """Compile `source` (a torch.export program or an ONNX path) for `device_name` and `runtime`, wait, and
+    download the compiled model into `out_dir`. Returns the entry for compile.json."""
+    if runtime not in RUNTIMES:
+        raise AIHubError(f"unknown AI Hub runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    hub = connect()
+    device = resolve_device(hub, device_name)
+    label = device_label(device)
+    ledger = JobLedger(out_dir)
+    key = f"compile--{label}--{runtime}"
+
+    def submit() -> Any:
+        return hub.submit_compile_job(
+            model=str(source) if isinstance(source, Path) else source,
+            device=device,
+            name=f"edgeens {Path(out_dir).name} {runtime}",
+            input_specs={"image": (tuple(input_shape), "float32")},
+            options=f"--target_runtime {runtime}",
+        )
+
+    job = submit_once(hub, ledger, key, f"submit a compile job for {label}", submit)
+    wait_for(hub, ledger, key, job, timeout_s, poll_s)
+    target = Path(out_dir) / f"aihub-{runtime}{RUNTIMES[runtime]}"
+    downloaded = call(hub, f"download the model of job {job.job_id}", job.download_target_model, str(target))
+    path = Path(downloaded or target)
+    return {
+        "device": label,
+        "runtime": runtime,
+        "job_id": job.job_id,
+        "url": getattr(job, "url", None),
+        "file": path.name,
+        "bytes": path.stat().st_size if path.is_file() else None,
+    }

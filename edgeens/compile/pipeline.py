@@ -1,0 +1,174 @@
+"""`edgeens compile`: one model, one input size, each target lowered, run and checked against eager PyTorch.
+
+Like ai-hub-models' export scripts, the steps (ExecuTorch, ONNX, AI Hub) are independent and each can be left
+out; every local artifact is executed on a fixed input and compared with eager PyTorch before it is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from edgeens.compile.artifact import (
+    FP32_TOLERANCE,
+    CompileError,
+    ModelCard,
+    check_tolerance,
+    compare_outputs,
+    fixed_input,
+    now,
+    open_output,
+    peak_rss_gib,
+    record,
+    tool_versions,
+)
+from edgeens.compile.executorch import lower_to_executorch, quantize_int8, run_program
+
+TARGETS = ("executorch", "onnx", "aihub")
+
+
+@dataclass
+class CompileOptions:
+    """What to build. `aihub_device` is needed only for the aihub target."""
+
+    targets: tuple[str, ...] = ("executorch", "onnx")
+    backend: str = "xnnpack"
+    int8: bool = False
+    aihub_device: str | None = None
+    aihub_runtime: str = "tflite"
+    aihub_source: str = "export"  # upload the torch.export program ("export") or the ONNX file ("onnx")
+    aihub_timeout_s: float = 3600.0
+    aihub_poll_s: float = 10.0
+    force: bool = False
+
+    def check(self) -> None:
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or not self.targets:
+            raise CompileError(f"unknown target {', '.join(unknown) or '(none)'}; choose from: {', '.join(TARGETS)}")
+        if "aihub" in self.targets and not self.aihub_device:
+            raise CompileError("the aihub target needs a device: --aihub-device 'Snapdragon 8 Elite QRD'")
+        if self.aihub_source not in ("export", "onnx"):
+            raise CompileError(f"--aihub-source must be export or onnx, not {self.aihub_source!r}")
+
+
+def compile_model(
+    model: nn.Module,
+    height: int,
+    width: int,
+    out_dir: str | Path,
+    options: CompileOptions = CompileOptions(),
+    calibration: Iterable[Tensor] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Build every requested target of `model` at (height x width) into `out_dir`; returns compile.json's content."""
+    options.check()
+    model = model.eval()
+    out = Path(out_dir)
+    card = ModelCard.of(model, height, width)
+    manifest = open_output(out, card, options.force)
+    manifest.update(updated=now(), versions=tool_versions(), threads=torch.get_num_threads())
+    example = fixed_input(card.in_channels, height, width)
+    with torch.no_grad():
+        reference = model(example)
+    if "executorch" in options.targets:
+        entry = _executorch(model, example, reference, out, options, calibration)
+        record(out, manifest, "executorch", entry)
+        log(_summary("executorch", entry))
+    if "onnx" in options.targets:
+        entry = _onnx(model, example, reference, out)
+        record(out, manifest, "onnx", entry)
+        log(_summary("onnx", entry))
+    if "aihub" in options.targets:
+        entry = _aihub(model, example, out, options, manifest)
+        record(out, manifest, f"aihub--{options.aihub_runtime}", entry)
+        log(f"aihub: {entry['device']} / {entry['runtime']}: job {entry['job_id']} -> {entry['file']}")
+    return manifest
+
+
+def _executorch(model, example, reference, out: Path, options: CompileOptions, calibration) -> dict[str, Any]:
+    lowered_model: nn.Module = model
+    if options.int8:
+        if options.backend != "xnnpack":
+            raise CompileError("--int8 uses the XNNPACK quantizer; it needs --backend xnnpack")
+        lowered_model = quantize_int8(model, (example,), calibration)
+    program = lower_to_executorch(lowered_model, (example,), options.backend)
+    precision = "int8" if options.int8 else "fp32"
+    file = (
+        "model.pte" if options.backend == "xnnpack" and not options.int8 else f"model-{options.backend}-{precision}.pte"
+    )
+    program.save(out / file)
+    entry: dict[str, Any] = {
+        "file": file,
+        "backend": options.backend,
+        "precision": precision,
+        "bytes": len(program.buffer),
+        "export_seconds": round(program.export_seconds, 2),
+        "delegated_calls": program.delegated_calls,
+        "portable_ops": program.portable_ops,
+    }
+    if options.backend == "qnn":  # the host runtime has no HTP: QNN programs are checked on the phone
+        entry["verification"] = None
+    else:
+        comparison = compare_outputs(reference, run_program(program.buffer, (example,))[0])
+        entry["verification"] = {**comparison, "tolerance": FP32_TOLERANCE if precision == "fp32" else None}
+        check_tolerance(f"ExecuTorch {file}", comparison, FP32_TOLERANCE if precision == "fp32" else None)
+    entry["peak_rss_gib"] = round(peak_rss_gib(), 2)
+    return entry
+
+
+def _onnx(model, example, reference, out: Path) -> dict[str, Any]:
+    from edgeens.compile.onnx import export_onnx, run_onnx
+
+    exported = export_onnx(model, (example,), out / "model.onnx")
+    comparison = compare_outputs(reference, run_onnx(exported.path, (example,))[0])
+    check_tolerance("ONNX model.onnx", comparison, FP32_TOLERANCE)
+    return {
+        "file": exported.path.name,
+        "files": exported.files,
+        "bytes": sum((out / f).stat().st_size for f in exported.files),
+        "export_seconds": round(exported.export_seconds, 2),
+        "nodes": exported.nodes,
+        "operators": exported.operators,
+        "verification": {**comparison, "tolerance": FP32_TOLERANCE},
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+    }
+
+
+def _aihub(model, example, out: Path, options: CompileOptions, manifest: dict[str, Any]) -> dict[str, Any]:
+    from edgeens.compile.aihub import compile_on_hub
+
+    if options.aihub_source == "onnx":
+        if "onnx" not in manifest["targets"]:
+            raise CompileError("--aihub-source onnx uploads model.onnx: add the onnx target (--target onnx)")
+        source: Any = out / manifest["targets"]["onnx"]["file"]
+    else:
+        with torch.no_grad():
+            source = torch.export.export(model, (example,))
+    return compile_on_hub(
+        source,
+        tuple(example.shape),
+        options.aihub_device or "",
+        options.aihub_runtime,
+        out,
+        timeout_s=options.aihub_timeout_s,
+        poll_s=options.aihub_poll_s,
+    )
+
+
+def _summary(target: str, entry: dict[str, Any]) -> str:
+    check = entry.get("verification")
+    numerics = (
+        "not run on this host"
+        if check is None
+        else f"max abs error {check['max_abs_error']:.2e}, PSNR vs eager "
+        + ("inf" if check["psnr_db"] is None else f"{check['psnr_db']:.1f} dB")
+    )
+    return (
+        f"{target}: {entry['file']} ({entry['bytes'] / 2**20:.1f} MiB) in {entry['export_seconds']:.1f} s; "
+        f"{numerics}; peak memory {entry['peak_rss_gib']:.2f} GiB"
+    )

@@ -1,0 +1,203 @@
+"""Per-stage programs: every (stage, choice) of a search space as a program of its own, for block-by-block timing.
+
+A stage program is the stack alone (the teacher's Restormer blocks, or a MambaIR surrogate stack) at the feature
+shape that stage sees for a given input size. The fixed part is the whole network with every stage replaced by
+the identity: patch embedding, down/upsampling, channel reduction and the output conv, which every architecture
+pays for. The predicted latency of an architecture is the fixed part plus its eight stage programs.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor, nn
+
+from edgeens.compile.artifact import (
+    FP32_TOLERANCE,
+    CompileError,
+    check_tolerance,
+    compare_outputs,
+    now,
+    tool_versions,
+    write_json,
+)
+from edgeens.compile.executorch import lower_to_executorch, run_program
+from edgeens.models.checkpoint import weights_hash
+from edgeens.models.hybrid import SurrogateConfig, build_surrogate
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import RESTORMER, SearchSpace, Stage
+
+FORMAT = "edgeens.stages.v1"
+MANIFEST = "stages.json"
+FIXED = "fixed"
+
+
+@dataclass(frozen=True)
+class StageProgram:
+    """One program to build: a (stage, choice), or the fixed part (stage None)."""
+
+    stage: Stage | None
+    choice: str
+
+    @property
+    def key(self) -> str:
+        return FIXED if self.stage is None else f"{self.stage.name}--{self.choice}"
+
+
+def stage_input_shape(stage: Stage, height: int, width: int) -> tuple[int, int, int, int]:
+    """(1, C, H, W) of the feature map that `stage` takes for a (height x width) input image."""
+    scale = 2 ** (stage.level - 1)
+    return (1, stage.width, height // scale, width // scale)
+
+
+def stage_stack(
+    teacher: Restormer,
+    stage: Stage,
+    choice: str,
+    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+    surrogate_config: SurrogateConfig = SurrogateConfig(),
+) -> nn.Module:
+    """The module a hybrid runs at `stage` for `choice`: the teacher's stack, a pool surrogate, or (without a pool;
+    latency does not depend on the weights) a freshly initialised MambaIR stack."""
+    if choice == RESTORMER:
+        return getattr(teacher, stage.module)
+    depth = int(choice[1:])
+    return (surrogates or {}).get((stage.name, depth)) or build_surrogate(stage, depth, surrogate_config)
+
+
+def fixed_part(teacher: Restormer) -> Restormer:
+    """The teacher with every stage replaced by the identity (each stage maps its width to itself)."""
+    fixed = copy.deepcopy(teacher)
+    for stage in SearchSpace(teacher.config).stages:
+        setattr(fixed, stage.module, nn.Identity())
+    return fixed.eval()
+
+
+def stage_programs(space: SearchSpace) -> list[StageProgram]:
+    """The fixed part, then every (stage, choice) in data-flow order."""
+    return [StageProgram(None, FIXED)] + [StageProgram(s, c) for s in space.stages for c in s.choices]
+
+
+def program_module(
+    teacher: Restormer,
+    program: StageProgram,
+    height: int,
+    width: int,
+    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+) -> tuple[nn.Module, Tensor]:
+    """The module of `program` and a fixed example input of its shape."""
+    generator = torch.Generator().manual_seed(0)
+    if program.stage is None:
+        shape: tuple[int, ...] = (1, teacher.config.inp_channels, height, width)
+        return fixed_part(teacher), torch.rand(shape, generator=generator)
+    shape = stage_input_shape(program.stage, height, width)
+    module = stage_stack(teacher, program.stage, program.choice, surrogates).eval()
+    return module, torch.randn(shape, generator=generator)
+
+
+def build_stage_programs(
+    teacher: Restormer,
+    height: int,
+    width: int,
+    out_dir: str | Path,
+    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+    only: list[str] | None = None,
+    show_progress: bool = True,
+    targets: tuple[str, ...] = ("executorch",),
+) -> dict[str, Any]:
+    """Build, run and check every stage program of `teacher`'s space into `out_dir` as `.pte` (and `.onnx` with
+    the onnx target). Resumes: programs already recorded in stages.json are kept. `only` restricts to some keys
+    (`encoder1--M2`, `fixed`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    space = SearchSpace(teacher.config)
+    manifest = _open_manifest(out, teacher, height, width, surrogates is not None)
+    programs = [p for p in stage_programs(space) if only is None or p.key in only]
+    unknown = set(only or ()) - {p.key for p in stage_programs(space)}
+    if unknown:
+        raise CompileError(f"no stage program {', '.join(sorted(unknown))}; keys look like 'fixed' or 'latent--M4'")
+    with _progress(show_progress) as progress:
+        task = progress.add_task("stage programs", total=len(programs))
+        for program in programs:
+            progress.update(task, description=f"stage program {program.key}")
+            entry = manifest["programs"].get(program.key, {})
+            for target, field_name in (("executorch", "file"), ("onnx", "onnx_file")):
+                if target in targets and not (field_name in entry and (out / entry[field_name]).is_file()):
+                    entry = {**entry, **_build_one(teacher, program, height, width, out, surrogates, target)}
+                    manifest["programs"][program.key] = entry
+                    write_json(out / MANIFEST, manifest)
+            progress.advance(task)
+    return manifest
+
+
+def _build_one(teacher, program, height, width, out, surrogates, target: str) -> dict[str, Any]:
+    module, example = program_module(teacher, program, height, width, surrogates)
+    with torch.no_grad():
+        reference = module(example)
+    common = {
+        "stage": None if program.stage is None else program.stage.name,
+        "choice": program.choice,
+        "input_shape": list(example.shape),
+    }
+    if target == "onnx":
+        from edgeens.compile.onnx import export_onnx, run_onnx
+
+        exported = export_onnx(module, (example,), out / f"{program.key}.onnx")
+        comparison = compare_outputs(reference, run_onnx(exported.path, (example,))[0])
+        check_tolerance(f"stage program {program.key}.onnx", comparison, FP32_TOLERANCE)
+        return {**common, "onnx_file": exported.path.name, "onnx_verification": comparison}
+    lowered = lower_to_executorch(module, (example,))
+    file = f"{program.key}.pte"
+    lowered.save(out / file)
+    comparison = compare_outputs(reference, run_program(lowered.buffer, (example,))[0])
+    check_tolerance(f"stage program {program.key}", comparison, FP32_TOLERANCE)
+    return {
+        **common,
+        "file": file,
+        "bytes": len(lowered.buffer),
+        "export_seconds": round(lowered.export_seconds, 2),
+        "delegated_calls": lowered.delegated_calls,
+        "portable_ops": lowered.portable_ops,
+        "verification": comparison,
+    }
+
+
+def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_pool: bool) -> dict[str, Any]:
+    identity = {
+        "teacher_config": teacher.config.to_dict(),
+        "teacher_sha256": weights_hash(teacher),
+        "height": height,
+        "width": width,
+        "surrogates": "pool" if from_pool else "untrained",
+    }
+    path = out / MANIFEST
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise CompileError(f"{path} is unreadable; delete it to rebuild the stage programs") from None
+        if {k: manifest.get(k) for k in identity} == identity:
+            return manifest
+        raise CompileError(
+            f"{out} holds stage programs of another teacher, input size or surrogate set "
+            f"({manifest.get('height')}x{manifest.get('width')}); choose another folder"
+        )
+    return {"format": FORMAT, **identity, "created": now(), "versions": tool_versions(), "programs": {}}
+
+
+def _progress(enabled: bool) -> Progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, disable=not enabled)
+
+
+def iter_programs(manifest: dict[str, Any], out_dir: str | Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
+    """(key, .pte path, entry) for every built program of a stages.json."""
+    for key, entry in manifest["programs"].items():
+        yield key, Path(out_dir) / entry["file"], entry

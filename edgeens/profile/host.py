@@ -1,0 +1,252 @@
+"""Latency on this machine: the one measurement loop, and the ExecuTorch (XNNPACK) and onnxruntime runners it times.
+
+Protocol (spec/search.md section 5): warm up by count and by time, then repeat until the median is stable (it moves
+by less than `stable_within` when the last fifth of the samples is added) or a sample/time budget runs out. The
+programs of a table are measured in shuffled order over several rounds, so slow drift (thermal, other load) is
+spread over all of them instead of lining up with one block type.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+RUNTIMES = ("executorch", "onnxruntime")
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """How long to warm up and how many timed runs to take for one program."""
+
+    warmup_runs: int = 3
+    warmup_seconds: float = 0.2
+    min_repeats: int = 10
+    max_repeats: int = 100
+    max_seconds: float = 10.0
+    stable_within: float = 0.02
+    rounds: int = 2
+
+    def describe(self) -> str:
+        return (
+            f"warm-up >= {self.warmup_runs} runs and {self.warmup_seconds:g} s; {self.min_repeats}-{self.max_repeats} "
+            f"runs until the median moves < {self.stable_within:.0%} (or {self.max_seconds:g} s); "
+            f"{self.rounds} shuffled rounds"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -> list[float]:
+    """Milliseconds of repeated calls of `run`, after warm-up (skipped with `warm=False`)."""
+    if warm:
+        start = time.perf_counter()
+        done = 0
+        while done < policy.warmup_runs or time.perf_counter() - start < policy.warmup_seconds:
+            run()
+            done += 1
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < policy.max_repeats:
+        t0 = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - t0) * 1e3)
+        if len(samples) >= policy.min_repeats:
+            earlier = float(np.median(samples[: len(samples) * 4 // 5]))
+            if abs(float(np.median(samples)) - earlier) <= policy.stable_within * earlier:
+                break
+        if time.perf_counter() - start > policy.max_seconds:
+            break
+    return samples
+
+
+def set_threads(threads: int) -> None:
+    """Thread counts of every runtime in this process (ExecuTorch's pool defaults to all cores)."""
+    from executorch.extension.pybindings import portable_lib
+
+    torch.set_num_threads(threads)
+    if portable_lib._threadpool_get_thread_count() != threads:
+        portable_lib._unsafe_reset_threadpool(threads)
+
+
+def executorch_runner(pte: str | Path | bytes, inputs: tuple[Tensor, ...]) -> Callable[[], Any]:
+    """A zero-argument call that executes a .pte's forward once (program and method loaded once, kept alive)."""
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(pte if isinstance(pte, bytes) else Path(pte).read_bytes())
+    method = program.load_method("forward")
+
+    def run() -> Any:
+        return method.execute(inputs), program  # the program must outlive its method
+
+    return run
+
+
+def onnxruntime_runner(onnx_path: str | Path, inputs: tuple[Tensor, ...], threads: int) -> Callable[[], Any]:
+    from edgeens.compile.onnx import onnx_session
+
+    session = onnx_session(onnx_path, threads)
+    feed = {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs, strict=True)}
+    return lambda: session.run(None, feed)
+
+
+def measure_programs(
+    runners: dict[str, Callable[[], Callable[[], Any]]],
+    policy: TimingPolicy,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """Samples (ms) per program key. `runners` maps a key to a factory, so that each program is loaded just before
+    its turn and released after it (a paper-size table would not fit in memory all at once)."""
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {key: [] for key in runners}
+    per_round = TimingPolicy(
+        **{
+            **policy.to_dict(),
+            "max_repeats": max(1, policy.max_repeats // policy.rounds),
+            "min_repeats": max(1, policy.min_repeats // policy.rounds),
+            "max_seconds": policy.max_seconds / policy.rounds,
+        }
+    )
+    for round_index in range(policy.rounds):
+        order = list(runners)
+        rng.shuffle(order)
+        for key in order:
+            if progress:
+                progress(f"round {round_index + 1}/{policy.rounds}: {key}")
+            run = runners[key]()
+            samples[key] += time_runs(run, per_round)
+            del run
+    return samples
+
+
+def host_description() -> dict[str, Any]:
+    """What this machine is, for the table's metadata."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform()}
+
+
+def shuffled(items: Sequence[str], seed: int) -> list[str]:
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def profile_host(
+    teacher: Any,
+    height: int,
+    width: int,
+    programs_dir: str | Path,
+    runtime: str = "executorch",
+    threads: int = 1,
+    policy: TimingPolicy = TimingPolicy(),
+    space_name: str | None = None,
+    command: str = "",
+    surrogates: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """A latency table of `teacher`'s space on this machine: builds the stage programs that are missing (see
+    edgeens.compile.stages), then times every one in `runtime`."""
+    from edgeens.compile.artifact import now, tool_versions
+    from edgeens.compile.stages import build_stage_programs
+    from edgeens.profile.table import Latency, LatencyTable
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    target = "onnx" if runtime == "onnxruntime" else "executorch"
+    manifest = build_stage_programs(
+        teacher, height, width, programs_dir, surrogates, show_progress=progress is not None, targets=(target,)
+    )
+    set_threads(threads)
+    folder = Path(programs_dir)
+    runners: dict[str, Callable[[], Callable[[], Any]]] = {}
+    for key, entry in manifest["programs"].items():
+        example = (torch.randn(entry["input_shape"], generator=torch.Generator().manual_seed(0)),)
+        if runtime == "executorch":
+            runners[key] = lambda path=folder / entry["file"], x=example: executorch_runner(path, x)
+        else:
+            runners[key] = lambda path=folder / entry["onnx_file"], x=example: onnxruntime_runner(path, x, threads)
+    samples = measure_programs(runners, policy, progress=progress)
+    stages: dict[str, dict[str, Latency]] = {}
+    for key, entry in manifest["programs"].items():
+        if entry["stage"] is not None:
+            stages.setdefault(entry["stage"], {})[entry["choice"]] = Latency.of(samples[key])
+    host = host_description()
+    return LatencyTable(
+        device="host",
+        chipset=host["cpu"],
+        runtime="executorch-xnnpack" if runtime == "executorch" else "onnxruntime-cpu",
+        height=height,
+        width=width,
+        teacher=teacher.config.to_dict(),
+        fixed=Latency.of(samples["fixed"]),
+        stages=stages,
+        versions={**tool_versions(), **host},
+        threads=threads,
+        warmup=policy.warmup_runs,
+        repeats=policy.describe(),
+        date=now(),
+        command=command,
+        space_name=space_name,
+    )
+
+
+def measure_architectures(
+    table: Any,
+    architectures: list[str],
+    teacher: Any,
+    programs_dir: str | Path,
+    table_path: str | Path,
+    policy: TimingPolicy = TimingPolicy(),
+    surrogates: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Measure whole architectures end to end into `table.end_to_end`, saving the table after each one, so an
+    interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
+    `end_to_end/<architecture>.pte`), exactly as it would ship."""
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.models.hybrid import HybridUNet
+    from edgeens.profile.table import Latency
+
+    if not table.runtime.startswith("executorch"):
+        raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
+    folder = Path(programs_dir) / "end_to_end"
+    folder.mkdir(parents=True, exist_ok=True)
+    set_threads(table.threads)
+    example = (
+        torch.rand(
+            1, teacher.config.inp_channels, table.height, table.width, generator=torch.Generator().manual_seed(0)
+        ),
+    )
+    for index, architecture in enumerate(architectures):
+        if architecture in table.end_to_end:
+            continue
+        path = folder / f"{architecture}.pte"
+        if not path.is_file():
+            if progress:
+                progress(f"[{index + 1}/{len(architectures)}] lowering {architecture}")
+            model = HybridUNet.from_teacher(teacher, architecture, surrogates).eval()
+            lower_to_executorch(model, example).save(path)
+        if progress:
+            progress(f"[{index + 1}/{len(architectures)}] timing {architecture}")
+        samples = time_runs(executorch_runner(path, example), policy)
+        table.end_to_end[architecture] = Latency.of(samples)
+        table.save(table_path)

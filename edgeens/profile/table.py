@@ -1,0 +1,246 @@
+"""Latency tables: per (stage, choice) latency on one device, runtime and input size, and the penalties built on them.
+
+A table is the measured answer to "what does this block cost here": median, 10th and 90th percentile and sample
+count for every (stage, choice) of a search space and for the fixed part (everything outside the stages), plus
+the end-to-end latency of whole architectures when validated. It records how it was measured (device, chipset,
+runtime and versions, threads, warm-up and repeats, date, the command) so that a stale table is recognisable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeens.models.restormer import RestormerConfig
+from edgeens.models.space import RESTORMER, SearchSpace, format_architecture
+
+FORMAT = "edgeens.latency.v1"
+NOISY_SPREAD = 0.10  # (p90 - p10) / median above this: the entry is flagged noisy
+
+
+class ProfileError(ValueError):
+    """A latency table that is malformed, or does not fit the space or input size it is used with."""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Summary of repeated timings of one program, in milliseconds."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    samples: int
+
+    @classmethod
+    def of(cls, samples_ms: list[float] | np.ndarray) -> Latency:
+        values = np.asarray(samples_ms, dtype=float)
+        if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+            raise ProfileError(f"latency samples must be positive and finite, got {values[:5].tolist()}")
+        p10, median, p90 = np.percentile(values, [10, 50, 90])
+        return cls(float(median), float(p10), float(p90), int(values.size))
+
+    @property
+    def spread(self) -> float:
+        """Relative width of the 10-90 percentile band."""
+        return (self.p90_ms - self.p10_ms) / self.median_ms
+
+    @property
+    def noisy(self) -> bool:
+        return self.spread > NOISY_SPREAD
+
+
+@dataclass
+class LatencyTable:
+    """Per-block latency of one search space on one device, runtime and input size."""
+
+    device: str
+    runtime: str
+    height: int
+    width: int
+    teacher: dict[str, Any]  # the RestormerConfig the space is built from
+    fixed: Latency
+    stages: dict[str, dict[str, Latency]]  # stage name -> choice -> latency
+    chipset: str | None = None
+    versions: dict[str, Any] = field(default_factory=dict)
+    threads: int = 1
+    warmup: int = 0
+    repeats: str = ""
+    date: str = ""
+    command: str = ""
+    space_name: str | None = None
+    end_to_end: dict[str, Latency] = field(default_factory=dict)  # architecture string -> latency
+
+    @property
+    def space(self) -> SearchSpace:
+        return SearchSpace(RestormerConfig(**self.teacher))
+
+    def predict_ms(self, architecture: str | tuple[str, ...]) -> float:
+        """Fixed part plus the 8 chosen stages: the calibrated prediction of end-to-end latency."""
+        tokens = self.space.parse(architecture) if isinstance(architecture, str) else architecture
+        return self.fixed.median_ms + sum(
+            self.stages[s.name][t].median_ms for s, t in zip(self.space.stages, tokens, strict=True)
+        )
+
+    def check_fits(self, space: SearchSpace, height: int, width: int) -> None:
+        """Refuse a table measured for another space or input size (its numbers would be for other blocks)."""
+        if RestormerConfig(**self.teacher) != space.teacher:
+            raise ProfileError(
+                f"this latency table was measured for another search space (teacher dim {self.teacher['dim']}, "
+                f"blocks {self.teacher['num_blocks']}, refinement {self.teacher['num_refinement_blocks']}); "
+                f"profile this space: edgeens profile --preset/--teacher ... --size {height}x{width}"
+            )
+        if (self.height, self.width) != (height, width):
+            raise ProfileError(
+                f"this latency table was measured at {self.height}x{self.width}, not {height}x{width}; latency "
+                f"depends on the input size: run edgeens profile --size {height}x{width}"
+            )
+
+    def noisy_entries(self) -> list[str]:
+        keys = [f"{s}--{c}" for s, row in self.stages.items() for c, lat in row.items() if lat.noisy]
+        return (["fixed"] if self.fixed.noisy else []) + keys
+
+    def filename(self) -> str:
+        """`<device>--<runtime>--<HxW>--<space>.json` (DESIGN's name plus the space: presets share a size)."""
+        space = self.space_name or f"dim{self.teacher['dim']}"
+        return f"{slug(self.device)}--{slug(self.runtime)}--{self.height}x{self.width}--{slug(space)}.json"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.is_dir() or path.suffix != ".json":
+            path = path / self.filename()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Read a table back, checking that it is complete: every (stage, choice) of its space has a latency."""
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ProfileError(f"latency table {path} does not exist; run `edgeens profile` first") from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ProfileError(f"latency table {path} is not readable JSON ({err}); measure it again") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ProfileError(f"{path} is not an edgeens latency table (format {FORMAT})")
+        try:
+            table = cls(
+                **{k: v for k, v in raw.items() if k not in ("format", "fixed", "stages", "end_to_end")},
+                fixed=_latency(raw["fixed"], "fixed"),
+                stages={
+                    stage: {choice: _latency(v, f"{stage}--{choice}") for choice, v in row.items()}
+                    for stage, row in raw["stages"].items()
+                },
+                end_to_end={a: _latency(v, a) for a, v in raw.get("end_to_end", {}).items()},
+            )
+            space = table.space
+        except (KeyError, TypeError, AttributeError) as err:
+            raise ProfileError(f"latency table {path} is malformed or truncated ({err!r}); measure it again") from None
+        missing = [f"{s.name}--{c}" for s in space.stages for c in s.choices if c not in table.stages.get(s.name, {})]
+        if missing:
+            raise ProfileError(f"latency table {path} lacks {', '.join(missing[:6])}: it is incomplete; re-run profile")
+        return table
+
+
+def existing_table(
+    folder: str | Path, teacher: Any, height: int, width: int, runtime: str, threads: int, space_name: str | None
+) -> LatencyTable | None:
+    """The table in `folder` measured for this space, size, runtime and thread count, if there is one."""
+    runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
+    probe = LatencyTable(
+        "host", runtime_name, height, width, teacher.config.to_dict(), Latency(1, 1, 1, 1), {}, space_name=space_name
+    )
+    path = Path(folder) / probe.filename()
+    if not path.is_file():
+        return None
+    table = LatencyTable.load(path)
+    if table.teacher != probe.teacher or table.threads != threads:
+        return None
+    return table
+
+
+def compare_tables(first: LatencyTable, second: LatencyTable, tolerance: float = 0.10) -> dict[str, Any]:
+    """Entry-by-entry agreement of two measurements of the same table: medians within `tolerance`, or else the
+    entry is flagged (with both spreads, so a reader sees whether it was noise)."""
+    pairs = {"fixed": (first.fixed, second.fixed)}
+    for stage, row in first.stages.items():
+        for choice, latency in row.items():
+            pairs[f"{stage}--{choice}"] = (latency, second.stages[stage][choice])
+    rows = {}
+    for key, (a, b) in pairs.items():
+        difference = abs(a.median_ms - b.median_ms) / min(a.median_ms, b.median_ms)
+        rows[key] = {
+            "first_ms": a.median_ms,
+            "second_ms": b.median_ms,
+            "difference": difference,
+            "first_spread": a.spread,
+            "second_spread": b.spread,
+            "agrees": difference <= tolerance,
+        }
+    largest = max(rows, key=lambda k: rows[k]["difference"])
+    return {
+        "tolerance": tolerance,
+        "entries": len(rows),
+        "agreeing": sum(r["agrees"] for r in rows.values()),
+        "largest_difference": rows[largest]["difference"],
+        "largest_key": largest,
+        "flagged": [k for k, r in rows.items() if not r["agrees"]],
+        "rows": rows,
+    }
+
+
+def _latency(value: Any, key: str) -> Latency:
+    latency = Latency(**value)
+    numbers = (latency.median_ms, latency.p10_ms, latency.p90_ms)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in numbers) or latency.samples < 1:
+        raise ProfileError(f"latency entry {key} is not a positive, finite measurement: {value}")
+    return latency
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+# --- penalties: what the search adds up per stage ---------------------------------------------------------------
+
+
+def calibrated_penalty(table: LatencyTable) -> dict[str, dict[str, float]]:
+    """A stage's penalty is its measured median latency in milliseconds."""
+    return {stage: {choice: lat.median_ms for choice, lat in row.items()} for stage, row in table.stages.items()}
+
+
+def heuristic_penalty(space: SearchSpace) -> dict[str, dict[str, float]]:
+    """The paper's proxy: a full Restormer stack costs most, then larger, then smaller MambaIR stacks.
+
+    Per stage, a MambaIR stack of n blocks costs n / (depth + 1) and the Restormer stack 1 (so the Restormer stack
+    is above the deepest MambaIR one, and stages are weighted equally, as the paper gives no weights)."""
+    table: dict[str, dict[str, float]] = {}
+    for stage in space.stages:
+        row = {}
+        for choice in stage.choices:
+            row[choice] = 1.0 if choice == RESTORMER else int(choice[1:]) / (stage.depth + 1)
+        table[stage.name] = row
+    return table
+
+
+def total_penalty(
+    penalty: dict[str, dict[str, float]], space: SearchSpace, architecture: str | tuple[str, ...]
+) -> float:
+    tokens = space.parse(architecture) if isinstance(architecture, str) else architecture
+    return sum(penalty[s.name][t] for s, t in zip(space.stages, tokens, strict=True))
+
+
+def architecture_key(tokens: tuple[str, ...]) -> str:
+    return format_architecture(tokens)

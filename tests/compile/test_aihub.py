@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import edgeens.compile.aihub as aihub
+from edgeens.compile.aihub import LEDGER, AIHubError, compile_on_hub, resolve_device
+from tests.compile.fake_qai_hub import FakeHub
+
+SECRET = "sk-edgeens-test-token-0123456789"
+
+
+@pytest.fixture
+def token(tmp_path, monkeypatch):
+    ini = tmp_path / "client.ini"
+    ini.write_text(f"[api]\napi_token = {SECRET}\napi_url = https://workbench.aihub.qualcomm.com\n")
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+    return ini
+
+
+@pytest.fixture
+def hub(monkeypatch, token) -> FakeHub:
+    fake = FakeHub()
+    monkeypatch.setattr(aihub, "import_hub", lambda: fake)
+    return fake
+
+
+def exported():
+    return torch.export.export(torch.nn.Conv2d(3, 3, 1).eval(), (torch.rand(1, 3, 8, 8),))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Snapdragon 8 Elite QRD", "Snapdragon 8 Elite QRD"),
+        ("snapdragon 8 elite", "Snapdragon 8 Elite QRD"),  # a chipset's marketing name means its reference phone
+        ("Samsung Galaxy S25", "Samsung Galaxy S25"),
+        ("Galaxy S25 Ultra", "Samsung Galaxy S25 Ultra"),
+    ],
+)
+def test_device_names_resolve(hub, name, expected) -> None:
+    assert resolve_device(hub, name).name == expected
+
+
+def test_a_chipset_name_selects_by_attribute(hub) -> None:
+    device = resolve_device(hub, "qualcomm-snapdragon-8-elite-for-galaxy")
+    assert device.name == "" and device.attributes == "chipset:qualcomm-snapdragon-8-elite-for-galaxy"
+    assert (
+        resolve_device(hub, "chipset:qualcomm-snapdragon-8-elite").attributes == "chipset:qualcomm-snapdragon-8-elite"
+    )
+
+
+def test_ambiguous_and_unknown_devices_list_the_candidates(hub) -> None:
+    with pytest.raises(AIHubError, match="ambiguous.*Samsung Galaxy S25 Ultra.*Samsung Galaxy S25\\+"):
+        resolve_device(hub, "Galaxy S25")
+    with pytest.raises(AIHubError, match="no device 'Snapdragon 8 Elitte'.*Snapdragon 8 Elite QRD"):
+        resolve_device(hub, "Snapdragon 8 Elitte")
+
+
+def test_compile_job_is_recorded_at_once_and_a_rerun_waits_on_the_same_job(hub, tmp_path) -> None:
+    entry = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+    assert len(hub.submitted) == 1
+    job = hub.submitted[0]
+    assert "--target_runtime tflite" in job.options and job.device.name == "Snapdragon 8 Elite QRD"
+    assert entry["job_id"] == job.job_id and (tmp_path / entry["file"]).read_bytes().startswith(b"compiled by")
+    ledger = json.loads((tmp_path / LEDGER).read_text())["jobs"]
+    assert ledger["compile--Snapdragon 8 Elite QRD--tflite"]["state"] == "SUCCESS"
+
+    again = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+    assert len(hub.submitted) == 1 and again["job_id"] == job.job_id  # nothing new paid for
+
+
+def test_an_interrupted_wait_resumes_on_the_recorded_job(hub, tmp_path, monkeypatch) -> None:
+    hub.steps_to_finish = 50
+    with pytest.raises(AIHubError, match="still OPTIMIZING_MODEL.*run the same command again"):
+        compile_on_hub(
+            exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, timeout_s=0, poll_s=0
+        )
+    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Samsung Galaxy S25--qnn_context_binary"]
+    assert recorded["job_id"] == hub.submitted[0].job_id
+    entry = compile_on_hub(exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, poll_s=0)
+    assert len(hub.submitted) == 1 and entry["job_id"] == recorded["job_id"]
+    assert entry["file"].endswith(".bin")
+
+
+def test_a_failed_job_reports_its_reason_and_is_resubmitted_next_time(hub, tmp_path) -> None:
+    hub.fail_with = "Compilation failed: op LayerNorm is not supported on HTP"
+    with pytest.raises(AIHubError, match="failed: Compilation failed: op LayerNorm"):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Snapdragon 8 Elite QRD--tflite"]
+    assert recorded["state"] == "FAILED" and "LayerNorm" in recorded["failure"]
+    hub.fail_with = None
+    compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+    assert len(hub.submitted) == 2
+
+
+def test_without_a_token_the_command_stops_with_the_configure_instruction(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
+    monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used without a token"))
+    with pytest.raises(AIHubError, match="no Qualcomm AI Hub token.*qai-hub configure --api_token"):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+
+
+def test_a_rejected_token_is_reported_without_printing_it(hub, tmp_path, capsys) -> None:
+    hub.reject_token = True
+    with pytest.raises(AIHubError) as caught:
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+    assert "Failed to authenticate" in str(caught.value) and "qai-hub configure" in str(caught.value)
+    assert SECRET not in str(caught.value) and SECRET not in capsys.readouterr().out
+
+
+def test_unknown_runtime_is_refused(hub, tmp_path) -> None:
+    with pytest.raises(AIHubError, match="unknown AI Hub runtime 'coreml'"):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "coreml", tmp_path)
+
+
+def test_compile_model_aihub_target_records_the_job(hub, tmp_path) -> None:
+    from edgeens.compile.pipeline import CompileOptions, compile_model
+    from tests.compile.test_pipeline import micro_restormer
+
+    options = CompileOptions(targets=("aihub",), aihub_device="Snapdragon 8 Elite QRD", aihub_poll_s=0)
+    manifest = compile_model(micro_restormer(), 16, 16, tmp_path, options, log=lambda _: None)
+    entry = manifest["targets"]["aihub--tflite"]
+    assert entry["job_id"] == hub.submitted[0].job_id and type(hub.submitted[0].model).__name__ == "ExportedProgram"
+    assert entry["file"] in manifest["files"]

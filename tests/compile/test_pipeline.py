@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from edgeens.compile.artifact import MANIFEST, CompileError, parse_size
+from edgeens.compile.executorch import run_program
+from edgeens.compile.onnx import run_onnx
+from edgeens.compile.pipeline import CompileOptions, compile_model
+from edgeens.models import MambaIRUNet, Restormer
+from edgeens.models.hybrid import HybridUNet
+from tests.conftest import FIXTURES
+
+MICRO = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+
+
+def micro_restormer(seed: int = 0) -> Restormer:
+    torch.manual_seed(seed)
+    return Restormer(**MICRO).eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["restormer", "mambairunet", "hybrid"])
+def test_each_model_kind_compiles_to_pte_and_onnx_that_match_eager(tmp_path, kind) -> None:
+    if kind == "restormer":
+        model = micro_restormer()
+    elif kind == "mambairunet":  # the official fixture: the artifacts must also reproduce the official output
+        model = MambaIRUNet.from_checkpoint(FIXTURES / "mambairunet_small.state_dict.safetensors")
+    else:
+        model = HybridUNet.from_teacher(micro_restormer(), "R-R-R-M2-R-R-R-M1").eval()
+    manifest = compile_model(
+        model, 24, 32, tmp_path, CompileOptions(targets=("executorch", "onnx")), log=lambda _: None
+    )
+
+    on_disk = json.loads((tmp_path / MANIFEST).read_text())
+    assert on_disk == manifest
+    assert on_disk["model"]["kind"] == type(model).__name__
+    assert (on_disk["model"]["height"], on_disk["model"]["width"]) == (24, 32)
+    for target, file in (("executorch", "model.pte"), ("onnx", "model.onnx")):
+        entry = on_disk["targets"][target]
+        assert (tmp_path / file).stat().st_size == entry["bytes"] > 0
+        assert entry["verification"]["max_abs_error"] <= 1e-4
+        assert entry["export_seconds"] > 0 and entry["peak_rss_gib"] > 0
+    assert on_disk["targets"]["executorch"]["delegated_calls"] >= 1
+    assert on_disk["targets"]["onnx"]["operators"]
+    assert on_disk["versions"]["torch"].startswith("2.13") and on_disk["versions"]["executorch"] == "1.5.1"
+    if kind == "hybrid":
+        assert on_disk["model"]["architecture"] == "R-R-R-M2-R-R-R-M1"
+    if kind == "mambairunet":
+        io = load_file(FIXTURES / "mambairunet_small.io.safetensors")
+        official = io["output"]
+        pte = run_program((tmp_path / "model.pte").read_bytes(), (io["input"],))[0]
+        assert (pte - official).abs().max().item() <= 1e-4
+        assert (run_onnx(tmp_path / "model.onnx", (io["input"],))[0] - official).abs().max().item() <= 1e-4
+
+
+@pytest.mark.slow
+def test_int8_program_runs_close_to_float(tmp_path) -> None:
+    model = micro_restormer()
+    calibration = [torch.rand(1, 3, 16, 16) for _ in range(4)]
+    options = CompileOptions(targets=("executorch",), int8=True)
+    manifest = compile_model(model, 16, 16, tmp_path, options, calibration, log=lambda _: None)
+    entry = manifest["targets"]["executorch"]
+    assert entry["precision"] == "int8" and (tmp_path / entry["file"]).is_file()
+    assert entry["verification"]["tolerance"] is None  # int8 is reported, not held to the fp32 tolerance
+    assert entry["verification"]["psnr_db"] > 20
+
+
+def test_int8_without_calibration_images_is_refused(tmp_path) -> None:
+    with pytest.raises(CompileError, match="calibration"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, CompileOptions(targets=("executorch",), int8=True), [])
+
+
+@pytest.mark.parametrize("text", ["250", "256x100", "12x16"])
+def test_sizes_that_are_not_multiples_of_8_are_refused_with_a_fix(text) -> None:
+    with pytest.raises(CompileError, match="multiple of 8.*use e.g."):
+        parse_size(text)
+
+
+def test_sizes_parse() -> None:
+    assert parse_size("256") == (256, 256)
+    assert parse_size("256x384") == (256, 384)
+    with pytest.raises(CompileError, match="not a number"):
+        parse_size("big")
+
+
+def test_a_folder_holding_another_models_artifacts_is_refused_unless_forced(tmp_path, monkeypatch) -> None:
+    # The lowering itself is not under test here: replace it with something instant.
+    import edgeens.compile.pipeline as pipeline
+
+    monkeypatch.setattr(
+        pipeline,
+        "_executorch",
+        lambda *args: {
+            "file": "model.pte",
+            "bytes": 1,
+            "export_seconds": 0.1,
+            "peak_rss_gib": 0.1,
+            "verification": None,
+        },
+    )
+    options = CompileOptions(targets=("executorch",))
+    compile_model(micro_restormer(0), 16, 16, tmp_path, options, log=lambda _: None)
+    compile_model(micro_restormer(0), 16, 16, tmp_path, options, log=lambda _: None)  # same model: fine
+    with pytest.raises(CompileError, match="another model's artifacts.*--force"):
+        compile_model(micro_restormer(1), 16, 16, tmp_path, options, log=lambda _: None)
+    with pytest.raises(CompileError, match="another model's artifacts"):
+        compile_model(micro_restormer(0), 32, 32, tmp_path, options, log=lambda _: None)  # another input size
+    forced = CompileOptions(targets=("executorch",), force=True)
+    manifest = compile_model(micro_restormer(1), 16, 16, tmp_path, forced, log=lambda _: None)
+    assert (
+        manifest["model"]["weights_sha256"] == json.loads((tmp_path / MANIFEST).read_text())["model"]["weights_sha256"]
+    )
+
+
+def test_artifacts_without_a_manifest_are_not_overwritten(tmp_path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"someone else's")
+    with pytest.raises(CompileError, match="without compile.json"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, CompileOptions(targets=("onnx",)), log=lambda _: None)
+    assert (tmp_path / "model.onnx").read_bytes() == b"someone else's"
+
+
+def test_unknown_target_and_aihub_without_device_are_refused(tmp_path) -> None:
+    with pytest.raises(CompileError, match="unknown target tensorrt"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, CompileOptions(targets=("tensorrt",)))
+    with pytest.raises(CompileError, match="--aihub-device"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, CompileOptions(targets=("aihub",)))
+
+
+def test_qnn_backend_without_sdk_stops_before_any_download(tmp_path, monkeypatch) -> None:
+    import executorch.backends.qualcomm.scripts.download_qnn_sdk as downloader
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("edgeens must never start ExecuTorch's QNN SDK download")
+
+    monkeypatch.setattr(downloader, "install_qnn_sdk", no_download)
+    monkeypatch.delenv("QNN_SDK_ROOT", raising=False)
+    options = CompileOptions(targets=("executorch",), backend="qnn")
+    with pytest.raises(CompileError, match="QNN_SDK_ROOT is not set.*never downloads"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, options, log=lambda _: None)
+    monkeypatch.setenv("QNN_SDK_ROOT", str(tmp_path))
+    with pytest.raises(CompileError, match="does not look like a QNN SDK"):
+        compile_model(micro_restormer(), 16, 16, tmp_path, options, log=lambda _: None)
+
+
+def test_out_of_tolerance_output_is_an_error() -> None:
+    from edgeens.compile.artifact import check_tolerance, compare_outputs
+
+    reference = torch.zeros(1, 3, 8, 8)
+    comparison = compare_outputs(reference, reference + 1e-3)
+    assert comparison["max_abs_error"] == pytest.approx(1e-3)
+    assert comparison["psnr_db"] == pytest.approx(60.0, abs=0.01)
+    with pytest.raises(CompileError, match="exceeds the tolerance"):
+        check_tolerance("ExecuTorch model.pte", comparison, 1e-4)
+    with pytest.raises(CompileError, match="non-finite"):
+        check_tolerance("x", compare_outputs(reference, reference * float("nan")), 1e-4)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edgeens.compile.artifact import CompileError
+from edgeens.compile.executorch import run_program
+from edgeens.compile.stages import (
+    MANIFEST,
+    build_stage_programs,
+    fixed_part,
+    stage_input_shape,
+    stage_programs,
+    stage_stack,
+)
+from edgeens.models import Restormer
+from edgeens.models.hybrid import HybridUNet
+from edgeens.models.space import PRESETS, SearchSpace, preset_space
+
+
+def tiny_teacher() -> Restormer:
+    torch.manual_seed(0)
+    return Restormer(**PRESETS["tiny"].to_dict()).eval()
+
+
+def test_stage_shapes_follow_the_unet() -> None:
+    stages = {s.name: s for s in preset_space("paper").stages}
+    assert stage_input_shape(stages["encoder1"], 256, 192) == (1, 48, 256, 192)
+    assert stage_input_shape(stages["latent"], 256, 192) == (1, 384, 32, 24)
+    assert stage_input_shape(stages["decoder1"], 256, 192) == (1, 96, 256, 192)
+    assert stage_input_shape(stages["refinement"], 256, 192) == (1, 96, 256, 192)
+
+
+def test_fixed_part_plus_stages_is_the_hybrid() -> None:
+    """Running the stage stacks on the features the fixed part hands them reproduces the whole hybrid."""
+    teacher = tiny_teacher()
+    hybrid = HybridUNet.from_teacher(teacher, "M2-R-R-M4-R-R-R-M2").eval()
+    space = SearchSpace(teacher.config)
+    x = torch.rand(1, 3, 16, 16)
+    captured = {}
+    hooks = [
+        getattr(hybrid, s.module).register_forward_hook(lambda m, i, o, name=s.name: captured.__setitem__(name, i[0]))
+        for s in space.stages
+    ]
+    with torch.no_grad():
+        expected = hybrid(x)
+    for hook in hooks:
+        hook.remove()
+    for stage, choice in zip(space.stages, hybrid.architecture, strict=True):
+        stack = stage_stack(
+            teacher,
+            stage,
+            choice,
+            {
+                (s.name, int(c[1:])): getattr(hybrid, s.module)
+                for s, c in zip(space.stages, hybrid.architecture, strict=True)
+                if c != "R"
+            },
+        )
+        assert captured[stage.name].shape == stage_input_shape(stage, 16, 16)
+        with torch.no_grad():
+            assert torch.equal(stack(captured[stage.name]), getattr(hybrid, stage.module)(captured[stage.name]))
+    with torch.no_grad():
+        assert fixed_part(teacher)(x).shape == expected.shape
+    assert [p.key for p in stage_programs(space)][:3] == ["fixed", "encoder1--R", "encoder1--M2"]
+    assert len(stage_programs(space)) == 1 + sum(len(s.choices) for s in space.stages)
+
+
+@pytest.mark.slow
+def test_every_stage_program_of_the_tiny_preset_builds_and_runs(tmp_path) -> None:
+    teacher = tiny_teacher()
+    manifest = build_stage_programs(teacher, 16, 16, tmp_path, show_progress=False)
+    space = SearchSpace(teacher.config)
+    assert set(manifest["programs"]) == {p.key for p in stage_programs(space)}
+    for key, entry in manifest["programs"].items():
+        program = (tmp_path / entry["file"]).read_bytes()
+        x = torch.randn(entry["input_shape"])
+        assert run_program(program, (x,))[0].shape == x.shape or key == "fixed"
+        assert entry["verification"]["max_abs_error"] <= 1e-4 and entry["delegated_calls"] >= 1
+    on_disk = json.loads((tmp_path / MANIFEST).read_text())
+    assert on_disk["height"] == on_disk["width"] == 16
+
+    # A re-run keeps what is built; another teacher is refused.
+    before = (tmp_path / "latent--M4.pte").stat().st_mtime_ns
+    build_stage_programs(teacher, 16, 16, tmp_path, show_progress=False)
+    assert (tmp_path / "latent--M4.pte").stat().st_mtime_ns == before
+    torch.manual_seed(1)
+    with pytest.raises(CompileError, match="another teacher"):
+        build_stage_programs(Restormer(**PRESETS["tiny"].to_dict()), 16, 16, tmp_path, show_progress=False)
+
+
+def test_unknown_program_keys_are_refused(tmp_path) -> None:
+    with pytest.raises(CompileError, match="no stage program latent--M8"):
+        build_stage_programs(tiny_teacher(), 16, 16, tmp_path, only=["latent--M8"], show_progress=False)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from edgeens.cli import app
+from edgeens.models import Restormer
+from edgeens.profile.host import TimingPolicy, time_runs
+from edgeens.profile.table import LatencyTable
+
+runner = CliRunner()
+
+
+def test_timing_loop_warms_up_and_stops_when_the_median_is_stable() -> None:
+    calls = []
+    samples = time_runs(lambda: calls.append(1), TimingPolicy(warmup_runs=4, warmup_seconds=0, min_repeats=10))
+    assert 10 <= len(samples) <= 100 and len(calls) >= len(samples) + 4
+    assert all(s >= 0 for s in samples)
+    bounded = time_runs(lambda: None, TimingPolicy(warmup_runs=0, warmup_seconds=0, min_repeats=3, max_repeats=3))
+    assert len(bounded) == 3
+
+
+@pytest.fixture
+def nano_teacher(tmp_path):
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+    path = tmp_path / "nano.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_teacher) -> None:
+    args = [
+        "profile",
+        "--teacher",
+        str(nano_teacher),
+        "--size",
+        "16",
+        "--validate",
+        "3",
+        "--min-repeats",
+        "3",
+        "--max-repeats",
+        "6",
+        "--out",
+        str(tmp_path / "profiles"),
+        "--programs",
+        str(tmp_path / "programs"),
+        "--reports",
+        str(tmp_path / "reports"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--16x16--nano.json"
+    table = LatencyTable.load(path)
+    assert sum(len(row) for row in table.stages.values()) == 16 and table.fixed.samples >= 3
+    assert table.threads == 1 and table.command.startswith("edgeens profile --teacher")
+    assert len(table.end_to_end) == 3 and "R-R-R-R-R-R-R-R" in table.end_to_end  # the slowest end is included
+    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--16x16--nano.json").read_text())
+    assert report["architectures"] == 3 and -1 <= report["calibrated"]["spearman"] <= 1
+    assert (tmp_path / "reports" / "validation--host--executorch-xnnpack--16x16--nano.png").stat().st_size > 10_000
+    assert "Spearman" in result.output
+
+    again = runner.invoke(
+        app,
+        [
+            *args[:-6],
+            "--out",
+            str(tmp_path / "profiles"),
+            "--programs",
+            str(tmp_path / "programs"),
+            "--reports",
+            str(tmp_path / "reports"),
+            "--repeat-check",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert "reusing" in again.output and "repeat run:" in again.output
+    assert (tmp_path / "reports" / "repeatability--host--executorch-xnnpack--16x16--nano.json").is_file()
+
+
+def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
+    cases = [
+        (["profile", "--preset", "tiny", "--size", "100"], "multiple of 8"),
+        (["profile"], "name the space"),
+        (["profile", "--preset", "huge"], "unknown preset"),
+        (["profile", "--preset", "tiny", "--device", "Pixel 9"], "not built yet"),
+        (["profile", "--teacher", str(tmp_path / "missing.pth")], "does not exist"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), (args, result.output)

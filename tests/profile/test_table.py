@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeens.models.space import PRESETS, preset_space
+from edgeens.profile.correlate import spread_architectures, validation_report
+from edgeens.profile.table import (
+    Latency,
+    LatencyTable,
+    ProfileError,
+    calibrated_penalty,
+    heuristic_penalty,
+    total_penalty,
+)
+
+
+def synthetic_table(preset: str = "tiny", height: int = 64) -> LatencyTable:
+    """Stage latencies proportional to depth (MambaIR blocks cheaper than Restormer ones), deterministic."""
+    space = preset_space(preset)
+    stages = {}
+    for level_cost, stage in zip([4.0, 2.0, 1.0, 0.5, 1.0, 2.0, 4.0, 4.0], space.stages, strict=True):
+        row = {"R": Latency.of([level_cost * stage.depth] * 5)}
+        for choice in stage.choices[1:]:
+            row[choice] = Latency.of([0.6 * level_cost * int(choice[1:])] * 5)
+        stages[stage.name] = row
+    return LatencyTable(
+        device="host",
+        runtime="executorch-xnnpack",
+        height=height,
+        width=height,
+        teacher=PRESETS[preset].to_dict(),
+        fixed=Latency.of([1.0, 1.1, 0.9]),
+        stages=stages,
+        space_name=preset,
+    )
+
+
+def test_latency_summary_and_noise_flag() -> None:
+    steady = Latency.of([10.0] * 9 + [10.5])
+    assert steady.median_ms == 10.0 and steady.samples == 10 and not steady.noisy
+    noisy = Latency.of(np.linspace(5, 15, 20))
+    assert noisy.noisy and noisy.p10_ms < noisy.median_ms < noisy.p90_ms
+    with pytest.raises(ProfileError, match="positive and finite"):
+        Latency.of([1.0, float("nan")])
+
+
+def test_table_round_trips_and_predicts(tmp_path) -> None:
+    table = synthetic_table()
+    path = table.save(tmp_path)
+    assert path.name == "host--executorch-xnnpack--64x64--tiny.json"
+    loaded = LatencyTable.load(path)
+    assert loaded == table
+    teacher = table.space.teacher_only
+    expected = 1.0 + sum(table.stages[s.name]["R"].median_ms for s in table.space.stages)
+    assert loaded.predict_ms(teacher) == pytest.approx(expected)
+    assert loaded.predict_ms("R-M2-R-M4-R-R-R-M2") < expected
+
+
+def test_a_table_for_another_space_or_size_is_refused() -> None:
+    table = synthetic_table("tiny", 64)
+    table.check_fits(preset_space("tiny"), 64, 64)
+    with pytest.raises(ProfileError, match="another search space"):
+        table.check_fits(preset_space("paper"), 64, 64)
+    with pytest.raises(ProfileError, match="measured at 64x64, not 256x256"):
+        table.check_fits(preset_space("tiny"), 256, 256)
+
+
+def test_malformed_and_truncated_tables_are_refused(tmp_path) -> None:
+    path = synthetic_table().save(tmp_path)
+    text = path.read_text()
+    (tmp_path / "truncated.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ProfileError, match="not readable JSON"):
+        LatencyTable.load(tmp_path / "truncated.json")
+    raw = json.loads(text)
+    del raw["stages"]["latent"]["M4"]
+    (tmp_path / "incomplete.json").write_text(json.dumps(raw))
+    with pytest.raises(ProfileError, match="lacks latent--M4"):
+        LatencyTable.load(tmp_path / "incomplete.json")
+    raw = json.loads(text)
+    raw["fixed"]["median_ms"] = -1
+    (tmp_path / "negative.json").write_text(json.dumps(raw))
+    with pytest.raises(ProfileError, match="fixed is not a positive"):
+        LatencyTable.load(tmp_path / "negative.json")
+    (tmp_path / "other.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(ProfileError, match="not an edgeens latency table"):
+        LatencyTable.load(tmp_path / "other.json")
+    with pytest.raises(ProfileError, match="does not exist"):
+        LatencyTable.load(tmp_path / "missing.json")
+
+
+def test_penalties_order_as_the_paper_says() -> None:
+    space = preset_space("paper")
+    heuristic = heuristic_penalty(space)
+    for stage in space.stages:
+        row = heuristic[stage.name]
+        costs = [row[c] for c in stage.choices]  # R, then deepest to shallowest MambaIR stack
+        assert costs == sorted(costs, reverse=True) and len(set(costs)) == len(costs)
+    calibrated = calibrated_penalty(synthetic_table("paper"))
+    assert calibrated["latent"]["R"] == pytest.approx(0.5 * 8)
+    assert total_penalty(heuristic, space, space.teacher_only) == pytest.approx(8.0)
+
+
+def test_spread_architectures_cover_the_predicted_range() -> None:
+    table = synthetic_table()
+    chosen = spread_architectures(table, 12)
+    assert len(chosen) == len(set(chosen)) == 12
+    predicted = sorted(table.predict_ms(a) for a in chosen)
+    every = sorted(table.predict_ms(a) for a in table.space.architectures())
+    assert predicted[0] == pytest.approx(every[0]) and predicted[-1] == pytest.approx(every[-1])
+    gaps = np.diff(predicted)
+    assert gaps.max() < 3 * (every[-1] - every[0]) / 11  # no large hole in the coverage
+
+
+def test_validation_report_of_a_perfectly_additive_device() -> None:
+    table = synthetic_table()
+    for architecture in spread_architectures(table, 10):
+        table.end_to_end[architecture] = Latency.of([table.predict_ms(architecture) * 1.02] * 5)
+    report = validation_report(table)
+    calibrated = report["calibrated"]
+    assert calibrated["spearman"] == pytest.approx(1.0) and calibrated["mape"] == pytest.approx(0.02 / 1.02)
+    assert calibrated["within_10pct"] == 1.0 and calibrated["fit_mape"] < 1e-9
+    assert -1 <= report["heuristic"]["spearman"] <= 1 and len(report["rows"]) == 10
