@@ -351,6 +351,8 @@ def profile(
     max_repeats: int = typer.Option(100, min=1, help="Timed runs per program, at most."),
     remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
     repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
+    hub_runtime: str = typer.Option("tflite", help="AI Hub runtime: tflite, qnn_context_binary or onnx."),
+    hub_poll: float = typer.Option(10.0, help="Seconds between AI Hub job status checks."),
 ) -> None:
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
@@ -383,14 +385,28 @@ def profile(
             from edgeens.train.distill import load_pool
 
             surrogates = load_pool(pool, teacher_model)
-        if device != "host":
-            raise ValueError(
-                f"device {device!r}: the Qualcomm AI Hub backend of `edgeens profile` is not built yet; "
-                "use --device host, or `edgeens compile --target aihub` to compile for a phone"
-            )
         folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
-        policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
         command = shlex.join(["edgeens", *sys.argv[1:]])
+        if device != "host":
+            from edgeens.profile.aihub import profile_on_hub
+
+            with console.status("profiling on Qualcomm AI Hub") as status:
+                table = profile_on_hub(
+                    teacher_model,
+                    height,
+                    width,
+                    folder,
+                    device,
+                    hub_runtime,
+                    surrogates,
+                    space_name,
+                    command,
+                    poll_s=hub_poll,
+                    progress=status.update,
+                )
+            _print_table(table, table.save(out))
+            return
+        policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
         with console.status("profiling") as status:
             table = profile_host(
                 teacher_model,
@@ -486,6 +502,65 @@ def _validate(table, path: Path, count: int, teacher_model, folder: Path, policy
             + f"; linear fit MAPE {r['fit_mape']:.1%}"
         )
     console.print(f"validation of {report['architectures']} architectures: {reports}/validation--{stem}.{{json,png}}")
+
+
+@app.command()
+def sweep(
+    sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
+    width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),
+    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded)."),
+    memory_limit: float = typer.Option(4.0, help="Skip sizes whose attention matrix exceeds this many GiB."),
+    reports: Path = typer.Option(Path("reports"), help="Folder for the plot and the table."),
+) -> None:
+    """Latency, FLOPs and peak memory of one Restormer, one MambaIR and one plain self-attention block across
+    input sizes, measured in ExecuTorch on this machine (the paper's Figure 1)."""
+    from edgeens.compile.artifact import now, tool_versions
+    from edgeens.profile.host import host_description
+    from edgeens.profile.sweep import plot_sweep, resolution_sweep, save_sweep
+
+    try:
+        sides = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        console.print(f"[bold red]error:[/] --sizes must be comma-separated integers, got {sizes!r}")
+        raise typer.Exit(code=2) from None
+    if not sides or any(s % 8 or s <= 0 for s in sides):
+        console.print(f"[bold red]error:[/] every size must be a positive multiple of 8, got {sides}")
+        raise typer.Exit(code=2)
+    with console.status("sweeping") as status:
+        rows = resolution_sweep(sides, width, threads, memory_limit_gib=memory_limit, progress=status.update)
+    reports.mkdir(parents=True, exist_ok=True)
+    host = host_description()
+    meta = {
+        "device": "host",
+        "cpu": host["cpu"],
+        "threads": threads,
+        "width": width,
+        "date": now(),
+        "versions": tool_versions(),
+        "command": f"edgeens sweep --sizes {sizes} --width {width} --threads {threads}",
+    }
+    save_sweep(rows, meta, reports / "resolution-sweep--host.json")
+    plot_sweep(
+        rows,
+        str(reports / "resolution-sweep--host.png"),
+        f"one block of width {width} on {host['cpu']}, ExecuTorch XNNPACK, {threads} thread(s)",
+    )
+    view = Table(title=f"resolution sweep, width {width}, {threads} thread(s)")
+    for column in ("block", "size", "GFLOPs", "median ms", "peak MiB"):
+        view.add_column(column)
+    for r in rows:
+        if "skipped" in r:
+            view.add_row(r["block"], str(r["size"]), "-", r["skipped"], "-")
+        else:
+            view.add_row(
+                r["block"],
+                str(r["size"]),
+                f"{r['flops'] / 1e9:.2f}",
+                f"{r['latency']['median_ms']:.2f}",
+                f"{r['peak_memory_mib']:.0f}",
+            )
+    console.print(view)
+    console.print(f"written: {reports}/resolution-sweep--host.{{json,png}}")
 
 
 if __name__ == "__main__":

@@ -168,6 +168,8 @@ class FakeHub:
     Device = Device
 
     def __init__(self, fail_with: str | None = None, steps_to_finish: int = 3, reject_token: bool = False) -> None:
+        self.fail_jobs: dict[str, str] = {}  # a job whose name contains the key fails with the value
+        self.slow_jobs: set[str] = set()  # a job whose name contains one of these never finishes
         self.jobs: dict[str, Job] = {}
         self.submitted: list[Job] = []
         self.fail_with = fail_with
@@ -185,11 +187,16 @@ class FakeHub:
         self._check_token()
         return [d for d in DEVICES if not name or d.name == name]
 
-    def _submit(self, kind: str, model: Any, device: Device, options: str) -> Job:
+    def _submit(self, kind: str, model: Any, device: Device, options: str, name: str = "") -> Job:
         self._check_token()
+        fail_with = self.fail_with or next((v for k, v in self.fail_jobs.items() if k in (name or "")), None)
         running = [State.OPTIMIZING_MODEL if kind == "compile" else State.MEASURING_PERFORMANCE]
-        states = running * max(0, self.steps_to_finish - 1) + [State.FAILED if self.fail_with else State.SUCCESS]
-        job = Job(self, next(self._ids), kind, model, device, options, self.fail_with, states)
+        if any(k in (name or "") for k in self.slow_jobs):
+            states = running * 10_000
+        else:
+            states = running * max(0, self.steps_to_finish - 1) + [State.FAILED if fail_with else State.SUCCESS]
+        job = Job(self, next(self._ids), kind, model, device, options, fail_with, states)
+        job.name = name
         self.jobs[job.job_id] = job
         self.submitted.append(job)
         return job
@@ -207,7 +214,7 @@ class FakeHub:
             raise UserError("The torch model must be exported.")
         if "--target_runtime" not in options:
             raise UserError("compile options need --target_runtime")
-        return self._submit("compile", model, device, options)
+        return self._submit("compile", model, device, options, name or "")
 
     def submit_inference_job(
         self,
@@ -221,7 +228,7 @@ class FakeHub:
     ) -> Job:
         if inputs is None and not profile:
             raise UserError("inputs are required when profile=False")
-        return self._submit("profile", model, device, options)
+        return self._submit("profile", model, device, options, name or "")
 
     def get_job(self, job_id: str) -> Job:
         self._check_token()
