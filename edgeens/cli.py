@@ -357,7 +357,6 @@ def profile(
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
     import shlex
-    import sys
 
     from edgeens.compile.artifact import CompileError, parse_size
     from edgeens.models import CheckpointError, Restormer
@@ -386,7 +385,28 @@ def profile(
 
             surrogates = load_pool(pool, teacher_model)
         folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
-        command = shlex.join(["edgeens", *sys.argv[1:]])
+        # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
+        space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
+        command = shlex.join(
+            [
+                "edgeens",
+                "profile",
+                "--device",
+                device,
+                *space_args,
+                *(["--pool", str(pool)] if pool else []),
+                "--size",
+                f"{height}x{width}",
+                "--runtime",
+                runtime,
+                "--threads",
+                str(threads),
+                "--min-repeats",
+                str(min_repeats),
+                "--max-repeats",
+                str(max_repeats),
+            ]
+        )
         if device != "host":
             from edgeens.profile.aihub import profile_on_hub
 

@@ -69,26 +69,25 @@ def test_fixed_part_plus_stages_is_the_hybrid() -> None:
 
 
 @pytest.mark.slow
-def test_every_stage_program_of_the_tiny_preset_builds_and_runs(tmp_path) -> None:
-    teacher = tiny_teacher()
-    manifest = build_stage_programs(teacher, 16, 16, tmp_path, show_progress=False)
+def test_every_stage_program_of_the_tiny_preset_builds_and_runs(tiny_stage_programs) -> None:
+    teacher, folder, manifest = tiny_stage_programs
     space = SearchSpace(teacher.config)
     assert set(manifest["programs"]) == {p.key for p in stage_programs(space)}
     for key, entry in manifest["programs"].items():
-        program = (tmp_path / entry["file"]).read_bytes()
+        program = (folder / entry["file"]).read_bytes()
         x = torch.randn(entry["input_shape"])
         assert run_program(program, (x,))[0].shape == x.shape or key == "fixed"
         assert entry["verification"]["max_abs_error"] <= 1e-4 and entry["delegated_calls"] >= 1
-    on_disk = json.loads((tmp_path / MANIFEST).read_text())
+    on_disk = json.loads((folder / MANIFEST).read_text())
     assert on_disk["height"] == on_disk["width"] == 16
 
     # A re-run keeps what is built; another teacher is refused.
-    before = (tmp_path / "latent--M4.pte").stat().st_mtime_ns
-    build_stage_programs(teacher, 16, 16, tmp_path, show_progress=False)
-    assert (tmp_path / "latent--M4.pte").stat().st_mtime_ns == before
+    before = (folder / "latent--M4.pte").stat().st_mtime_ns
+    build_stage_programs(teacher, 16, 16, folder, show_progress=False)
+    assert (folder / "latent--M4.pte").stat().st_mtime_ns == before
     torch.manual_seed(1)
     with pytest.raises(CompileError, match="another teacher"):
-        build_stage_programs(Restormer(**PRESETS["tiny"].to_dict()), 16, 16, tmp_path, show_progress=False)
+        build_stage_programs(Restormer(**PRESETS["tiny"].to_dict()), 16, 16, folder, show_progress=False)
 
 
 def test_unknown_program_keys_are_refused(tmp_path) -> None:

@@ -25,7 +25,7 @@ def test_timing_loop_warms_up_and_stops_when_the_median_is_stable() -> None:
 
 
 @pytest.fixture
-def nano_teacher(tmp_path):
+def nano_teacher(tmp_path):  # a checkpoint for the error cases
     torch.manual_seed(0)
     model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
     path = tmp_path / "nano.safetensors"
@@ -34,11 +34,12 @@ def nano_teacher(tmp_path):
 
 
 @pytest.mark.slow
-def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_teacher) -> None:
+def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, tiny_stage_programs) -> None:
+    _, programs, _ = tiny_stage_programs  # built once for the session; the command reuses them
     args = [
         "profile",
-        "--teacher",
-        str(nano_teacher),
+        "--preset",
+        "tiny",
         "--size",
         "16",
         "--validate",
@@ -50,38 +51,29 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_te
         "--out",
         str(tmp_path / "profiles"),
         "--programs",
-        str(tmp_path / "programs"),
+        str(programs),
         "--reports",
         str(tmp_path / "reports"),
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    path = tmp_path / "profiles" / "host--executorch-xnnpack--16x16--nano.json"
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--nano.json"
     table = LatencyTable.load(path)
     assert sum(len(row) for row in table.stages.values()) == 16 and table.fixed.samples >= 3
-    assert table.threads == 1 and table.command.startswith("edgeens profile --teacher")
-    assert len(table.end_to_end) == 3 and "R-R-R-R-R-R-R-R" in table.end_to_end  # the slowest end is included
-    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--16x16--nano.json").read_text())
+    assert table.threads == 1 and table.command.startswith("edgeens profile --device host --teacher")
+    predicted = sorted(table.predict_ms(a) for a in table.space.architectures())
+    measured = sorted(table.predict_ms(a) for a in table.end_to_end)
+    assert len(measured) == 3 and measured[0] == predicted[0] and measured[-1] == predicted[-1]  # both extremes
+    stem = "host--executorch-xnnpack--8x8--nano"
+    report = json.loads((tmp_path / "reports" / f"validation--{stem}.json").read_text())
     assert report["architectures"] == 3 and -1 <= report["calibrated"]["spearman"] <= 1
-    assert (tmp_path / "reports" / "validation--host--executorch-xnnpack--16x16--nano.png").stat().st_size > 10_000
+    assert (tmp_path / "reports" / f"validation--{stem}.png").stat().st_size > 10_000
     assert "Spearman" in result.output
 
-    again = runner.invoke(
-        app,
-        [
-            *args[:-6],
-            "--out",
-            str(tmp_path / "profiles"),
-            "--programs",
-            str(tmp_path / "programs"),
-            "--reports",
-            str(tmp_path / "reports"),
-            "--repeat-check",
-        ],
-    )
+    again = runner.invoke(app, [*args, "--repeat-check"])  # the table and the 3 measurements are reused
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "repeat run:" in again.output
-    assert (tmp_path / "reports" / "repeatability--host--executorch-xnnpack--16x16--nano.json").is_file()
+    assert (tmp_path / "reports" / f"repeatability--{stem}.json").is_file()
 
 
 def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
