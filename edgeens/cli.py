@@ -17,6 +17,18 @@ app = typer.Typer(
 console = Console()
 
 
+def _quiet_toolchain() -> None:
+    """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
+    CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-output"), help="Folder for the clean, noisy and restored PNGs."),
@@ -243,6 +255,7 @@ def compile_command(
 ) -> None:
     """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
     eager PyTorch; numbers go to compile.json beside the artifacts."""
+    _quiet_toolchain()
     import torch
 
     from edgeens.compile.artifact import CompileError, parse_size
@@ -356,6 +369,7 @@ def profile(
 ) -> None:
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
+    _quiet_toolchain()
     import shlex
 
     from edgeens.compile.artifact import CompileError, parse_size
@@ -534,6 +548,7 @@ def sweep(
 ) -> None:
     """Latency, FLOPs and peak memory of one Restormer, one MambaIR and one plain self-attention block across
     input sizes, measured in ExecuTorch on this machine (the paper's Figure 1)."""
+    _quiet_toolchain()
     from edgeens.compile.artifact import now, tool_versions
     from edgeens.profile.host import host_description
     from edgeens.profile.sweep import plot_sweep, resolution_sweep, save_sweep

@@ -17,6 +17,8 @@ from edgeens.compile.artifact import CompileError
 OPSET = 18
 INPUT_NAME = "image"
 OUTPUT_NAME = "restored"
+# Each node keeps its module path (pkg.torch.onnx.name_scopes), which attributes per-layer profiles to blocks.
+KEPT_METADATA = "pkg.torch.onnx.name_scopes"
 SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB cap, with headroom: larger models keep weights in a .data file
 
 
@@ -55,6 +57,9 @@ def export_onnx(model: nn.Module, example_inputs: tuple[Tensor, ...], path: str 
         )
         if program is None:
             raise CompileError("torch.onnx.export returned no program")
+        for node in program.model.graph.all_nodes():  # stack traces etc. were 70% of a MambaIR file's bytes
+            for key in [k for k in node.metadata_props if k != KEPT_METADATA]:
+                del node.metadata_props[key]
         program.save(str(tmp), external_data=external)
     os.replace(tmp, path)
     files = [path.name]
