@@ -28,6 +28,7 @@ from edgeens.compile.artifact import (
     tool_versions,
 )
 from edgeens.compile.executorch import lower_to_executorch, quantize_int8, run_program
+from edgeens.models import EXPORT_FORM_VERSION
 
 TARGETS = ("executorch", "onnx", "aihub")
 
@@ -71,7 +72,9 @@ def compile_model(
     out = Path(out_dir)
     card = ModelCard.of(model, height, width)
     manifest = open_output(out, card, options.force)
-    manifest.update(updated=now(), versions=tool_versions(), threads=torch.get_num_threads())
+    manifest.update(
+        updated=now(), versions=tool_versions(), export_form=EXPORT_FORM_VERSION, threads=torch.get_num_threads()
+    )
     example = fixed_input(card.in_channels, height, width)
     with torch.no_grad():
         reference = model(example)

@@ -29,6 +29,7 @@ from edgeens.compile.artifact import (
     write_json,
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
+from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
@@ -176,6 +177,7 @@ def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_
         "height": height,
         "width": width,
         "surrogates": "pool" if from_pool else "untrained",
+        "export_form": EXPORT_FORM_VERSION,
     }
     path = out / MANIFEST
     if path.is_file():
@@ -186,8 +188,9 @@ def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_
         if {k: manifest.get(k) for k in identity} == identity:
             return manifest
         raise CompileError(
-            f"{out} holds stage programs of another teacher, input size or surrogate set "
-            f"({manifest.get('height')}x{manifest.get('width')}); choose another folder"
+            f"{out} holds stage programs of another teacher, input size, surrogate set or export form "
+            f"({manifest.get('height')}x{manifest.get('width')}, export form {manifest.get('export_form')}, this is "
+            f"{EXPORT_FORM_VERSION}); choose another folder, or delete it to rebuild"
         )
     return {"format": FORMAT, **identity, "created": now(), "versions": tool_versions(), "programs": {}}
 

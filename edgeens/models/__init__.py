@@ -12,7 +12,12 @@ from edgeens.models.mambair import MambaIRUNet, MambaIRUNetConfig, VSSBlock
 from edgeens.models.restormer import Restormer, RestormerConfig, TransformerBlock
 from edgeens.models.scan import selective_scan
 
+# Bumped whenever the torch.export form of a model changes (scan layout, export-only rewrites), so that programs
+# lowered from an older form are rebuilt instead of being timed as if they were current.
+EXPORT_FORM_VERSION = 2
+
 __all__ = [
+    "EXPORT_FORM_VERSION",
     "CheckpointError",
     "MambaIRUNet",
     "MambaIRUNetConfig",

@@ -245,17 +245,19 @@ def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     # Every op below lowers to XNNPACK, so the whole scan is one delegate (no zeros, sums or expands, which run
     # on portable kernels and split the graph into partitions whose boundary tensors ExecuTorch must keep).
     h = du[0:M] * B_rows[0:M]  # the state starts at zero, so step 0 is its input alone
-    chunk_step = dl_t[0]
+    elapsed = [dl_t[0]]  # sum of the step sizes up to t inside the chunk: (M, G, Dg, 1), small
     ys = [read_out(h, 0)]
     for t in range(1, T):
         h = torch.exp(dl_t[t] * A_t) * h + du[t * M : (t + 1) * M] * B_rows[t * M : (t + 1) * M]
-        chunk_step = chunk_step + dl_t[t]
+        elapsed.append(elapsed[-1] + dl_t[t])
         ys.append(read_out(h, t))
-    chunk_decay = torch.exp(chunk_step * A_t).reshape(b, nc, G, Dg, N)
+    chunk_decay = torch.exp(elapsed[-1] * A_t).reshape(b, nc, G, Dg, N)
     carry = _carry_in(h.reshape(b, nc, G, Dg, N), chunk_decay, dim=1).reshape(M, G, Dg, N)
+    # Pass 2: the carried-in state reaches step t decayed by exp(A * elapsed_t) (at most one chunk of decay,
+    # always in [0, 1]). Written this way, no state-sized tensor of pass 1 is needed again: recomputing pass 1's
+    # exp(dl_t * A) would be merged with it by common-subexpression elimination, keeping T of them alive.
     for t in range(T):
-        carry = carry * torch.exp(dl_t[t] * A_t)
-        ys[t] = ys[t] + read_out(carry, t)
+        ys[t] = ys[t] + read_out(carry * torch.exp(elapsed[t] * A_t), t)
     y = torch.cat(ys, dim=0).reshape(T, b, nc, G, Dg)
     y = y.permute(1, 3, 4, 2, 0).reshape(b, G * Dg, nc * T)
     return y[..., :L] if nc * T != L else y  # a full slice exports as alias_copy, which XNNPACK leaves out
