@@ -51,14 +51,15 @@ def state_listing(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
 
 @pytest.fixture(scope="session")
 def tiny_stage_programs(tmp_path_factory):
-    """The tiny preset's stage programs at 16x16, built once per test session (several tests time or check them).
-    The teacher is made exactly as `edgeens profile --preset tiny` makes it, so the CLI reuses the folder."""
+    """The tiny preset's stage programs at 8x8 (the smallest size the U-Net takes: export time grows with the
+    scan length), built once per test session. The teacher is made exactly as `edgeens profile --preset tiny`
+    makes it, so the CLI can reuse the folder."""
     from edgeens.compile.stages import build_stage_programs
     from edgeens.models import Restormer
     from edgeens.models.space import PRESETS
 
     torch.manual_seed(0)
     teacher = Restormer(**PRESETS["tiny"].to_dict()).eval()
-    folder = tmp_path_factory.mktemp("tiny-stages-16")
-    manifest = build_stage_programs(teacher, 16, 16, folder, show_progress=False)
+    folder = tmp_path_factory.mktemp("tiny-stages-8")
+    manifest = build_stage_programs(teacher, 8, 8, folder, show_progress=False)
     return teacher, folder, manifest

@@ -148,6 +148,7 @@ def resolution_sweep(
 
 def plot_sweep(rows: list[dict[str, Any]], path: str, title: str) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -161,6 +162,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: str, title: str) -> None:
         axes[2].plot(sizes, [r["peak_memory_mib"] for r in measured], "o-", label=kind)
     for ax, label in zip(axes, ("latency (ms, median)", "GFLOPs (matmul + conv)", "peak memory (MiB)"), strict=True):
         ax.set(xlabel="input side (pixels)", ylabel=label, xscale="log", yscale="log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels collide
         ax.set_xticks(sorted({r["size"] for r in rows}), labels=[str(s) for s in sorted({r["size"] for r in rows})])
         ax.legend()
     fig.suptitle(title)

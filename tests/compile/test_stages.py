@@ -79,15 +79,15 @@ def test_every_stage_program_of_the_tiny_preset_builds_and_runs(tiny_stage_progr
         assert run_program(program, (x,))[0].shape == x.shape or key == "fixed"
         assert entry["verification"]["max_abs_error"] <= 1e-4 and entry["delegated_calls"] >= 1
     on_disk = json.loads((folder / MANIFEST).read_text())
-    assert on_disk["height"] == on_disk["width"] == 16
+    assert on_disk["height"] == on_disk["width"] == 8
 
     # A re-run keeps what is built; another teacher is refused.
     before = (folder / "latent--M4.pte").stat().st_mtime_ns
-    build_stage_programs(teacher, 16, 16, folder, show_progress=False)
+    build_stage_programs(teacher, 8, 8, folder, show_progress=False)
     assert (folder / "latent--M4.pte").stat().st_mtime_ns == before
     torch.manual_seed(1)
     with pytest.raises(CompileError, match="another teacher"):
-        build_stage_programs(Restormer(**PRESETS["tiny"].to_dict()), 16, 16, folder, show_progress=False)
+        build_stage_programs(Restormer(**PRESETS["tiny"].to_dict()), 8, 8, folder, show_progress=False)
 
 
 def test_unknown_program_keys_are_refused(tmp_path) -> None:
