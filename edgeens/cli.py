@@ -376,7 +376,7 @@ def profile(
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.space import PRESETS
     from edgeens.profile.host import TimingPolicy, profile_host
-    from edgeens.profile.table import ProfileError
+    from edgeens.profile.table import LatencyTable, ProfileError, existing_table
 
     try:
         height, width = parse_size(size)
@@ -441,22 +441,33 @@ def profile(
             _print_table(table, table.save(out))
             return
         policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
-        with console.status("profiling") as status:
-            table = profile_host(
-                teacher_model,
-                height,
-                width,
-                folder,
-                runtime,
-                threads,
-                policy,
-                space_name,
-                command,
-                surrogates,
-                progress=lambda text: status.update(text),
-            )
-        path = table.save(out)
+
+        def measure() -> LatencyTable:
+            with console.status("profiling") as status:
+                return profile_host(
+                    teacher_model,
+                    height,
+                    width,
+                    folder,
+                    runtime,
+                    threads,
+                    policy,
+                    space_name,
+                    command,
+                    surrogates,
+                    progress=status.update,
+                )
+
+        table = existing_table(out, teacher_model, height, width, runtime, threads, space_name)
+        if table is None or remeasure:
+            table = measure()
+            path = table.save(out)
+        else:
+            path = out / table.filename()
+            console.print(f"reusing {path} (measured {table.date}; --remeasure to measure again)")
         _print_table(table, path)
+        if repeat_check:
+            _repeat_check(table, measure(), path, reports)
         if validate:
             _validate(table, path, validate, teacher_model, folder, policy, surrogates, reports)
     except (CompileError, CheckpointError, ProfileError, ValueError) as err:
