@@ -60,7 +60,7 @@ def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -
         t0 = time.perf_counter()
         run()
         samples.append((time.perf_counter() - t0) * 1e3)
-        if len(samples) >= policy.min_repeats:
+        if len(samples) >= max(policy.min_repeats, 5):  # the stability check needs a few samples to compare
             earlier = float(np.median(samples[: len(samples) * 4 // 5]))
             if abs(float(np.median(samples)) - earlier) <= policy.stable_within * earlier:
                 break
