@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,9 +198,3 @@ def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_
 def _progress(enabled: bool) -> Progress:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     return Progress(*columns, disable=not enabled)
-
-
-def iter_programs(manifest: dict[str, Any], out_dir: str | Path) -> Iterator[tuple[str, Path, dict[str, Any]]]:
-    """(key, .pte path, entry) for every built program of a stages.json."""
-    for key, entry in manifest["programs"].items():
-        yield key, Path(out_dir) / entry["file"], entry

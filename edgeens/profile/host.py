@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,12 +142,6 @@ def host_description() -> dict[str, Any]:
     import os
 
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform()}
-
-
-def shuffled(items: Sequence[str], seed: int) -> list[str]:
-    order = list(items)
-    random.Random(seed).shuffle(order)
-    return order
 
 
 def profile_host(

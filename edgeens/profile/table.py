@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeens.models.restormer import RestormerConfig
-from edgeens.models.space import RESTORMER, SearchSpace, format_architecture
+from edgeens.models.space import RESTORMER, SearchSpace
 
 FORMAT = "edgeens.latency.v1"
 NOISY_SPREAD = 0.10  # (p90 - p10) / median above this: the entry is flagged noisy
@@ -240,7 +240,3 @@ def total_penalty(
 ) -> float:
     tokens = space.parse(architecture) if isinstance(architecture, str) else architecture
     return sum(penalty[s.name][t] for s, t in zip(space.stages, tokens, strict=True))
-
-
-def architecture_key(tokens: tuple[str, ...]) -> str:
-    return format_architecture(tokens)
