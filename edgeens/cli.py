@@ -422,6 +422,8 @@ def profile(
             ]
         )
         if device != "host":
+            if validate or repeat_check:
+                raise ValueError("--validate and --repeat-check measure on this machine: use them with --device host")
             from edgeens.profile.aihub import profile_on_hub
 
             with console.status("profiling on Qualcomm AI Hub") as status:

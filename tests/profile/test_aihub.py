@@ -88,3 +88,7 @@ def test_profile_cli_rejects_an_unknown_device(hub, tmp_path) -> None:
         app, ["profile", "--preset", "tiny", "--device", "Pixel 9", "--programs", str(tmp_path), "--out", str(tmp_path)]
     )
     assert result.exit_code == 2 and "no device 'Pixel 9'" in result.output
+    result = CliRunner().invoke(
+        app, ["profile", "--preset", "tiny", "--device", "Samsung Galaxy S25", "--validate", "30"]
+    )
+    assert result.exit_code == 2 and "--device host" in result.output
