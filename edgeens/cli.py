@@ -356,6 +356,7 @@ def profile(
     size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
     runtime: str = typer.Option("executorch", help="Host runtime: executorch (XNNPACK) or onnxruntime."),
     threads: int = typer.Option(1, min=1, help="Runtime threads (recorded in the table)."),
+    jobs: int = typer.Option(1, min=1, help="Programs lowered in parallel processes (timing is always alone)."),
     out: Path = typer.Option(Path("profiles"), help="Folder of latency tables."),
     programs: Path = typer.Option(None, help="Folder of stage programs (default: exports/stages-<space>-<HxW>)."),
     validate: int = typer.Option(0, min=0, help="Also measure N architectures end to end and report the fit."),
@@ -458,6 +459,7 @@ def profile(
                     command,
                     surrogates,
                     progress=status.update,
+                    jobs=jobs,
                 )
 
         table = existing_table(out, teacher_model, height, width, runtime, threads, space_name)
@@ -471,7 +473,7 @@ def profile(
         if repeat_check:
             _repeat_check(table, measure(), path, reports)
         if validate:
-            _validate(table, path, validate, teacher_model, folder, policy, surrogates, reports)
+            _validate(table, path, validate, teacher_model, folder, policy, surrogates, reports, jobs)
     except (CompileError, CheckpointError, ProfileError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
@@ -518,7 +520,9 @@ def _repeat_check(first, second, path: Path, reports: Path) -> None:
     )
 
 
-def _validate(table, path: Path, count: int, teacher_model, folder: Path, policy, surrogates, reports: Path) -> None:
+def _validate(
+    table, path: Path, count: int, teacher_model, folder: Path, policy, surrogates, reports: Path, jobs: int
+) -> None:
     import json
 
     from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
@@ -535,6 +539,7 @@ def _validate(table, path: Path, count: int, teacher_model, folder: Path, policy
             policy,
             surrogates,
             progress=lambda text: status.update(text),
+            jobs=jobs,
         )
     report = validation_report(table)
     reports.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from edgeens.compile.artifact import (
     write_json,
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
+from edgeens.compile.workers import run_in_processes
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.hybrid import SurrogateConfig, build_surrogate
@@ -112,10 +113,11 @@ def build_stage_programs(
     only: list[str] | None = None,
     show_progress: bool = True,
     targets: tuple[str, ...] = ("executorch",),
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Build, run and check every stage program of `teacher`'s space into `out_dir` as `.pte` (and `.onnx` with
-    the onnx target). Resumes: programs already recorded in stages.json are kept. `only` restricts to some keys
-    (`encoder1--M2`, `fixed`)."""
+    the onnx target), `jobs` at a time. Resumes: programs already recorded in stages.json are kept. `only`
+    restricts to some keys (`encoder1--M2`, `fixed`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     space = SearchSpace(teacher.config)
@@ -124,18 +126,23 @@ def build_stage_programs(
     unknown = set(only or ()) - {p.key for p in stage_programs(space)}
     if unknown:
         raise CompileError(f"no stage program {', '.join(sorted(unknown))}; keys look like 'fixed' or 'latent--M4'")
+    missing = [
+        (teacher, program, height, width, out, surrogates, target)
+        for program in programs
+        for target, field_name in (("executorch", "file"), ("onnx", "onnx_file"))
+        if target in targets and not _built(out, manifest["programs"].get(program.key, {}), field_name)
+    ]
     with _progress(show_progress) as progress:
-        task = progress.add_task("stage programs", total=len(programs))
-        for program in programs:
-            progress.update(task, description=f"stage program {program.key}")
-            entry = manifest["programs"].get(program.key, {})
-            for target, field_name in (("executorch", "file"), ("onnx", "onnx_file")):
-                if target in targets and not (field_name in entry and (out / entry[field_name]).is_file()):
-                    entry = {**entry, **_build_one(teacher, program, height, width, out, surrogates, target)}
-                    manifest["programs"][program.key] = entry
-                    write_json(out / MANIFEST, manifest)
-            progress.advance(task)
+        task = progress.add_task(f"stage programs ({jobs} at a time)", total=len(missing))
+        for (_, program, *_), built in run_in_processes(_build_one, missing, jobs):
+            manifest["programs"][program.key] = {**manifest["programs"].get(program.key, {}), **built}
+            write_json(out / MANIFEST, manifest)  # after each program: an interrupted build resumes here
+            progress.update(task, advance=1, description=f"stage program {program.key}")
     return manifest
+
+
+def _built(out: Path, entry: dict[str, Any], field_name: str) -> bool:
+    return field_name in entry and (out / entry[field_name]).is_file()
 
 
 def _build_one(teacher, program, height, width, out, surrogates, target: str) -> dict[str, Any]:

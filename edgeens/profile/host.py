@@ -29,16 +29,19 @@ class TimingPolicy:
 
     warmup_runs: int = 3
     warmup_seconds: float = 0.2
+    warmup_max_seconds: float = 10.0
     min_repeats: int = 10
     max_repeats: int = 100
     max_seconds: float = 10.0
+    min_samples: int = 3
     stable_within: float = 0.02
     rounds: int = 2
 
     def describe(self) -> str:
         return (
-            f"warm-up >= {self.warmup_runs} runs and {self.warmup_seconds:g} s; {self.min_repeats}-{self.max_repeats} "
-            f"runs until the median moves < {self.stable_within:.0%} (or {self.max_seconds:g} s); "
+            f"warm-up >= {self.warmup_runs} runs and {self.warmup_seconds:g} s (at most {self.warmup_max_seconds:g} s "
+            f"once one run is done); {self.min_repeats}-{self.max_repeats} runs until the median moves < "
+            f"{self.stable_within:.0%} (or {self.max_seconds:g} s, but never fewer than {self.min_samples}); "
             f"{self.rounds} shuffled rounds"
         )
 
@@ -47,13 +50,16 @@ class TimingPolicy:
 
 
 def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -> list[float]:
-    """Milliseconds of repeated calls of `run`, after warm-up (skipped with `warm=False`)."""
+    """Milliseconds of repeated calls of `run`, after warm-up (skipped with `warm=False`). Programs that run for
+    seconds (paper-size MambaIR stacks) get one warm-up run and `min_samples` timed runs instead of the counts."""
     if warm:
         start = time.perf_counter()
         done = 0
         while done < policy.warmup_runs or time.perf_counter() - start < policy.warmup_seconds:
             run()
             done += 1
+            if time.perf_counter() - start > policy.warmup_max_seconds:
+                break
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < policy.max_repeats:
@@ -64,7 +70,7 @@ def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -
             earlier = float(np.median(samples[: len(samples) * 4 // 5]))
             if abs(float(np.median(samples)) - earlier) <= policy.stable_within * earlier:
                 break
-        if time.perf_counter() - start > policy.max_seconds:
+        if time.perf_counter() - start > policy.max_seconds and len(samples) >= policy.min_samples:
             break
     return samples
 
@@ -115,6 +121,7 @@ def measure_programs(
             "max_repeats": max(1, policy.max_repeats // policy.rounds),
             "min_repeats": max(1, policy.min_repeats // policy.rounds),
             "max_seconds": policy.max_seconds / policy.rounds,
+            "min_samples": -(-policy.min_samples // policy.rounds),
         }
     )
     for round_index in range(policy.rounds):
@@ -156,9 +163,10 @@ def profile_host(
     command: str = "",
     surrogates: Any = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> Any:
     """A latency table of `teacher`'s space on this machine: builds the stage programs that are missing (see
-    edgeens.compile.stages), then times every one in `runtime`."""
+    edgeens.compile.stages; `jobs` at a time), then times every one in `runtime`."""
     from edgeens.compile.artifact import now, tool_versions
     from edgeens.compile.stages import build_stage_programs
     from edgeens.profile.table import Latency, LatencyTable
@@ -167,7 +175,14 @@ def profile_host(
         raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     target = "onnx" if runtime == "onnxruntime" else "executorch"
     manifest = build_stage_programs(
-        teacher, height, width, programs_dir, surrogates, show_progress=progress is not None, targets=(target,)
+        teacher,
+        height,
+        width,
+        programs_dir,
+        surrogates,
+        show_progress=progress is not None,
+        targets=(target,),
+        jobs=jobs,
     )
     set_threads(threads)
     folder = Path(programs_dir)
@@ -212,35 +227,42 @@ def measure_architectures(
     policy: TimingPolicy = TimingPolicy(),
     surrogates: Any = None,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> None:
     """Measure whole architectures end to end into `table.end_to_end`, saving the table after each one, so an
     interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
-    `end_to_end/<architecture>.pte`), exactly as it would ship."""
-    from edgeens.compile.executorch import lower_to_executorch
-    from edgeens.models.hybrid import HybridUNet
+    `end_to_end/<architecture>.pte`), exactly as it would ship. All are lowered (`jobs` at a time) before any is
+    timed, so no timing shares the machine with a lowering."""
+    from edgeens.compile.workers import run_in_processes
     from edgeens.profile.table import Latency
 
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
     folder = Path(programs_dir) / "end_to_end"
     folder.mkdir(parents=True, exist_ok=True)
-    set_threads(table.threads)
     example = (
         torch.rand(
             1, teacher.config.inp_channels, table.height, table.width, generator=torch.Generator().manual_seed(0)
         ),
     )
-    for index, architecture in enumerate(architectures):
-        if architecture in table.end_to_end:
-            continue
-        path = folder / f"{architecture}.pte"
-        if not path.is_file():
-            if progress:
-                progress(f"[{index + 1}/{len(architectures)}] lowering {architecture}")
-            model = HybridUNet.from_teacher(teacher, architecture, surrogates).eval()
-            lower_to_executorch(model, example).save(path)
+    pending = [a for a in architectures if a not in table.end_to_end]
+    to_lower = [(teacher, a, surrogates, example, folder / f"{a}.pte") for a in pending]
+    to_lower = [task for task in to_lower if not task[-1].is_file()]
+    for done, ((_, architecture, *_), _) in enumerate(run_in_processes(_lower_architecture, to_lower, jobs), 1):
         if progress:
-            progress(f"[{index + 1}/{len(architectures)}] timing {architecture}")
-        samples = time_runs(executorch_runner(path, example), policy)
+            progress(f"lowered {done}/{len(to_lower)}: {architecture}")
+    set_threads(table.threads)
+    for index, architecture in enumerate(pending):
+        if progress:
+            progress(f"[{index + 1}/{len(pending)}] timing {architecture}")
+        samples = time_runs(executorch_runner(folder / f"{architecture}.pte", example), policy)
         table.end_to_end[architecture] = Latency.of(samples)
         table.save(table_path)
+
+
+def _lower_architecture(teacher: Any, architecture: str, surrogates: Any, example: tuple[Tensor], path: Path) -> None:
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.models.hybrid import HybridUNet
+
+    model = HybridUNet.from_teacher(teacher, architecture, surrogates).eval()
+    lower_to_executorch(model, example).save(path)

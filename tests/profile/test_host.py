@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -24,6 +25,19 @@ def test_timing_loop_warms_up_and_stops_when_the_median_is_stable() -> None:
     assert len(bounded) == 3
 
 
+def test_timing_loop_caps_warm_up_and_keeps_a_floor_of_samples_for_slow_programs() -> None:
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(0.02)
+
+    policy = TimingPolicy(warmup_runs=50, warmup_max_seconds=0.05, min_repeats=50, max_seconds=0.01, min_samples=4)
+    samples = time_runs(slow, policy)
+    assert len(samples) == 4  # the time budget ran out after one sample, the floor kept going
+    assert 2 <= len(calls) - len(samples) <= 4  # warm-up stopped at its time cap, not after 50 runs
+
+
 @pytest.fixture
 def nano_teacher(tmp_path):  # a checkpoint for the error cases
     torch.manual_seed(0)
@@ -39,7 +53,7 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_te
     # end) in a few minutes. The tiny preset's programs are checked in tests/compile/test_stages.py.
     args = ["profile", "--teacher", str(nano_teacher), "--size", "8", "--validate", "3", "--min-repeats", "3"]
     args += ["--max-repeats", "6", "--out", str(tmp_path / "profiles"), "--programs", str(tmp_path / "programs")]
-    args += ["--reports", str(tmp_path / "reports")]
+    args += ["--reports", str(tmp_path / "reports"), "--jobs", "2"]  # stage and end-to-end lowering in 2 processes
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--nano.json"
