@@ -18,15 +18,9 @@ console = Console()
 
 
 def _quiet_toolchain() -> None:
-    """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
-    CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
-    import logging
-    import warnings
+    from edgeens.compile.artifact import quiet_toolchain
 
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
-    for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_toolchain()
 
 
 @app.command()

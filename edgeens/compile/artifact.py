@@ -180,3 +180,15 @@ def peak_rss_gib() -> float:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def quiet_toolchain() -> None:
+    """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
+    CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -11,10 +11,13 @@ from typing import Any, TypeVar
 Task = TypeVar("Task", bound=tuple)
 
 
-def _one_thread() -> None:
+def _worker_setup() -> None:
     import torch
 
+    from edgeens.compile.artifact import quiet_toolchain
+
     torch.set_num_threads(1)  # N workers on N cores: more threads each would only oversubscribe
+    quiet_toolchain()
 
 
 def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: int = 1) -> Iterator[tuple[Task, Any]]:
@@ -28,7 +31,7 @@ def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: 
             yield task, function(*task)
         return
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_setup) as pool:
         futures = {pool.submit(function, *task): task for task in tasks}
         try:
             for future in as_completed(futures):
