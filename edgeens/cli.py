@@ -551,6 +551,131 @@ def _validate(
 
 
 @app.command()
+def search(
+    teacher_path: Path = typer.Option(
+        Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
+    ),
+    pool: Path = typer.Option(Path("runs/default/pool"), help="Block pool of `edgeens distill` for this teacher."),
+    table: Path = typer.Option(None, help="Latency table of `edgeens profile` (the calibrated penalty)."),
+    penalty: str = typer.Option("calibrated", help="calibrated (measured latency, needs --table) or heuristic."),
+    size: str = typer.Option("256", help="Deployment input size the latency table must have been measured at."),
+    degradation: str = typer.Option("gaussian_noise", help="Degradation of the validation pairs (as the teacher's)."),
+    sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
+    budget: int = typer.Option(60, min=1, help="Architectures to evaluate, the initial design included."),
+    initial: int = typer.Option(16, min=1, help="Uniform random architectures before the first model fit."),
+    batch: int = typer.Option(4, min=1, help="Architectures proposed per iteration (q)."),
+    seed: int = typer.Option(0, help="Seed of the initial design and the MC samplers."),
+    encoding: str = typer.Option("categorical", help="categorical (edgeens) or relaxed (the paper's thresholds)."),
+    top_k: int = typer.Option(5, min=1, help="Candidates nearest the knee to hand to fine-tuning."),
+    max_drop: float = typer.Option(None, help="Largest PSNR drop (dB) that counts (default: from the initial design)."),
+    out: Path = typer.Option(Path("runs/default/search"), help="Search folder (resumes its trials.jsonl)."),
+    compare: bool = typer.Option(
+        False, help="Compare ENS, its paper encoding, random, NSGA-II and the rule-based hybrid."
+    ),
+    seeds: int = typer.Option(5, min=1, help="Seeds per method with --compare."),
+    exhaustive: bool = typer.Option(False, help="With --compare: evaluate every architecture for the true front."),
+    threads: int = typer.Option(1, min=1, help="torch threads (BoTorch's loop is fastest with 1 on 2 cores)."),
+    force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
+) -> None:
+    """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
+    its knee and the candidates for fine-tuning (`--compare`: ENS against the baselines, hypervolume curves)."""
+    _quiet_toolchain()
+    import numpy as np
+    import torch
+
+    from edgeens.compile.artifact import parse_size
+    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models.checkpoint import weights_hash
+    from edgeens.models.space import SearchSpace
+    from edgeens.profile.table import LatencyTable, ProfileError, calibrated_penalty, heuristic_penalty
+    from edgeens.report.search import plot_compare, plot_front
+    from edgeens.train.distill import load_pool
+    from edgeens.train.evaluate import HybridEvaluator, SearchError
+    from edgeens.train.search import Problem, SearchSettings
+    from edgeens.train.search_run import compare_methods, fraction_at, run_search
+    from edgeens.train.teacher import bundled_validation
+
+    torch.set_num_threads(threads)
+    try:
+        height, width = parse_size(size)
+        settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        space = SearchSpace(teacher_model.config)
+        settings.check(space.size)
+        if penalty == "calibrated":
+            if table is None:
+                raise SearchError(
+                    "the calibrated penalty needs a latency table: --table profiles/<device>--<runtime>--<HxW>--"
+                    "<space>.json (from edgeens profile), or --penalty heuristic for the paper's proxy"
+                )
+            latency = LatencyTable.load(table)
+            latency.check_fits(space, height, width)
+            stage_costs, penalty_label, source = calibrated_penalty(latency), "predicted latency (ms)", table.name
+        elif penalty == "heuristic":
+            stage_costs, penalty_label, source = heuristic_penalty(space), "heuristic penalty", "heuristic"
+        else:
+            raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
+        problem = Problem(space, stage_costs)
+        surrogates = load_pool(pool, teacher_model)
+        evaluator = HybridEvaluator(teacher_model, surrogates, bundled_validation(degradation, sigma))
+
+        def evaluate(architecture: str) -> dict:
+            result = evaluator(architecture)
+            return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
+
+        if compare:
+            with console.status("comparing search methods") as status:
+                result = compare_methods(problem, evaluate, out, settings, seeds, exhaustive, progress=status.update)
+            plot_compare(result, out / "compare.png")
+            view = Table(title=f"hypervolume / {'true front' if exhaustive else 'best found'} ({seeds} seeds)")
+            checkpoints = sorted({n for n in (20, 40, 60, budget) if n <= budget})
+            for column in ("method", *(f"@{n} median (min-max)" for n in checkpoints)):
+                view.add_column(column)
+            for method in result["curves"]:
+                cells = []
+                for n in checkpoints:
+                    values = fraction_at(result, method, n)
+                    cells.append(f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+                view.add_row(method, *cells)
+            console.print(view)
+            console.print(f"written: {out}/compare.json, {out}/compare.png")
+            return
+        identity = {
+            "teacher_sha256": weights_hash(teacher_model),
+            "pool": str(pool),
+            "penalty": source,
+            "size": [height, width],
+            "validation": {"set": "bundled", "degradation": degradation, "sigma": sigma},
+        }
+        with console.status("searching") as status:
+            front = run_search(
+                problem, evaluate, out, settings, identity, top_k, max_drop, force, progress=status.update
+            )
+    except (CheckpointError, ProfileError, SearchError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    from edgeens.train.search import TrialLog
+
+    plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)
+    view = Table(
+        title=f"Pareto front after {front['evaluations']} evaluations (teacher {evaluator.teacher_psnr:.2f} dB)"
+    )
+    for column in ("architecture", "PSNR dB", "drop dB", penalty_label, ""):
+        view.add_column(column)
+    candidates = {c["architecture"] for c in front["candidates"]}
+    for point in front["front"]:
+        mark = "knee" if point["architecture"] == front["knee"]["architecture"] else ""
+        mark += " candidate" if point["architecture"] in candidates else ""
+        view.add_row(
+            point["architecture"], f"{point['psnr']:.2f}", f"{point['psnr_drop']:+.3f}", f"{point['penalty']:.4g}", mark
+        )
+    console.print(view)
+    console.print(f"{front['knee_method']}")
+    console.print(f"candidates for fine-tuning: {', '.join(c['architecture'] for c in front['candidates'])}")
+    console.print(f"written: {out}/trials.jsonl, {out}/front.json, {out}/pareto.png")
+
+
+@app.command()
 def sweep(
     sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
     width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import resource
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from edgeens.files import now, write_json  # noqa: F401 (re-exported: compile's modules import them from here)
 from edgeens.models.checkpoint import weights_hash
 
 FORMAT = "edgeens.compile.v1"
@@ -125,12 +124,6 @@ def record(out_dir: str | Path, manifest: dict[str, Any], target: str, entry: di
     write_json(Path(out_dir) / MANIFEST, manifest)
 
 
-def write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def compare_outputs(reference: Tensor, output: Tensor) -> dict[str, float | None]:
     """Max abs error and PSNR (peak 1, as for images in [0, 1]) between an artifact's output and eager PyTorch's,
     over every element (stage programs return feature maps, not images)."""
@@ -178,10 +171,6 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def quiet_toolchain() -> None:
     """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
     CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
@@ -190,5 +179,7 @@ def quiet_toolchain() -> None:
 
     for category in (FutureWarning, DeprecationWarning, UserWarning):
         warnings.filterwarnings("ignore", category=category)
+    # The search's libraries warn about fits and candidate pools on every iteration; the trial log records outcomes.
+    warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|pymoo)(\.|$)")
     for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
         logging.getLogger(name).setLevel(logging.ERROR)

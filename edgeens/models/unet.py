@@ -15,6 +15,8 @@ from torch import Tensor
 from edgeens.models.images import check_image
 
 LEVEL_STAGES = ("encoder_level1", "encoder_level2", "encoder_level3", "latent")
+# The 8 stages in data-flow order (the search space's order).
+STAGE_ORDER = (*LEVEL_STAGES, "decoder_level3", "decoder_level2", "decoder_level1", "refinement")
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -110,3 +112,40 @@ class UNet(nn.Module):
         if self.dual_pixel_task:
             return self.output(out_dec_level1 + self.skip_conv(inp_enc_level1))
         return self.output(out_dec_level1) + inp_img
+
+    # --- the same forward pass, one stage at a time (for search: architectures that share their first stages
+    # reuse those stages' outputs). `carry` holds the tensor entering the next stage and the skips still needed.
+
+    def start_stages(self, inp_img: Tensor) -> dict[str, Tensor]:
+        """The state before the first stage: the patch embedding (and what the end of the network needs)."""
+        check_image(inp_img, self.config.inp_channels, type(self).__name__)
+        embedded = self.patch_embed(inp_img)
+        return {"x": embedded, "input": inp_img, **({"embedded": embedded} if self.dual_pixel_task else {})}
+
+    def run_stage(self, index: int, carry: dict[str, Tensor], stack: nn.Module | None = None) -> dict[str, Tensor]:
+        """Run stage `index` (0 = encoder_level1 ... 7 = refinement; `stack` replaces the model's own) and the
+        fixed modules after it, up to the next stage's input."""
+        out = (stack if stack is not None else getattr(self, STAGE_ORDER[index]))(carry["x"])
+        kept = {k: v for k, v in carry.items() if k != "x"}
+        if index == 0:
+            return {**kept, "x": self.down1_2(out), "skip1": out}
+        if index == 1:
+            return {**kept, "x": self.down2_3(out), "skip2": out}
+        if index == 2:
+            return {**kept, "x": self.down3_4(out), "skip3": out}
+        if index == 3:
+            skip3 = kept.pop("skip3")
+            return {**kept, "x": self.reduce_chan_level3(torch.cat([self.up4_3(out), skip3], 1))}
+        if index == 4:
+            skip2 = kept.pop("skip2")
+            return {**kept, "x": self.reduce_chan_level2(torch.cat([self.up3_2(out), skip2], 1))}
+        if index == 5:
+            skip1 = kept.pop("skip1")
+            return {**kept, "x": torch.cat([self.up2_1(out), skip1], 1)}
+        return {**kept, "x": out}
+
+    def finish_stages(self, carry: dict[str, Tensor]) -> Tensor:
+        """The output after the last stage: output conv plus the global residual (or the dual-pixel skip)."""
+        if self.dual_pixel_task:
+            return self.output(carry["x"] + self.skip_conv(carry["embedded"]))
+        return self.output(carry["x"]) + carry["input"]

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from edgeens.files import write_json
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
@@ -139,12 +140,12 @@ def distill_pool(
             task = bar.add_task(f"{name} (rank {rank})" if world > 1 else name, total=recipe.steps, loss=float("nan"))
             entry = _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task)
             manifest["surrogates"][name] = {**entry, "rank": rank}
-            _write_json(fragment, manifest)  # this rank's progress survives a kill
+            write_json(fragment, manifest)  # this rank's progress survives a kill
     if world > 1:
         torch.distributed.barrier()
     if rank == 0:
         manifest = _read_manifest(pool_dir)
-        _write_json(manifest_path, manifest)
+        write_json(manifest_path, manifest)
         for path in pool_dir.glob("manifest.rank*.json"):
             path.unlink()
     if world > 1:
@@ -170,12 +171,6 @@ def _read_manifest(pool_dir: Path) -> dict | None:
             else:
                 merged["surrogates"].update(part["surrogates"])
     return merged
-
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    tmp.replace(path)
 
 
 def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task) -> dict:

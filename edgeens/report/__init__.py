@@ -1,0 +1,1 @@
+"""Plots and report documents, drawn from files the other packages wrote."""

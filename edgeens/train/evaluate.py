@@ -1,0 +1,132 @@
+"""Objective 1 of the search: the validation PSNR of a hybrid composed from the block pool (no training), minus
+the teacher's.
+
+Evaluations are the search's cost, and architectures that agree on their first stages compute the same features up
+to there: the state after each stage is cached by architecture prefix (least recently used first out, within a byte
+budget), so an evaluation runs only the stages after the longest prefix it shares with an earlier one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edgeens.metrics import psnr
+from edgeens.models.images import pad_to_multiple
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import RESTORMER, SearchSpace, format_architecture
+
+
+class SearchError(ValueError):
+    """A search that cannot start: its inputs do not fit together. Raised before any evaluation runs."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    architecture: str
+    psnr: float  # mean validation PSNR of the hybrid, dB
+    psnr_drop: float  # psnr minus the teacher's (<= 0 unless a hybrid beats its teacher)
+    seconds: float
+    stages_run: int  # stages computed for this evaluation (8 minus those reused from the prefix cache)
+
+
+def check_pool(space: SearchSpace, pool: Mapping[tuple[str, int], nn.Module]) -> None:
+    """Refuse a pool that lacks a surrogate some architecture of `space` needs."""
+    missing = [f"{stage.name}--M{depth}" for stage, depth in space.surrogates() if (stage.name, depth) not in pool]
+    if missing:
+        raise SearchError(
+            f"the block pool lacks {len(missing)} surrogate(s) the search space needs: {', '.join(missing)}; "
+            "distil them first (edgeens distill with this teacher)"
+        )
+
+
+class HybridEvaluator:
+    """PSNR of hybrids of `teacher` + `pool` on fixed (degraded, clean) validation pairs, with a prefix cache."""
+
+    def __init__(
+        self,
+        teacher: Restormer,
+        pool: Mapping[tuple[str, int], nn.Module],
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        cache_bytes: int = 1 << 30,
+    ) -> None:
+        if not pairs:
+            raise SearchError("the validation set is empty: give at least one (degraded, clean) pair")
+        self.teacher = teacher.eval()
+        self.space = SearchSpace(teacher.config)
+        check_pool(self.space, pool)
+        self.pool = {key: module.eval() for key, module in pool.items()}
+        self.targets = [gt for _, gt in pairs]
+        # One batch per input shape (bundled crops share one), padded to a multiple of 8 as the U-Net needs.
+        self.batches: list[tuple[Tensor, list[int], tuple[int, int]]] = []
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        for index, (lq, _) in enumerate(pairs):
+            shapes.setdefault(lq.shape, []).append(index)
+        for indices in shapes.values():
+            images = torch.stack(
+                [torch.from_numpy(np.ascontiguousarray(pairs[i][0].transpose(2, 0, 1))) for i in indices]
+            )
+            padded, size = pad_to_multiple(images.float(), 8)
+            self.batches.append((padded, indices, size))
+        self.cache: OrderedDict[tuple[str, ...], list[dict[str, Tensor]]] = OrderedDict()
+        self.cache_bytes = cache_bytes
+        self.cached_bytes = 0
+        self.stages_run = 0
+        self.stages_reused = 0
+        self.teacher_psnr = self._psnr(self.space.teacher_only)
+
+    def __call__(self, architecture: str | tuple[str, ...]) -> Evaluation:
+        tokens = self.space.parse(architecture if isinstance(architecture, str) else format_architecture(architecture))
+        before = self.stages_run
+        start = time.perf_counter()
+        value = self._psnr(tokens)
+        return Evaluation(
+            format_architecture(tokens),
+            value,
+            value - self.teacher_psnr,
+            time.perf_counter() - start,
+            self.stages_run - before,
+        )
+
+    def _stack(self, index: int, token: str) -> nn.Module | None:
+        stage = self.space.stages[index]
+        return None if token == RESTORMER else self.pool[(stage.name, int(token[1:]))]
+
+    def _psnr(self, tokens: tuple[str, ...]) -> float:
+        known = next((n for n in range(len(tokens), 0, -1) if tokens[:n] in self.cache), 0)
+        if known:
+            self.cache.move_to_end(tokens[:known])
+        with torch.no_grad():
+            carries = (
+                self.cache[tokens[:known]]
+                if known
+                else [self.teacher.start_stages(batch) for batch, _, _ in self.batches]
+            )
+            self.stages_reused += known
+            for index in range(known, len(tokens)):
+                carries = [self.teacher.run_stage(index, c, self._stack(index, tokens[index])) for c in carries]
+                self.stages_run += 1
+                if index < len(tokens) - 1:
+                    self._remember(tokens[: index + 1], carries)
+            scores = np.zeros(len(self.targets))
+            for carry, (_, indices, (h, w)) in zip(carries, self.batches, strict=True):
+                restored = self.teacher.finish_stages(carry)[:, :, :h, :w].clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+                for image, i in zip(restored, indices, strict=True):
+                    scores[i] = psnr(image, self.targets[i])
+        return float(scores.mean())
+
+    def _remember(self, prefix: tuple[str, ...], carries: list[dict[str, Tensor]]) -> None:
+        size = sum(t.numel() * t.element_size() for c in carries for t in c.values())
+        if size > self.cache_bytes:
+            return
+        self.cache[prefix] = carries
+        self.cached_bytes += size
+        while self.cached_bytes > self.cache_bytes:
+            _, evicted = self.cache.popitem(last=False)
+            self.cached_bytes -= sum(t.numel() * t.element_size() for c in evicted for t in c.values())
