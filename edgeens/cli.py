@@ -676,6 +676,86 @@ def search(
 
 
 @app.command()
+def finetune(
+    teacher_path: Path = typer.Option(
+        Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
+    ),
+    pool: Path = typer.Option(Path("runs/default/pool"), help="Block pool the hybrids are composed from."),
+    search_dir: Path = typer.Option(
+        Path("runs/default/search"), "--search", help="Search folder whose front.json names the candidates."
+    ),
+    arch: list[str] = typer.Option(None, help="Fine-tune these architectures instead (repeat the option)."),
+    out: Path = typer.Option(Path("runs/default/finetune"), help="Folder: one resumable run per candidate."),
+    degradation: str = typer.Option("gaussian_noise", help="Degradation of the training and validation pairs."),
+    sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
+    iterations: int = typer.Option(300, min=1, help="Iterations per candidate (the teacher's recipe, scaled)."),
+    max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
+    checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads per process."),
+) -> None:
+    """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
+    import json
+
+    import torch
+
+    from edgeens.data.bundled import bundled_split
+    from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.models import CheckpointError, Restormer
+    from edgeens.train.distill import load_pool
+    from edgeens.train.evaluate import SearchError
+    from edgeens.train.finetune import finetune_candidates
+    from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
+
+    torch.set_num_threads(threads)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
+    if distributed:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = torch.distributed.get_rank() if distributed else 0
+    try:
+        candidates = list(arch or [])
+        if not candidates:
+            front = search_dir / "front.json"
+            if not front.is_file():
+                raise SearchError(f"{front} does not exist: run edgeens search first, or name candidates with --arch")
+            candidates = [c["architecture"] for c in json.loads(front.read_text())["candidates"]]
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        surrogates = load_pool(pool, teacher_model)
+        recipe = TeacherRecipe(
+            iterations=iterations, schedule=ProgressiveSchedule().scaled(max_patch), checkpoint_every=checkpoint_every
+        )
+        data = SyntheticPairs(list(bundled_split("train").values()), degradation, sigma)
+        summary = finetune_candidates(
+            teacher_model,
+            surrogates,
+            candidates,
+            data,
+            recipe,
+            out,
+            bundled_validation(degradation, sigma),
+            show_progress=rank == 0,
+        )
+    except (CheckpointError, SearchError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+    if rank != 0:
+        return
+    view = Table(title=f"fine-tuned candidates ({iterations} iterations, {summary['ranks']} rank(s))")
+    for column in ("architecture", "composed dB", "fine-tuned dB", ""):
+        view.add_column(column)
+    for row in summary["candidates"]:
+        mark = "best" if row["architecture"] == summary["best"] else ""
+        view.add_row(row["architecture"], f"{row['psnr_composed']:.2f}", f"{row['psnr_finetuned']:.2f}", mark)
+    console.print(view)
+    console.print(
+        f"teacher {summary['teacher_psnr']:.2f} dB; best {summary['best']} -> {out}/best.safetensors "
+        f"(edgeens compile {out}/best.safetensors)"
+    )
+
+
+@app.command()
 def sweep(
     sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
     width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),

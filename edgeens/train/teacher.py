@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,39 +94,66 @@ def train_teacher(
 ) -> dict:
     """Train `model` in place, resuming from `run_dir/checkpoint.pt` if it exists. Returns the summary that is
     also written to `teacher.json` (or, if stopped early by `max_steps_this_run`, the progress so far)."""
+    return train_restoration(
+        model, data, recipe, run_dir, _write_teacher, validation, max_steps_this_run, on_step, show_progress, "teacher"
+    )
+
+
+def train_restoration(
+    model: torch.nn.Module,
+    data: SyntheticPairs,
+    recipe: TeacherRecipe,
+    run_dir: str | Path,
+    write_result: Callable[[Path, Any, dict], None],
+    validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    max_steps_this_run: int | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    show_progress: bool = True,
+    label: str = "train",
+) -> dict:
+    """Restormer's recipe on any restoration model (the teacher, or a hybrid being fine-tuned), resumable, and
+    data-parallel when torch.distributed is initialised (torchrun): every rank draws its own crops, DDP averages the
+    gradients, rank 0 alone writes the log, the checkpoints and (through `write_result`) the result."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng(recipe.seed)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas
     )
     start = 0
     if checkpoint_path.is_file():
-        start, _ = load_training_state(checkpoint_path, model, optimizer, rng)
-        _truncate_log(run_dir / "log.jsonl", start)  # iterations after the checkpoint are redone
+        start, _ = load_training_state(checkpoint_path, model, optimizer, np.random.default_rng())
+        if rank == 0:
+            _truncate_log(run_dir / "log.jsonl", start)  # iterations after the checkpoint are redone
+    if distributed:
+        torch.distributed.barrier()  # no rank writes the log before rank 0 has truncated it
+    step_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
 
     model.train()
     stop = recipe.iterations if max_steps_this_run is None else min(recipe.iterations, start + max_steps_this_run)
     started = time.perf_counter()
     with (
-        (run_dir / "log.jsonl").open("a") as log,
+        (run_dir / "log.jsonl").open("a") if rank == 0 else open(os.devnull, "w") as log,
         Progress(
-            TextColumn("teacher"),
+            TextColumn(label),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} L1 {task.fields[loss]:.4f}"),
             TimeRemainingColumn(),
-            disable=not show_progress,
+            disable=not show_progress or rank != 0,
         ) as progress,
     ):
         task = progress.add_task("train", total=recipe.iterations, completed=start, loss=float("nan"))
         for iteration in range(start + 1, stop + 1):
             patch, batch = recipe.schedule.at(iteration, recipe.iterations)
+            # A generator per (seed, rank, iteration): crops need no state to resume, and ranks draw different ones.
+            rng = np.random.default_rng([recipe.seed, rank, iteration])
             lq, gt = (torch.from_numpy(a) for a in data.sample(patch, batch, rng))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, iteration)
-            loss = F.l1_loss(model(lq), gt)
+            loss = F.l1_loss(step_model(lq), gt)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
@@ -138,27 +167,30 @@ def train_teacher(
                         "lr": optimizer.param_groups[0]["lr"],
                         "patch": patch,
                         "batch": batch,
+                        "ranks": world,
                     }
                 )
                 + "\n"
             )
             if on_step is not None:
                 on_step(iteration, loss.item())
-            if iteration % recipe.checkpoint_every == 0 or iteration == stop:
+            if rank == 0 and (iteration % recipe.checkpoint_every == 0 or iteration == stop):
                 log.flush()
-                save_training_state(checkpoint_path, model, optimizer, iteration, rng)
+                save_training_state(checkpoint_path, model, optimizer, iteration, np.random.default_rng())
     if stop < recipe.iterations:
         return {"iteration": stop, "finished": False}
     summary = {
         "config": model.config.to_dict(),
         "recipe": {k: v for k, v in asdict(recipe).items() if k != "schedule"} | {"schedule": asdict(recipe.schedule)},
         "iterations": recipe.iterations,
+        "ranks": world,
         "seconds_this_run": time.perf_counter() - started,
         "threads": torch.get_num_threads(),
-        "validation_psnr": validation_psnr(model, validation) if validation else None,
+        "validation_psnr": validation_psnr(model, validation) if validation and rank == 0 else None,
         "finished": True,
     }
-    _write_teacher(run_dir, model, summary)
+    if rank == 0:
+        write_result(run_dir, model, summary)
     return summary
 
 

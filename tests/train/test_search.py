@@ -18,7 +18,6 @@ from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, preset_space
 from edgeens.profile.table import heuristic_penalty
 from edgeens.train.baselines import nsga2, random_search, rule_based
-from edgeens.train.distill import DistillRecipe, capture_features, distill_pool
 from edgeens.train.evaluate import SearchError
 from edgeens.train.pareto import hypervolume
 from edgeens.train.search import Objectives, Problem, SearchSettings, TrialLog, ens, reference_point
@@ -130,24 +129,6 @@ def test_settings_are_checked_before_anything_runs() -> None:
 
 
 # --- the command, on a real (small) teacher and pool ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A teacher of 1-2 blocks per stage and a pool of all its 8 surrogates (a few distillation steps: the search
-    only needs them to exist)."""
-    from safetensors.torch import save_file
-
-    folder = tmp_path_factory.mktemp("small-run")
-    torch.manual_seed(0)
-    teacher = Restormer(**SMALL).eval()
-    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(folder / "teacher.safetensors"))
-    g = torch.Generator().manual_seed(1)
-    capture_features(
-        teacher, torch.rand(8, 3, 16, 16, generator=g), torch.rand(4, 3, 16, 16, generator=g), folder / "features"
-    )
-    distill_pool(teacher, folder / "features", folder / "pool", DistillRecipe(steps=2), show_progress=False)
-    return folder
 
 
 def search_args(folder, out, *extra: str) -> list[str]:

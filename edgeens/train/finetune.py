@@ -1,0 +1,85 @@
+"""Fine-tune the search's candidates end to end and keep the best (spec/paper.md step 4).
+
+Each candidate is composed from the teacher and the pool, trained with the teacher's recipe (scaled by flags) in
+its own resumable folder `<out>/<architecture>/`, and scored on the validation pairs before and after. The best
+validation PSNR is saved as a self-describing hybrid (`best.safetensors`) with `finetune.json` beside it. Under
+torchrun every candidate trains data-parallel (DDP) across the ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeens.data.synthetic import SyntheticPairs
+from edgeens.files import now, write_json
+from edgeens.models.hybrid import HybridUNet
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace
+from edgeens.train.evaluate import SearchError, check_pool
+from edgeens.train.teacher import TeacherRecipe, train_restoration, validation_psnr
+
+RESULT = "hybrid.safetensors"
+
+
+def _write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
+    model.save(run_dir / RESULT)
+    write_json(run_dir / "summary.json", summary)
+
+
+def finetune_candidates(
+    teacher: Restormer,
+    pool: Mapping[tuple[str, int], nn.Module],
+    candidates: list[str],
+    data: SyntheticPairs,
+    recipe: TeacherRecipe,
+    out_dir: str | Path,
+    validation: list[tuple[np.ndarray, np.ndarray]],
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes) and pick the best."""
+    if not candidates:
+        raise SearchError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
+    check_pool(SearchSpace(teacher.config), pool)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    rows = []
+    for architecture in candidates:
+        model = HybridUNet.from_teacher(teacher, architecture, pool)
+        folder = out / model.architecture_string
+        before = validation_psnr(model, validation)
+        if not (folder / RESULT).is_file():
+            train_restoration(
+                model, data, recipe, folder, _write_hybrid, validation, show_progress=show_progress, label=architecture
+            )
+        if distributed:
+            torch.distributed.barrier()  # rank 0 has written the result every rank reads next
+        tuned = HybridUNet.load(folder / RESULT)
+        rows.append(
+            {
+                "architecture": tuned.architecture_string,
+                "psnr_composed": before,
+                "psnr_finetuned": validation_psnr(tuned, validation),
+                "folder": folder.name,
+            }
+        )
+    best = max(rows, key=lambda r: r["psnr_finetuned"])
+    summary = {
+        "teacher_psnr": validation_psnr(teacher, validation),
+        "candidates": rows,
+        "best": best["architecture"],
+        "iterations": recipe.iterations,
+        "ranks": torch.distributed.get_world_size() if distributed else 1,
+        "created": now(),
+    }
+    if rank == 0:
+        HybridUNet.load(out / best["folder"] / RESULT).save(out / "best.safetensors")
+        write_json(out / "finetune.json", summary)
+    return summary

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeens.data.bundled import bundled_photo
+from edgeens.data.transforms import ProgressiveSchedule
+from edgeens.models.hybrid import HybridUNet, SurrogateConfig, build_surrogate
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace
+from edgeens.train.evaluate import SearchError
+from edgeens.train.finetune import finetune_candidates
+from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
+
+from .conftest import SMALL
+
+
+def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL).eval()
+    space = SearchSpace(teacher.config)
+    pool = {(s.name, d): build_surrogate(s, d, SurrogateConfig()) for s, d in space.surrogates()}
+    data = SyntheticPairs([bundled_photo("astronaut")[:96, :96]], sigma=25)
+    recipe = TeacherRecipe(iterations=6, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
+    validation = bundled_validation("gaussian_noise", 25, size=32)
+    candidates = ["M1-R-R-R-R-R-R-R", "R-R-R-M2-R-R-R-M1"]
+    summary = finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path, validation, show_progress=False)
+    scores = {row["architecture"]: row["psnr_finetuned"] for row in summary["candidates"]}
+    assert set(scores) == set(candidates) and summary["best"] == max(scores, key=scores.get)
+    best = HybridUNet.load(tmp_path / "best.safetensors")
+    assert best.architecture_string == summary["best"]
+    assert all(row["psnr_finetuned"] != row["psnr_composed"] for row in summary["candidates"])  # training happened
+    stamp = (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns
+    finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path, validation, show_progress=False)
+    assert (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns == stamp  # finished: kept
+    with pytest.raises(SearchError, match="no candidates"):
+        finetune_candidates(teacher, pool, [], data, recipe, tmp_path, validation)
+
+
+@pytest.mark.slow
+def test_torchrun_fine_tunes_data_parallel_on_two_cpu_processes(small_run, tmp_path) -> None:
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "edgeens", "finetune"]
+    cmd += ["--teacher", str(small_run / "teacher.safetensors"), "--pool", str(small_run / "pool")]
+    cmd += ["--arch", "M1-R-R-M2-R-R-R-R", "--iterations", "4", "--max-patch", "16", "--out", str(tmp_path / "ft")]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert summary["ranks"] == 2 and summary["best"] == "M1-R-R-M2-R-R-R-R"
+    log = [json.loads(line) for line in (tmp_path / "ft" / "M1-R-R-M2-R-R-R-R" / "log.jsonl").read_text().splitlines()]
+    assert [entry["iteration"] for entry in log] == [1, 2, 3, 4] and all(entry["ranks"] == 2 for entry in log)
+    assert HybridUNet.load(tmp_path / "ft" / "best.safetensors").architecture_string == "M1-R-R-M2-R-R-R-R"
