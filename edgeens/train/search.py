@@ -44,7 +44,7 @@ class SearchSettings:
     seed: int = 0
     encoding: str = "categorical"
     mc_samples: int = 64
-    max_candidates: int = 1024
+    max_candidates: int = 256
 
     def check(self, space_size: int) -> None:
         if self.encoding not in ENCODINGS:

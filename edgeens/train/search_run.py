@@ -58,7 +58,9 @@ def run_search(
     out.mkdir(parents=True, exist_ok=True)
     settings.check(problem.space.size)
     meta_path = out / "search.json"
-    meta = _open_identity(meta_path, {**identity, "settings": asdict(settings), "max_drop": max_drop}, force)
+    # The budget is not part of the identity: a finished search can be extended by raising it.
+    knobs = {k: v for k, v in asdict(settings).items() if k != "budget"}
+    meta = _open_identity(meta_path, {**identity, "settings": knobs, "max_drop": max_drop}, force)
     log = TrialLog(out / "trials.jsonl")
     objectives = Objectives(problem, evaluate, log, f"ens-{settings.encoding}", progress=progress)
 

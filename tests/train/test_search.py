@@ -156,6 +156,8 @@ def test_search_command_writes_front_knee_and_plot(small_run, tmp_path) -> None:
     assert (out / "pareto.png").stat().st_size > 10_000
     again = runner.invoke(app, search_args(small_run, out, "--budget", "14", "--initial", "6", "--top-k", "3"))
     assert again.exit_code == 0 and len(TrialLog(out / "trials.jsonl").records) == 14  # nothing evaluated twice
+    longer = runner.invoke(app, search_args(small_run, out, "--budget", "18", "--initial", "6", "--top-k", "3"))
+    assert longer.exit_code == 0 and len(TrialLog(out / "trials.jsonl").records) == 18  # extended, not restarted
     other = runner.invoke(app, search_args(small_run, out, "--budget", "14", "--initial", "6", "--seed", "3"))
     assert other.exit_code == 2 and "other settings" in " ".join(other.output.split())
 
