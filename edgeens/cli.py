@@ -80,12 +80,15 @@ def teacher(
     data: Path = typer.Option(None, help="Paired folder (input/, target/); default: bundled photos + degradation."),
     degradation: str = typer.Option("gaussian_noise", help="gaussian_noise, motion_blur or rain_streaks."),
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
+    dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
     max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads (recorded in teacher.json)."),
 ) -> None:
     """Train a Restormer teacher with Restormer's recipe scaled down, or adopt an official checkpoint."""
+    import dataclasses
+
     import torch
 
     from edgeens.data.bundled import bundled_split
@@ -110,17 +113,24 @@ def teacher(
         else:
             if preset not in PRESETS:
                 raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+            config = PRESETS[preset]
+            if dual_pixel:
+                if data is None:
+                    raise ValueError("--dual-pixel trains on DPDD's views: give the dataset folder with --data")
+                config = dataclasses.replace(config, inp_channels=6, dual_pixel_task=True)
             pairs = (
-                PairedImages(find_pairs(data))
+                PairedImages(find_pairs(data, dual_pixel=dual_pixel))
                 if data
                 else SyntheticPairs(list(bundled_split("train").values()), degradation, sigma)
             )
+            if dual_pixel:  # the bundled photos have no dual-pixel views: validate on centre crops of the data
+                validation = pairs.validation_crops(2, 128)
             recipe = TeacherRecipe(
                 iterations=iterations,
                 schedule=ProgressiveSchedule().scaled(max_patch),
                 checkpoint_every=checkpoint_every,
             )
-            summary = train_teacher(Restormer(**PRESETS[preset].to_dict()), pairs, recipe, out, validation)
+            summary = train_teacher(Restormer(**config.to_dict()), pairs, recipe, out, validation)
     except (CheckpointError, DatasetError, ImageError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None

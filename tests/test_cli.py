@@ -51,6 +51,27 @@ def test_teacher_reports_a_bad_data_folder(tmp_path) -> None:
     assert result.exit_code == 2 and "needs an input folder" in " ".join(result.output.split())
 
 
+def test_teacher_trains_on_16_bit_dpdd_dual_pixel_views(tmp_path) -> None:
+    import numpy as np
+
+    from edgeens.data.images import write_image
+    from edgeens.models import Restormer
+
+    rng = np.random.default_rng(0)
+    for view, folder in (("l", "source"), ("r", "source"), ("c", "target")):
+        for n in range(2):
+            path = tmp_path / "dpdd" / f"train_{view}" / folder / f"{n}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(path, rng.random((40, 48, 3)), bits=16)
+    args = ["teacher", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "dpdd"), "--dual-pixel"]
+    result = runner.invoke(app, [*args, "--iterations", "2", "--max-patch", "16"])
+    assert result.exit_code == 0, result.output
+    teacher = Restormer.from_checkpoint(tmp_path / "run" / "teacher.safetensors")
+    assert teacher.config.inp_channels == 6 and teacher.config.dual_pixel_task
+    missing = runner.invoke(app, ["teacher", "--out", str(tmp_path / "x"), "--dual-pixel"])
+    assert missing.exit_code == 2 and "--data" in missing.output
+
+
 def test_compile_writes_a_checked_onnx_artifact(tmp_path) -> None:
     checkpoint = FIXTURES / "restormer_small_withbias.state_dict.safetensors"
     args = ["compile", str(checkpoint), "--size", "16", "--target", "onnx", "--out", str(tmp_path)]

@@ -37,11 +37,14 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
             f"{path}: image mode {mode} (alpha, palette or CMYK); edgeens expects {_wanted(channels)}. "
             "Convert it first, e.g. PIL: Image.open(p).convert('RGB').save(p)"
         )
-    if mode == "RGB" and _png_bit_depth(path) == 16:
-        raise ImageError(
-            f"{path}: 16-bit colour PNG, which Pillow would silently truncate to 8 bits; not supported yet"
-        )
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
+    if mode == "RGB" and _png_bit_depth(path) == 16:  # Pillow would silently truncate it to 8 bits (DPDD)
+        from edgeens.data.png16 import PngError, read_png16
+
+        try:
+            array = read_png16(path).astype(np.float32) / 65535.0
+        except PngError as err:
+            raise ImageError(f"{err}; check the file or remove it from the folder") from None
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float32) / 65535.0
     elif mode in ("L", "RGB"):
         array = np.asarray(image, dtype=np.float32) / 255.0
@@ -61,17 +64,27 @@ def _wanted(channels: int) -> str:
 
 
 def write_image(path: str | Path, image: np.ndarray, bits: int = 8) -> None:
-    """Write a float HWC image in [0, 1] as an 8-bit (RGB or gray) or 16-bit (gray) file, atomically."""
+    """Write a float HWC image in [0, 1] as an 8-bit (RGB or gray) or 16-bit (gray, or RGB as PNG) file,
+    atomically."""
     path = Path(path)
     image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
+    tmp = path.with_name(path.name + ".tmp")
+    if bits == 16 and image.ndim == 3 and path.suffix.lower() == ".png":
+        from edgeens.data.png16 import write_png16
+
+        write_png16(tmp, (image * 65535.0 + 0.5).astype(np.uint16))
+        tmp.replace(path)
+        return
     if bits == 8:
         pil = Image.fromarray((image * 255.0 + 0.5).astype(np.uint8))
     elif bits == 16 and image.ndim == 2:
         pil = Image.fromarray((image * 65535.0 + 0.5).astype(np.uint16))
     else:
-        raise ValueError(f"cannot write {bits}-bit images with shape {image.shape}; use 8 bits, or 16 for grayscale")
-    tmp = path.with_name(path.name + ".tmp")
+        raise ValueError(
+            f"cannot write {bits}-bit images with shape {image.shape} as {path.suffix}; use 8 bits, 16 for grayscale, "
+            "or 16-bit colour as .png"
+        )
     pil.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
     tmp.replace(path)

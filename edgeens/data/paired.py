@@ -37,9 +37,15 @@ def _images(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
 
 
-def find_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """(input, target) file pairs under `root`, in whichever supported layout it is."""
+Input = Path | tuple[Path, Path]  # one file, or DPDD's left and right dual-pixel views (6 channels together)
+
+
+def find_pairs(root: str | Path, dual_pixel: bool = False) -> list[tuple[Input, Path]]:
+    """(input, target) file pairs under `root`, in whichever supported layout it is. `dual_pixel`: DPDD's left and
+    right views as the input (Restormer's defocus_dual_pixel task) instead of the centre view."""
     root = Path(root)
+    if dual_pixel:
+        return _dpdd_dual_pairs(root)
     if root.is_file() and root.name.endswith("_list.txt"):
         return _realblur_pairs(root)
     if not root.is_dir():
@@ -159,6 +165,40 @@ def _dpdd_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def _dpdd_dual_pairs(root: Path) -> list[tuple[Input, Path]]:
+    """((left, right), target) from DPDD's `*_l/source` + `*_r/source` + `*_c/target`, or Restormer's prepared
+    `inputL/` + `inputR/` + `target/`; views and targets are paired by order, as DPDD names them by capture."""
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist")
+    if (root / "inputL").is_dir():
+        groups = [(root / "inputL", root / "inputR", root / "target")]
+    else:
+        groups = [
+            (c.with_name(c.name[:-2] + "_l") / "source", c.with_name(c.name[:-2] + "_r") / "source", c / "target")
+            for c in sorted(root.glob("*_c"), key=_natural_key)
+        ]
+    if not groups:
+        raise DatasetError(
+            f"{root} is not a DPDD dual-pixel folder: it needs inputL/, inputR/ and target/ (Restormer's layout) or "
+            "*_l/source, *_r/source and *_c/target (DPDD's own)"
+        )
+    pairs: list[tuple[Input, Path]] = []
+    for left, right, target in groups:
+        for folder in (left, right, target):
+            if not folder.is_dir():
+                raise DatasetError(f"{folder} is missing: dual-pixel input needs both views and the target")
+        lefts, rights, targets = _images(left), _images(right), _images(target)
+        if not len(lefts) == len(rights) == len(targets):
+            raise DatasetError(
+                f"{left.parent}: {len(lefts)} left views, {len(rights)} right views and {len(targets)} targets; "
+                "every target needs both views"
+            )
+        pairs += [((lv, rv), t) for lv, rv, t in zip(lefts, rights, targets, strict=True)]
+    if not pairs:
+        raise DatasetError(f"{root}: the DPDD layout was recognised but it holds no image pairs")
+    return pairs
+
+
 _LAYOUTS = (
     (lambda r: any(r.glob("*_list.txt")), _realblur_list),
     (lambda r: (r / "GT").is_dir(), _hide_pairs),
@@ -202,7 +242,7 @@ class PairedImages:
     """Random paired crops (with the 8 dihedral augmentations) from (input, target) files. Small sets (up to
     `preload_limit` pairs) are read once up front; larger ones (GoPro: 2,103 pairs, 46 GB as floats) per sample."""
 
-    pairs: list[tuple[Path, Path]]
+    pairs: list[tuple[Input, Path]]
     channels: int = 3
     preload_limit: int = 64
 
@@ -212,17 +252,31 @@ class PairedImages:
             self.images = [self._read(i) for i in range(len(self.pairs))]
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        lq_path, gt_path = self.pairs[index]
-        lq, gt = read_image(lq_path, self.channels), read_image(gt_path, self.channels)
-        if lq.shape != gt.shape:
-            raise ImageError(
-                f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its target {gt_path} is "
-                f"{gt.shape[1]}x{gt.shape[0]}; pairs must have the same size"
-            )
-        return lq, gt
+        lq_paths, gt_path = self.pairs[index]
+        gt = read_image(gt_path, self.channels)
+        views = []
+        for lq_path in lq_paths if isinstance(lq_paths, tuple) else (lq_paths,):
+            lq = read_image(lq_path, self.channels)
+            if lq.shape != gt.shape:
+                raise ImageError(
+                    f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its target {gt_path} is "
+                    f"{gt.shape[1]}x{gt.shape[0]}; pairs must have the same size"
+                )
+            views.append(lq)
+        return np.concatenate(views, axis=2), gt  # dual pixel: left then right view, 6 channels
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def validation_crops(self, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Centre crops (at most `size` per side, a multiple of 8) of the first `count` pairs, for validation."""
+        crops = []
+        for index in range(min(count, len(self.pairs))):
+            lq, gt = self.images[index] if self.images else self._read(index)
+            h, w = (min(size, s) // 8 * 8 for s in gt.shape[:2])
+            top, left = (gt.shape[0] - h) // 2, (gt.shape[1] - w) // 2
+            crops.append((lq[top : top + h, left : left + w], gt[top : top + h, left : left + w]))
+        return crops
 
     def sample(
         self, patch: int, batch: int, rng: np.random.Generator, augment: bool = True

@@ -150,3 +150,24 @@ def test_large_sets_are_read_lazily_and_still_checked(tmp_path) -> None:
     with pytest.raises(ImageError, match="pairs must have the same size"):
         for seed in range(10):
             data.sample(patch=8, batch=2, rng=np.random.default_rng(seed))
+
+
+def test_dpdd_dual_pixel_pairs_give_six_channel_inputs(tmp_path) -> None:
+    root = tmp_path / "dpdd"
+    touch_images([root / f"test_{view}" / "source" / f"1P0A{n}.png" for view in "clr" for n in (1, 2)])
+    touch_images([root / "test_c" / "target" / f"1P0A{n}.png" for n in (3, 4)])
+    pairs = find_pairs(root, dual_pixel=True)
+    assert [(lq[0].parent.parent.name, lq[1].parent.parent.name, gt.name) for lq, gt in pairs] == [
+        ("test_l", "test_r", "1P0A3.png"),
+        ("test_l", "test_r", "1P0A4.png"),
+    ]
+    lq, gt = PairedImages(pairs).sample(8, 2, np.random.default_rng(0))
+    assert lq.shape == (2, 6, 8, 8) and gt.shape == (2, 3, 8, 8)
+    (root / "test_r" / "source" / "1P0A2.png").unlink()
+    with pytest.raises(DatasetError, match="1 right views"):
+        find_pairs(root, dual_pixel=True)
+    prepared = tmp_path / "restormer"
+    touch_images([prepared / d / "a.png" for d in ("inputL", "inputR", "target")])
+    assert len(find_pairs(prepared, dual_pixel=True)) == 1
+    with pytest.raises(DatasetError, match="not a DPDD dual-pixel folder"):
+        find_pairs(tmp_path / "restormer" / "target", dual_pixel=True)
