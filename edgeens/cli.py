@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 import typer
@@ -375,7 +376,6 @@ def profile(
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
     _quiet_toolchain()
-    import shlex
 
     from edgeens.compile.artifact import CompileError, parse_size
     from edgeens.models import CheckpointError, Restormer
@@ -594,6 +594,7 @@ def search(
     import torch
 
     from edgeens.compile.artifact import parse_size
+    from edgeens.files import write_json
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.checkpoint import weights_hash
     from edgeens.models.space import SearchSpace
@@ -636,6 +637,18 @@ def search(
         if compare:
             with console.status("comparing search methods") as status:
                 result = compare_methods(problem, evaluate, out, settings, seeds, exhaustive, progress=status.update)
+            # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
+            penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
+            result["command"] = shlex.join(
+                ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
+                + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
+                + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
+                + (["--exhaustive"] if exhaustive else [])
+                + ["--out", str(out)]
+            )
+            result["penalty"] = source
+            result["teacher_psnr"] = evaluator.teacher_psnr
+            write_json(out / "compare.json", result)
             plot_compare(result, out / "compare.png")
             view = Table(title=f"hypervolume / {'true front' if exhaustive else 'best found'} ({seeds} seeds)")
             checkpoints = sorted({n for n in (20, 40, 60, budget) if n <= budget})
