@@ -1,0 +1,290 @@
+"""Restore photos of any size with any model edgeens makes: an eager checkpoint, an ExecuTorch `.pte` or an `.onnx`.
+
+Large images are restored in overlapping tiles whose outputs are blended with linear ramps across the overlaps, so
+memory is bounded by the tile (plus the output image) and a 12-megapixel photo restores on a small machine. Exported
+programs have a fixed input size, which is their tile. Images smaller than a tile, or with sides that are not
+multiples of 8, are padded by reflection and cropped back.
+
+Tiling is exact for models whose receptive-field radius is at most a quarter of the overlap (the outer quarter of
+each shared edge gets no weight, the middle half is blended). Restormer's channel attention and
+MambaIR's scans see the whole input, so a tiled restoration of those differs slightly from an untiled one; use
+`--tile 0` (eager models) to restore in one piece when memory allows.
+
+File formats: PNG, JPEG and TIFF in and out; 8- and 16-bit (16-bit colour PNG and TIFF keep 16 bits); grayscale
+images are restored as three equal channels and written back as grayscale; an alpha channel is kept unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+from edgeens.data.images import ImageError
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+@dataclass
+class Photo:
+    """An image as the model sees it (float32 RGB in [0, 1]) plus what must be restored around it on writing."""
+
+    rgb: np.ndarray  # (H, W, 3)
+    alpha: np.ndarray | None  # (H, W) in [0, 1], kept as is
+    gray: bool  # the file was single-channel: write it back as one channel
+    bits: int  # 8 or 16
+
+
+def read_photo(path: str | Path) -> Photo:
+    """Any PNG / JPEG / TIFF: gray, gray + alpha, RGB, RGBA, palette; 8- or 16-bit."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ImageError(f"{path}: not a PNG, JPEG or TIFF file (by its name); convert it first")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        return _from_array(path, _read_tiff(path))
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: not a readable image ({err}); is it truncated or corrupt?") from None
+    if image.mode == "RGB" and _is_16_bit_png(path):
+        from edgeens.data.png16 import PngError, read_png16
+
+        try:
+            return _from_array(path, read_png16(path))
+        except PngError as err:
+            raise ImageError(str(err)) from None
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode == "CMYK":
+        image = image.convert("RGB")  # JPEGs from print workflows; the conversion is Pillow's standard one
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return _from_array(path, np.asarray(image).astype(np.uint16))
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        raise ImageError(f"{path}: image mode {image.mode} is not supported; save it as RGB or grayscale")
+    return _from_array(path, np.asarray(image))
+
+
+def _is_16_bit_png(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(25)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 25 and head[24] == 16
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    try:
+        array = tifffile.imread(path)
+    except Exception as err:  # tifffile raises several types for damaged files
+        raise ImageError(f"{path}: not a readable TIFF ({err}); is it truncated or corrupt?") from None
+    return array
+
+
+def _from_array(path: Path, array: np.ndarray) -> Photo:
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"{path}: {array.dtype} samples; edgeens reads 8- and 16-bit images")
+    bits = 16 if array.dtype == np.uint16 else 8
+    values = array.astype(np.float32) / (65535.0 if bits == 16 else 255.0)
+    if values.ndim == 2:
+        values = values[..., None]
+    if values.ndim != 3 or values.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"{path}: shape {array.shape} is not an image with 1-4 channels")
+    channels = values.shape[2]
+    gray = channels in (1, 2)
+    colour = np.repeat(values[..., :1], 3, axis=2) if gray else values[..., :3]
+    alpha = values[..., -1] if channels in (2, 4) else None
+    return Photo(np.ascontiguousarray(colour), alpha, gray, bits)
+
+
+def write_photo(path: str | Path, photo: Photo) -> None:
+    """Write with the input's channels and bit depth (JPEG is 8-bit only), atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ImageError(f"{path}: choose an output name ending in .png, .jpg or .tif")
+    values = photo.rgb.mean(axis=2, keepdims=True) if photo.gray else photo.rgb
+    if photo.alpha is not None:
+        values = np.concatenate([values, photo.alpha[..., None]], axis=2)
+    bits = 8 if suffix in (".jpg", ".jpeg") else photo.bits
+    if suffix in (".jpg", ".jpeg") and photo.alpha is not None:
+        values = values[..., :-1]  # JPEG has no alpha channel
+    scale = 65535.0 if bits == 16 else 255.0
+    array = (np.clip(values, 0, 1) * scale + 0.5).astype(np.uint16 if bits == 16 else np.uint8)
+    array = array[..., 0] if array.shape[2] == 1 else array
+    tmp = path.with_name(path.name + ".tmp" + path.suffix)
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp, array, photometric="minisblack" if array.ndim == 2 else "rgb")
+        elif bits == 16 and array.ndim == 3:
+            if array.shape[2] != 3:
+                raise ImageError(f"{path}: 16-bit PNG with alpha is not supported; write a .tif instead")
+            from edgeens.data.png16 import write_png16
+
+            write_png16(tmp, array)
+        elif suffix == ".png":
+            Image.fromarray(array).save(tmp, format="PNG")
+        else:
+            Image.fromarray(array).save(tmp, format="JPEG", quality=95)
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise ImageError(
+            f"cannot write {path}: {err.strerror or err}; check the folder exists and is writable"
+        ) from None
+
+
+# --- models ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Restorer:
+    """A model as a function of one (1, 3, h, w) tensor, with the input size it needs (None: any multiple of 8)."""
+
+    name: str
+    run: Callable[[Tensor], Tensor]
+    size: tuple[int, int] | None
+
+
+def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
+    """An eager checkpoint (Restormer, MambaIRUNet, hybrid), an ExecuTorch program or an ONNX file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"model {path} does not exist")
+    if path.suffix == ".pte":
+        from executorch.runtime import Runtime
+
+        from edgeens.profile.host import set_threads
+
+        set_threads(threads)
+        program = Runtime.get().load_program(path.read_bytes())
+        method = program.load_method("forward")
+        shape = tuple(method.metadata.input_tensor_meta(0).sizes())
+        return Restorer(path.name, lambda x, _p=program: method.execute((x.contiguous(),))[0], (shape[2], shape[3]))
+    if path.suffix == ".onnx":
+        from edgeens.compile.onnx import onnx_session
+
+        session = onnx_session(path, threads)
+        spec = session.get_inputs()[0]
+        size = tuple(spec.shape[2:])
+        fixed = all(isinstance(s, int) for s in size)
+
+        def run(x: Tensor) -> Tensor:
+            return torch.from_numpy(session.run(None, {spec.name: x.numpy()})[0])
+
+        return Restorer(path.name, run, size if fixed else None)  # type: ignore[arg-type]
+    from edgeens.models import load_model
+
+    torch.set_num_threads(threads)
+    model = load_model(path).eval()
+    if getattr(model.config, "inp_channels", 3) != 3:
+        raise ImageError(f"{path} takes {model.config.inp_channels}-channel input; restore handles RGB photos")
+
+    def run_eager(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return model(x)
+
+    return Restorer(path.name, run_eager, None)
+
+
+# --- tiling ---------------------------------------------------------------------------------------------------------
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _ramp(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
+    """Weights along one side of a tile: 1 inside; at an edge shared with a neighbour, 0 over the outer quarter of the
+    overlap (where the tile's own border padding reaches in), then a linear rise over its middle half."""
+    weights = np.ones(length, dtype=np.float32)
+    margin = overlap // 4
+    span = overlap - 2 * margin
+    ramp = np.concatenate(
+        [np.zeros(margin), (np.arange(span) + 0.5) / max(span, 1), np.ones(overlap - margin - span)]
+    ).astype(np.float32)
+    if rise and overlap:
+        weights[:overlap] = ramp
+    if fall and overlap:
+        weights[length - overlap :] = np.minimum(weights[length - overlap :], ramp[::-1])
+    return weights
+
+
+def _pad_to(x: Tensor, height: int, width: int) -> Tensor:
+    """Reflect-pad (replicate where the image is too small to reflect) up to height x width."""
+    pad_h, pad_w = height - x.shape[2], width - x.shape[3]
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < x.shape[2] and pad_w < x.shape[3] else "replicate"
+    return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def restore_array(
+    restorer: Restorer,
+    rgb: np.ndarray,
+    tile: int = 512,
+    overlap: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Restore an (H, W, 3) float image. `tile` 0 restores in one piece (eager models only)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"restore takes (H, W, 3) RGB images, got shape {rgb.shape}")
+    height, width = rgb.shape[:2]
+    if restorer.size is not None:
+        tile_h, tile_w = restorer.size
+    else:  # eager: any multiple of 8, never larger than the (padded) image itself
+        whole_h, whole_w = -(-height // 8) * 8, -(-width // 8) * 8
+        side = max(8, tile // 8 * 8) if tile else max(whole_h, whole_w)
+        tile_h, tile_w = min(side, whole_h), min(side, whole_w)
+    tiled = height > tile_h or width > tile_w
+    if tiled and overlap >= min(tile_h, tile_w) // 2:
+        raise ValueError(f"--overlap {overlap} must be less than half the tile ({tile_h}x{tile_w})")
+    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    whole_h, whole_w = max(height, tile_h), max(width, tile_w)
+    image = _pad_to(image, whole_h, whole_w)  # a small image becomes one (padded) tile
+    output = np.zeros((3, whole_h, whole_w), dtype=np.float32)
+    weight = np.zeros((whole_h, whole_w), dtype=np.float32)
+    rows, cols = _starts(whole_h, tile_h, overlap), _starts(whole_w, tile_w, overlap)
+    done = 0
+    for top in rows:
+        for left in cols:
+            piece = image[:, :, top : top + tile_h, left : left + tile_w]
+            restored = restorer.run(piece.contiguous())[0].float().numpy()
+            w = np.outer(
+                _ramp(tile_h, overlap, top > 0, top + tile_h < whole_h),
+                _ramp(tile_w, overlap, left > 0, left + tile_w < whole_w),
+            )
+            output[:, top : top + tile_h, left : left + tile_w] += restored * w
+            weight[top : top + tile_h, left : left + tile_w] += w
+            done += 1
+            if progress:
+                progress(done, len(rows) * len(cols))
+    restored_image = (output / weight)[:, :height, :width]
+    return np.clip(restored_image.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def list_inputs(paths: list[Path]) -> list[Path]:
+    """Files named, and the images inside folders named; a folder without images is an error."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+            if not images:
+                raise ImageError(f"{path} holds no PNG, JPEG or TIFF images")
+            found += images
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ImageError(f"{path} does not exist")
+    return found
