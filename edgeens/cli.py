@@ -833,6 +833,54 @@ def restore(
 
 
 @app.command()
+def bench(
+    model: list[Path] = typer.Option(..., help="A model to compare (repeat): checkpoint, .pte or .onnx."),
+    data: Path = typer.Option(None, help="Paired folder (any layout edgeens reads); default: bundled photos."),
+    degradation: str = typer.Option("gaussian_noise", help="Without --data: degradation of the bundled photos."),
+    sigma: float = typer.Option(25.0, help="Without --data: noise level (0-255 scale)."),
+    out: Path = typer.Option(Path("bench"), help="Folder for bench.csv and bench.md."),
+    tile: int = typer.Option(512, min=0, help="Tile side for eager models (0: whole image)."),
+    overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
+    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded)."),
+) -> None:
+    """Compare models side by side on the same images: PSNR / SSIM and latency per image, CSV and Markdown."""
+    _quiet_toolchain()
+    from edgeens.compile.artifact import CompileError
+    from edgeens.data.images import ImageError
+    from edgeens.data.paired import DatasetError, PairedImages, find_pairs
+    from edgeens.harness import benchmark_models, summarize, write_results
+    from edgeens.models import CheckpointError
+    from edgeens.restore import load_restorer
+    from edgeens.train.teacher import bundled_validation
+
+    try:
+        if data is None:
+            pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(bundled_validation(degradation, sigma))]
+            note = f"Bundled held-out photos, {degradation} (sigma {sigma:g}), {threads} thread(s)."
+        else:
+            found = find_pairs(data)
+            images = PairedImages(found, preload_limit=0)
+            pairs = [
+                ((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)
+            ]
+            note = f"Pairs from {data}, {threads} thread(s)."
+        restorers = [load_restorer(path, threads) for path in model]
+        with console.status("benchmarking") as status:
+            rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
+        csv_path, md_path = write_results(rows, out, note)
+    except (CheckpointError, CompileError, DatasetError, ImageError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    view = Table(title=note)
+    for column in ("model", "images", "PSNR dB", "SSIM", "s / image"):
+        view.add_column(column)
+    for s in summarize(rows):
+        view.add_row(s["model"], str(s["images"]), f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['seconds']:.3f}")
+    console.print(view)
+    console.print(f"written: {csv_path}, {md_path}")
+
+
+@app.command()
 def sweep(
     sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
     width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),

@@ -249,9 +249,10 @@ class PairedImages:
     def __post_init__(self) -> None:
         self.images: list[tuple[np.ndarray, np.ndarray]] = []
         if len(self.pairs) <= self.preload_limit:
-            self.images = [self._read(i) for i in range(len(self.pairs))]
+            self.images = [self.read(i) for i in range(len(self.pairs))]
 
-    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pair `index` from disk as float32 (input, target) HWC arrays, checked to have the same size."""
         lq_paths, gt_path = self.pairs[index]
         gt = read_image(gt_path, self.channels)
         views = []
@@ -272,7 +273,7 @@ class PairedImages:
         """Centre crops (at most `size` per side, a multiple of 8) of the first `count` pairs, for validation."""
         crops = []
         for index in range(min(count, len(self.pairs))):
-            lq, gt = self.images[index] if self.images else self._read(index)
+            lq, gt = self.images[index] if self.images else self.read(index)
             h, w = (min(size, s) // 8 * 8 for s in gt.shape[:2])
             top, left = (gt.shape[0] - h) // 2, (gt.shape[1] - w) // 2
             crops.append((lq[top : top + h, left : left + w], gt[top : top + h, left : left + w]))
@@ -284,7 +285,7 @@ class PairedImages:
         """A batch of (input, target) crops as float32 (batch, C, patch, patch) arrays."""
         lqs, gts = [], []
         for index in rng.integers(0, len(self.pairs), batch):
-            pair = self.images[index] if self.images else self._read(int(index))
+            pair = self.images[index] if self.images else self.read(int(index))
             lq, gt = paired_random_crop(*pair, patch, rng)
             if augment:
                 mode = int(rng.integers(0, 8))

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from edgeens.cli import app
+from edgeens.data.images import write_image
+from edgeens.metrics import psnr
+from edgeens.models import Restormer
+from edgeens.restore import load_restorer, restore_array
+
+runner = CliRunner()
+
+
+def test_bench_compares_models_on_the_same_images(tmp_path) -> None:
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+        paths.append(tmp_path / f"model{seed}.safetensors")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(paths[-1]))
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        clean = rng.random((32, 40, 3))
+        (tmp_path / "data" / "input").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "target").mkdir(parents=True, exist_ok=True)
+        write_image(tmp_path / "data" / "target" / name, clean)
+        write_image(tmp_path / "data" / "input" / name, np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1))
+    args = ["bench", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "bench")]
+    result = runner.invoke(app, [*args, "--model", str(paths[0]), "--model", str(paths[1])])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "bench" / "bench.csv").open()))
+    assert [(r["model"], r["image"]) for r in rows] == [
+        ("model0.safetensors", "a.png"),
+        ("model0.safetensors", "b.png"),
+        ("model1.safetensors", "a.png"),
+        ("model1.safetensors", "b.png"),
+    ]
+    # The harness's figure is what restoring the image and scoring it gives.
+    from edgeens.data.images import read_image
+
+    restored = restore_array(load_restorer(paths[0]), read_image(tmp_path / "data" / "input" / "a.png"))
+    assert float(rows[0]["psnr"]) == psnr(restored, read_image(tmp_path / "data" / "target" / "a.png"))
+    table = (tmp_path / "bench" / "bench.md").read_text()
+    assert "model0.safetensors PSNR / SSIM | model1.safetensors PSNR / SSIM" in table
+    missing = runner.invoke(app, ["bench", "--model", str(tmp_path / "nope.pte")])
+    assert missing.exit_code == 2 and "does not exist" in " ".join(missing.output.split())
