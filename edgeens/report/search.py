@@ -67,8 +67,14 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> None:
         axes.fill_between(x, values.min(axis=0), values.max(axis=0), color=drawn.get_color(), alpha=0.15)
     axes.axhline(0.95, ls="--", lw=0.8, color="black")
     axes.set_xlabel("evaluations (initial design included)")
-    truth = "the true front's (every architecture evaluated)" if result["best_is_true_front"] else "the best found"
+    truth = "true front's" if result["best_is_true_front"] else "best found"
     axes.set_ylabel(f"hypervolume / {truth}")
+    penalty = result.get("penalty")
+    axes.set_title(
+        f"{result['seeds']} seeds, budget {result['budget']}, initial {result['initial']}, batch {result['batch']}"
+        + (f"; penalty: {penalty}" if penalty else ""),
+        fontsize=9,
+    )
     axes.set_ylim(0, 1.02)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
