@@ -648,6 +648,7 @@ def search(
             )
             result["penalty"] = source
             result["teacher_psnr"] = evaluator.teacher_psnr
+            result["teacher_sha256"] = weights_hash(teacher_model)
             write_json(out / "compare.json", result)
             plot_compare(result, out / "compare.png")
             view = Table(title=f"hypervolume / {'true front' if exhaustive else 'best found'} ({seeds} seeds)")
