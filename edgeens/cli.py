@@ -585,11 +585,14 @@ def search(
     seeds: int = typer.Option(5, min=1, help="Seeds per method with --compare."),
     exhaustive: bool = typer.Option(False, help="With --compare: evaluate every architecture for the true front."),
     threads: int = typer.Option(1, min=1, help="torch threads (BoTorch's loop is fastest with 1 on 2 cores)."),
+    jobs: int = typer.Option(1, min=1, help="Evaluate each batch in this many worker processes."),
     force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
 ) -> None:
     """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
     its knee and the candidates for fine-tuning (`--compare`: ENS against the baselines, hypervolume curves)."""
     _quiet_toolchain()
+    import contextlib
+
     import numpy as np
     import torch
 
@@ -601,7 +604,7 @@ def search(
     from edgeens.profile.table import LatencyTable, ProfileError, calibrated_penalty, heuristic_penalty
     from edgeens.report.search import plot_compare, plot_front
     from edgeens.train.distill import load_pool
-    from edgeens.train.evaluate import HybridEvaluator, SearchError
+    from edgeens.train.evaluate import HybridEvaluator, SearchError, WorkerPool
     from edgeens.train.search import Problem, SearchSettings
     from edgeens.train.search_run import compare_methods, fraction_at, run_search
     from edgeens.train.teacher import bundled_validation
@@ -671,9 +674,21 @@ def search(
             "size": [height, width],
             "validation": {"set": "bundled", "degradation": degradation, "sigma": sigma},
         }
-        with console.status("searching") as status:
+        with console.status("searching") as status, contextlib.ExitStack() as stack:
+            workers = None
+            if jobs > 1:
+                workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
             front = run_search(
-                problem, evaluate, out, settings, identity, top_k, max_drop, force, progress=status.update
+                problem,
+                evaluate,
+                out,
+                settings,
+                identity,
+                top_k,
+                max_drop,
+                force,
+                progress=status.update,
+                batch_evaluate=workers,
             )
     except (CheckpointError, ProfileError, SearchError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")

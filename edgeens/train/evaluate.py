@@ -12,6 +12,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -130,3 +131,55 @@ class HybridEvaluator:
         while self.cached_bytes > self.cache_bytes:
             _, evicted = self.cache.popitem(last=False)
             self.cached_bytes -= sum(t.numel() * t.element_size() for c in evicted for t in c.values())
+
+
+# --- several evaluations at once -----------------------------------------------------------------------------------
+
+_WORKER: HybridEvaluator | None = None
+
+
+def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float) -> None:
+    global _WORKER
+    from edgeens.compile.artifact import quiet_toolchain
+    from edgeens.train.distill import load_pool
+    from edgeens.train.teacher import bundled_validation
+
+    torch.set_num_threads(1)  # one worker per core
+    quiet_toolchain()
+    teacher = Restormer.from_checkpoint(teacher_path)
+    _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), bundled_validation(degradation, sigma))
+
+
+def _evaluate_in_worker(architecture: str) -> dict[str, float]:
+    assert _WORKER is not None
+    result = _WORKER(architecture)
+    return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
+
+
+class WorkerPool:
+    """`jobs` processes, each holding its own evaluator (teacher, pool and validation set loaded once), that
+    evaluate a search's batch of q architectures at once. Use as a context manager."""
+
+    def __init__(self, teacher_path: str | Path, pool_dir: str | Path, degradation: str, sigma: float, jobs: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.executor = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(str(teacher_path), str(pool_dir), degradation, sigma),
+        )
+
+    def __call__(self, architectures: list[str]):
+        from concurrent.futures import as_completed
+
+        futures = {self.executor.submit(_evaluate_in_worker, name): name for name in architectures}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(cancel_futures=True)

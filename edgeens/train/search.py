@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,8 @@ class TrialLog:
 
 
 Evaluate = Callable[[str], dict[str, float]]  # architecture -> {"psnr", "psnr_drop", "seconds", ...}
+# Several architectures at once (in worker processes): yields (architecture, result) as each finishes.
+BatchEvaluate = Callable[[list[str]], Iterator[tuple[str, dict[str, float]]]]
 
 
 class Objectives:
@@ -162,10 +164,12 @@ class Objectives:
         method: str,
         shared: dict[str, dict[str, Any]] | None = None,
         progress: Callable[[str], None] | None = None,
+        batch_evaluate: BatchEvaluate | None = None,
     ) -> None:
         self.problem, self.evaluate, self.log, self.method = problem, evaluate, log, method
         self.shared = shared if shared is not None else {}
         self.progress = progress
+        self.batch_evaluate = batch_evaluate
 
     @property
     def count(self) -> int:
@@ -179,6 +183,21 @@ class Objectives:
         if result is None:
             result = self.evaluate(architecture)
             self.shared[architecture] = result
+        return self._record(architecture, result, extra)
+
+    def many(self, proposals: list[tuple[str, dict[str, Any]]]) -> None:
+        """Evaluate a batch: at once through `batch_evaluate` if there is one (results are logged in the order
+        they finish), else one after another."""
+        todo = [name for name, _ in proposals if name not in self.log.by_architecture and name not in self.shared]
+        extras = dict(proposals)
+        if self.batch_evaluate is not None and len(todo) > 1:
+            for name, result in self.batch_evaluate(todo):
+                self.shared[name] = result
+                self._record(name, result, extras[name])
+        for name, extra in proposals:
+            self(name, **extra)
+
+    def _record(self, architecture: str, result: dict[str, Any], extra: dict[str, Any]) -> tuple[float, float]:
         penalty = float(self.problem.penalty(torch.tensor(self.problem.encode(architecture))))
         record = {
             "architecture": architecture,
@@ -260,8 +279,7 @@ def ens(
         else:
             proposals = propose_categorical(problem, objectives.log.records, q, reference, settings)
         seconds = time.perf_counter() - start
-        for name, extra in proposals:
-            objectives(name, proposal_seconds=round(seconds, 3), **extra)
+        objectives.many([(name, {"proposal_seconds": round(seconds, 3), **extra}) for name, extra in proposals])
     return reference
 
 

@@ -17,7 +17,16 @@ from edgeens.files import now, write_json
 from edgeens.train.baselines import nsga2, random_search, rule_based
 from edgeens.train.evaluate import SearchError
 from edgeens.train.pareto import KNEE_METHOD, hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
-from edgeens.train.search import Evaluate, Objectives, Problem, SearchSettings, TrialLog, ens, reference_point
+from edgeens.train.search import (
+    BatchEvaluate,
+    Evaluate,
+    Objectives,
+    Problem,
+    SearchSettings,
+    TrialLog,
+    ens,
+    reference_point,
+)
 
 FORMAT = "edgeens.search.v1"
 COMPARED = ("ens", "ens-relaxed", "random", "nsga2", "rule")
@@ -52,8 +61,10 @@ def run_search(
     max_drop: float | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    batch_evaluate: BatchEvaluate | None = None,
 ) -> dict[str, Any]:
-    """ENS into `out_dir` (resuming its trial log), then the front, knee and top-k written to front.json."""
+    """ENS into `out_dir` (resuming its trial log), then the front, knee and top-k written to front.json.
+    `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings.check(problem.space.size)
@@ -62,7 +73,9 @@ def run_search(
     knobs = {k: v for k, v in asdict(settings).items() if k != "budget"}
     meta = _open_identity(meta_path, {**identity, "settings": knobs, "max_drop": max_drop}, force)
     log = TrialLog(out / "trials.jsonl")
-    objectives = Objectives(problem, evaluate, log, f"ens-{settings.encoding}", progress=progress)
+    objectives = Objectives(
+        problem, evaluate, log, f"ens-{settings.encoding}", progress=progress, batch_evaluate=batch_evaluate
+    )
 
     def keep_reference(reference: tuple[float, float]) -> None:
         if meta.get("reference") is None:

@@ -112,6 +112,25 @@ def test_compare_reports_fractions_of_the_true_front(tmp_path) -> None:
     assert (tmp_path / "compare.json").is_file()
 
 
+def test_a_batch_goes_to_the_batch_evaluator_and_is_logged_once(tmp_path) -> None:
+    problem = tiny_problem()
+    evaluate = synthetic(problem)
+    batches = []
+
+    def batch_evaluate(names):
+        batches.append(list(names))
+        for name in reversed(names):  # finishing out of order is fine
+            yield name, evaluate(name)
+
+    log = TrialLog(tmp_path / "t.jsonl")
+    objectives = Objectives(problem, evaluate, log, "ens", batch_evaluate=batch_evaluate)
+    objectives("R-R-R-R-R-R-R-R")
+    objectives.many([("R-R-R-R-R-R-R-R", {}), ("M2-R-R-R-R-R-R-R", {"q": 1}), ("R-M2-R-R-R-R-R-R", {"q": 1})])
+    assert batches == [["M2-R-R-R-R-R-R-R", "R-M2-R-R-R-R-R-R"]]
+    assert [r["architecture"] for r in log.records] == ["R-R-R-R-R-R-R-R", "R-M2-R-R-R-R-R-R", "M2-R-R-R-R-R-R-R"]
+    assert all(r["q"] == 1 for r in log.records[1:])
+
+
 def test_a_cut_off_last_line_is_dropped_and_appends_continue(tmp_path) -> None:
     path = tmp_path / "trials.jsonl"
     path.write_text(json.dumps({"architecture": "R-R", "psnr_drop": 0}) + "\n" + '{"architecture": "M2-')
@@ -156,8 +175,11 @@ def test_search_command_writes_front_knee_and_plot(small_run, tmp_path) -> None:
     assert (out / "pareto.png").stat().st_size > 10_000
     again = runner.invoke(app, search_args(small_run, out, "--budget", "14", "--initial", "6", "--top-k", "3"))
     assert again.exit_code == 0 and len(TrialLog(out / "trials.jsonl").records) == 14  # nothing evaluated twice
-    longer = runner.invoke(app, search_args(small_run, out, "--budget", "18", "--initial", "6", "--top-k", "3"))
-    assert longer.exit_code == 0 and len(TrialLog(out / "trials.jsonl").records) == 18  # extended, not restarted
+    extend = search_args(small_run, out, "--budget", "18", "--initial", "6", "--top-k", "3", "--jobs", "2")
+    longer = runner.invoke(app, extend)  # the extra batch is evaluated by 2 worker processes
+    assert longer.exit_code == 0, longer.output
+    names = [r["architecture"] for r in TrialLog(out / "trials.jsonl").records]
+    assert len(names) == len(set(names)) == 18  # extended, not restarted
     other = runner.invoke(app, search_args(small_run, out, "--budget", "14", "--initial", "6", "--seed", "3"))
     assert other.exit_code == 2 and "other settings" in " ".join(other.output.split())
 
