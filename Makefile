@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q --timeout=900
 
 demo: $(STAMP)
-	$(VENV)/bin/edgeens demo --out demo-output
+	$(VENV)/bin/edgeens run --out runs/demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeens tests benchmarks

@@ -16,6 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+STEP_NAMES = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")  # edgeens.run
 
 
 def _quiet_toolchain() -> None:
@@ -894,6 +895,73 @@ def bench(
         view.add_row(s["model"], str(s["images"]), f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['seconds']:.3f}")
     console.print(view)
     console.print(f"written: {csv_path}, {md_path}")
+
+
+@app.command("run")
+def run_command(
+    out: Path = typer.Option(Path("runs/demo"), help="Run folder (a re-run continues it)."),
+    preset: str = typer.Option("tiny", help="Teacher size / search space: tiny or paper."),
+    teacher_path: Path = typer.Option(None, "--teacher", help="Adopt this Restormer checkpoint as the teacher."),
+    degradation: str = typer.Option("gaussian_noise", help="Task: gaussian_noise, motion_blur or rain_streaks."),
+    sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
+    device: str = typer.Option("host", help="host, or a Qualcomm AI Hub device for the latency table."),
+    size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
+    penalty: str = typer.Option("calibrated", help="calibrated (the latency table) or heuristic (the paper's)."),
+    teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
+    distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
+    budget: int = typer.Option(40, min=2, help="Search evaluations."),
+    top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
+    finetune_iterations: int = typer.Option(150, min=1, help="Fine-tuning iterations per model."),
+    profiles: Path = typer.Option(Path("profiles"), help="Folder of latency tables (reused when one fits)."),
+    reports: Path = typer.Option(Path("reports"), help="The report goes to <reports>/<run folder name>/."),
+    steps: str = typer.Option(",".join(STEP_NAMES), help="Comma-separated steps to run (default: all)."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
+) -> None:
+    """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
+    compare -> report. Every step is skipped when its outputs exist, so a re-run continues an interrupted one."""
+    _quiet_toolchain()
+    import torch
+
+    from edgeens.compile.artifact import CompileError
+    from edgeens.data.images import ImageError
+    from edgeens.models import CheckpointError
+    from edgeens.profile.table import ProfileError
+    from edgeens.run import RunConfig, run_pipeline
+    from edgeens.train.evaluate import SearchError
+
+    torch.set_num_threads(threads)
+    config = RunConfig(
+        run_dir=out,
+        preset=preset,
+        degradation=degradation,
+        sigma=sigma,
+        teacher=teacher_path,
+        teacher_iterations=teacher_iterations,
+        distill_steps=distill_steps,
+        device=device,
+        size=size,
+        profiles=profiles,
+        penalty=penalty,
+        budget=budget,
+        top_k=top_k,
+        finetune_iterations=finetune_iterations,
+        reports=reports,
+        only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),
+    )
+    try:
+        summary = run_pipeline(config, say=console.print)
+    except (CheckpointError, CompileError, ImageError, ProfileError, SearchError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}")
+        raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: run `edgeens run --out {out}` again to continue where it stopped")
+        raise typer.Exit(code=130) from None
+    view = Table(title=f"edgeens run: {out}")
+    for column in ("step", "status", "seconds"):
+        view.add_column(column)
+    for name, entry in summary["steps"].items():
+        view.add_row(name, "reused" if entry["reused"] else "done", f"{entry['seconds']:.0f}")
+    console.print(view)
 
 
 @app.command()

@@ -1,0 +1,190 @@
+"""The report of one `edgeens run`: `index.html`, the same content as `report.md`, and the PNGs, all drawn from the
+files the run wrote (front.json, trials.jsonl, compare.json, compile.json, the latency table)."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeens.files import now
+
+
+def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any) -> Path:
+    """Write the report for `run_dir` into `target`; returns the index.html path."""
+    from edgeens.profile.correlate import plot_validation, validation_report
+    from edgeens.report.search import plot_front
+    from edgeens.train.search import TrialLog
+
+    target.mkdir(parents=True, exist_ok=True)
+    table = state["profile"]
+    front = json.loads((run_dir / "search" / "front.json").read_text())
+    compare = json.loads((run_dir / "compare" / "compare.json").read_text())
+    compiled = json.loads((run_dir / "export" / "compile.json").read_text())
+    records = TrialLog(run_dir / "search" / "trials.jsonl").records
+    label = "predicted latency (ms)" if config.penalty == "calibrated" else "heuristic penalty"
+    plot_front(records, front, target / "pareto.png", label)
+    sections: list[tuple[str, list[Any]]] = []
+    rows = compare["rows"]
+    ens = next(r for r in rows if r["model"] == "ENS hybrid")
+    teacher = rows[0]
+    sections.append(
+        (
+            "Result",
+            [
+                f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the held-out photos against the "
+                f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB), "
+                f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {table.threads} thread(s), "
+                f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
+            ],
+        )
+    )
+    comparison = [["model", "architecture", "PSNR dB", "SSIM", "latency ms", "speed-up"]]
+    for r in rows:
+        comparison.append(
+            [
+                r["model"],
+                r["architecture"],
+                f"{r['psnr']:.2f}",
+                f"{r['ssim']:.4f}",
+                _ms(r),
+                f"{r['speedup']:.2f}x ({r['speedup_from'][0]})",
+            ]
+        )
+    sections.append(
+        (
+            "The paper's comparison at this scale",
+            [
+                f"Each model below the teacher was trained for {compare['iterations']} iterations with the fine-tuning "
+                "recipe. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
+                "speed-up compares measured with measured (m), or prediction with prediction (p).",
+                comparison,
+            ],
+        )
+    )
+    sections.append(
+        (
+            "Search",
+            [
+                f"{front['evaluations']} evaluations; {front['knee_method']}. Candidates fine-tuned: "
+                + ", ".join(c["architecture"] for c in front["candidates"])
+                + ".",
+                ("pareto.png", "Pareto front, knee and candidates"),
+            ],
+        )
+    )
+    latency_rows = [["stage", *_choices(table)]]
+    latency_rows.append(["fixed part", f"{table.fixed.median_ms:.1f}"] + [""] * (len(latency_rows[0]) - 2))
+    for stage, row in table.stages.items():
+        latency_rows.append([stage] + [f"{row[c].median_ms:.1f}" if c in row else "" for c in latency_rows[0][1:]])
+    latency_items: list[Any] = [f"Median ms per stage choice, from `{table.command}` ({table.date}).", latency_rows]
+    if len(table.end_to_end) >= 3:
+        report = validation_report(table)
+        plot_validation(table, report, str(target / "latency-validation.png"))
+        c = report["calibrated"]
+        latency_items += [
+            f"Predicted (sum of stages + fixed part) against measured end to end, {report['architectures']} "
+            f"architectures: Spearman {c['spearman']:.3f}, Pearson {c['pearson']:.3f}, MAPE {c['mape']:.1%}.",
+            ("latency-validation.png", "predicted vs measured latency"),
+        ]
+    sections.append(("Latency", latency_items))
+    executorch, onnx = compiled["targets"]["executorch"], compiled["targets"]["onnx"]
+    sections.append(
+        (
+            "Deployment",
+            [
+                f"`{executorch['file']}` ({executorch['bytes'] / 2**20:.1f} MiB, max abs error vs eager "
+                f"{executorch['verification']['max_abs_error']:.1e}) and `{onnx['file']}` (max abs error "
+                f"{onnx['verification']['max_abs_error']:.1e}) in `{run_dir / 'export'}`.",
+            ],
+        )
+    )
+    _restored_crops(state, config.degradation, config.sigma, target / "restored.png")
+    sections.append(("Restored photos", [("restored.png", "degraded, teacher, ENS hybrid, clean")]))
+    title = f"edgeens run: {run_dir.name}"
+    (target / "report.md").write_text(_markdown(title, sections))
+    index = target / "index.html"
+    index.write_text(_html(title, sections))
+    (target / "report.json").write_text(json.dumps({"compare": compare, "front": front, "written": now()}, indent=1))
+    return index
+
+
+def _ms(row: dict[str, Any]) -> str:
+    return f"{row['measured_ms']:.0f} (m)" if row["measured_ms"] else f"{row['predicted_ms']:.0f} (p)"
+
+
+def _choices(table: Any) -> list[str]:
+    return sorted({c for row in table.stages.values() for c in row}, key=lambda c: (c != "R", -int(c[1:] or 0)))
+
+
+def _restored_crops(state: dict[str, Any], degradation: str, sigma: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgeens.models.images import pad_to_multiple
+    from edgeens.train.teacher import bundled_validation
+
+    lq, gt = bundled_validation(degradation, sigma)[0]
+    x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
+    images = [lq]
+    with torch.no_grad():
+        for model in (state["teacher"], state["finetune"]):
+            images.append(model.eval()(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0))
+    images.append(gt)
+    figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    for axis, image, name in zip(axes, images, ("degraded", "teacher", "ENS hybrid", "clean"), strict=True):
+        axis.imshow(np.clip(image, 0, 1))
+        axis.set_title(name, fontsize=9)
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _markdown(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+    lines = [f"# {title}", ""]
+    for heading, items in sections:
+        lines += [f"## {heading}", ""]
+        for item in items:
+            if isinstance(item, str):
+                lines += [item, ""]
+            elif isinstance(item, tuple):
+                lines += [f"![{item[1]}]({item[0]})", ""]
+            else:
+                lines.append("| " + " | ".join(item[0]) + " |")
+                lines.append("|" + "---|" * len(item[0]))
+                lines += ["| " + " | ".join(row) + " |" for row in item[1:]]
+                lines.append("")
+    return "\n".join(lines)
+
+
+def _html(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+    def inline(text: str) -> str:
+        escaped = html.escape(text)
+        parts = escaped.split("**")
+        escaped = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+        parts = escaped.split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, items in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for item in items:
+            if isinstance(item, str):
+                body.append(f"<p>{inline(item)}</p>")
+            elif isinstance(item, tuple):
+                body.append(f'<p><img src="{item[0]}" alt="{html.escape(item[1])}" style="max-width:100%"></p>')
+            else:
+                head = "".join(f"<th>{html.escape(c)}</th>" for c in item[0])
+                rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in item[1:])
+                body.append(f"<table><tr>{head}</tr>{rows}</table>")
+    style = "body{font-family:sans-serif;max-width:960px;margin:2em auto}td,th{border:1px solid #ccc;padding:4px 8px}"
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" + (
+        f"<style>{style}table{{border-collapse:collapse}}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -1,0 +1,373 @@
+"""The main job: from photos to a profiled hybrid, in one run folder.
+
+teacher -> distill -> profile -> search -> fine-tune -> compile (+ verify) -> compare -> report. Each step writes
+its outputs under the run folder and is skipped when they exist and are complete, so a run that was interrupted
+(Ctrl-C, a kill, a crash) continues where it stopped; the long steps also resume inside themselves (teacher and
+fine-tuning checkpoints, the distillation pool, the search's trial log).
+
+With no options it runs the embedded default: the tiny preset, Gaussian denoising (sigma 25) of the bundled
+photographs, starting from a teacher that edgeens trained itself (`edgeens/assets/`, with the command that made it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeens.files import now, write_json
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import PRESETS, SearchSpace
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
+STEPS = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run does. The defaults are the embedded demo; every budget is a flag of `edgeens run`."""
+
+    run_dir: Path = Path("runs/demo")
+    preset: str = "tiny"
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+    teacher: Path | None = None  # a Restormer checkpoint to adopt instead of the embedded or a trained one
+    teacher_iterations: int = 1500
+    distill_steps: int = 150
+    distill_patch: int = 32
+    device: str = "host"
+    size: int = 256
+    profiles: Path = Path("profiles")
+    penalty: str = "calibrated"
+    budget: int = 40
+    initial: int = 16
+    batch: int = 4
+    top_k: int = 3
+    finetune_iterations: int = 150
+    seed: int = 0
+    reports: Path = Path("reports")
+    only_steps: tuple[str, ...] = field(default=STEPS)
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        if self.size % 8:
+            raise ValueError(f"--size must be a multiple of 8, got {self.size}")
+        if self.penalty not in ("calibrated", "heuristic"):
+            raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
+        unknown = set(self.only_steps) - set(STEPS)
+        if unknown:
+            raise ValueError(f"unknown step(s) {', '.join(sorted(unknown))}; the steps are {', '.join(STEPS)}")
+
+
+Say = Callable[[str], None]
+
+
+def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
+    """Run (or continue) every step; returns run.json's content (per-step status and seconds)."""
+    config.check()
+    run = config.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    summary_path = run / "run.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"steps": {}}
+    summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    state: dict[str, Any] = {}
+    for name in STEPS:
+        if name not in config.only_steps:
+            continue
+        start = time.perf_counter()
+        state[name], reused = globals()[f"_{name}"](config, state, say)
+        seconds = time.perf_counter() - start
+        summary["steps"][name] = {"reused": reused, "seconds": round(seconds, 1), "finished": now()}
+        write_json(summary_path, summary)
+        say(f"{name}: {'reused' if reused else 'done'} ({seconds:.0f} s)")
+    return summary
+
+
+# --- the steps: each returns (what later steps need, whether its outputs were already there) -----------------------
+
+
+def _validation(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    from edgeens.train.teacher import bundled_validation
+
+    return bundled_validation(config.degradation, config.sigma)
+
+
+def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]:
+    from edgeens.data.bundled import bundled_split
+    from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, adopt_checkpoint, train_teacher
+
+    folder = config.run_dir / "teacher"
+    path = folder / "teacher.safetensors"
+    summary = folder / "teacher.json"
+    if path.is_file() and summary.is_file() and json.loads(summary.read_text()).get("finished"):
+        return Restormer.from_checkpoint(path), True
+    embedded = (config.preset, config.degradation, config.sigma) == ("tiny", "gaussian_noise", 25.0)
+    source = config.teacher or (DEFAULT_TEACHER if embedded and DEFAULT_TEACHER.is_file() else None)
+    if source is not None:
+        say(f"teacher: adopting {source}")
+        adopt_checkpoint(source, folder, _validation(config))
+    else:
+        say(f"teacher: training the {config.preset} preset for {config.teacher_iterations} iterations")
+        recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=ProgressiveSchedule().scaled(64))
+        data = SyntheticPairs(list(bundled_split("train").values()), config.degradation, config.sigma)
+        train_teacher(Restormer(**PRESETS[config.preset].to_dict()), data, recipe, folder, _validation(config))
+    return Restormer.from_checkpoint(path), False
+
+
+def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+    from edgeens.data.bundled import bundled_split
+    from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool, training_crops
+
+    teacher = state["teacher"]
+    pool_dir = config.run_dir / "pool"
+    space = SearchSpace(teacher.config)
+    manifest = pool_dir / "manifest.json"
+    if manifest.is_file() and len(json.loads(manifest.read_text()).get("surrogates", {})) == len(space.surrogates()):
+        return load_pool(pool_dir, teacher), True
+    features = config.run_dir / "features"
+    if not (features / "refinement.holdout.safetensors").is_file():
+        clean = list(bundled_split("train").values())
+        patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
+        capture_features(
+            teacher,
+            training_crops(clean, 64, patch, kind, sigma, seed=0),
+            training_crops(clean, 8, patch, kind, sigma, seed=1),
+            features,
+        )
+    say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
+    distill_pool(teacher, features, pool_dir, DistillRecipe(steps=config.distill_steps), show_progress=True)
+    return load_pool(pool_dir, teacher), False
+
+
+def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
+    from edgeens.profile.host import TimingPolicy, profile_host
+    from edgeens.profile.table import existing_table
+
+    teacher = state["teacher"]
+    if config.device != "host":
+        from edgeens.profile.aihub import profile_on_hub
+
+        folder = config.run_dir / f"stages-{config.size}"
+        command = f"edgeens profile --device {config.device!r} --teacher {config.run_dir}/teacher/teacher.safetensors"
+        table = profile_on_hub(teacher, config.size, config.size, folder, config.device, "tflite", None, None, command)
+        table.save(config.profiles)
+        return table, False
+    # Tables are named by space as `edgeens profile` names them: the preset, or an adopted teacher's file name.
+    space_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    table = existing_table(config.profiles, teacher, config.size, config.size, "executorch", 1, space_name)
+    if table is not None:
+        say(f"profile: reusing {config.profiles / table.filename()} (measured {table.date})")
+        return table, True
+    space_args = f"--preset {config.preset}" if config.teacher is None else f"--teacher {config.teacher}"
+    command = f"edgeens profile --device host {space_args} --size {config.size}x{config.size}"
+    folder = Path("exports") / f"stages-{space_name}-{config.size}x{config.size}"
+    table = profile_host(
+        teacher, config.size, config.size, folder, "executorch", 1, TimingPolicy(), space_name, command, jobs=2
+    )
+    table.save(config.profiles)
+    return table, False
+
+
+def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+    from edgeens.models.checkpoint import weights_hash
+    from edgeens.profile.table import calibrated_penalty, heuristic_penalty
+    from edgeens.train.evaluate import HybridEvaluator
+    from edgeens.train.search import Problem, SearchSettings
+    from edgeens.train.search_run import run_search
+
+    teacher, table = state["teacher"], state["profile"]
+    space = SearchSpace(teacher.config)
+    folder = config.run_dir / "search"
+    front_path = folder / "front.json"
+    if front_path.is_file() and json.loads(front_path.read_text())["evaluations"] >= config.budget:
+        return json.loads(front_path.read_text()), True
+    table.check_fits(space, config.size, config.size)
+    costs = calibrated_penalty(table) if config.penalty == "calibrated" else heuristic_penalty(space)
+    evaluator = HybridEvaluator(teacher, state["distill"], _validation(config))
+
+    def evaluate(architecture: str) -> dict:
+        result = evaluator(architecture)
+        return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
+
+    settings = SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed)
+    identity = {
+        "teacher_sha256": weights_hash(teacher),
+        "pool": str(config.run_dir / "pool"),
+        "penalty": table.filename() if config.penalty == "calibrated" else "heuristic",
+        "size": [config.size, config.size],
+        "validation": {"set": "bundled", "degradation": config.degradation, "sigma": config.sigma},
+    }
+    say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
+    return run_search(Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say), False
+
+
+def _recipe(config: RunConfig):
+    from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.train.teacher import TeacherRecipe
+
+    return TeacherRecipe(
+        iterations=config.finetune_iterations, schedule=ProgressiveSchedule().scaled(64), checkpoint_every=50
+    )
+
+
+def _training_data(config: RunConfig):
+    from edgeens.data.bundled import bundled_split
+    from edgeens.train.teacher import SyntheticPairs
+
+    return SyntheticPairs(list(bundled_split("train").values()), config.degradation, config.sigma)
+
+
+def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
+    from edgeens.models.hybrid import HybridUNet
+    from edgeens.train.finetune import finetune_candidates
+
+    folder = config.run_dir / "finetune"
+    if (folder / "finetune.json").is_file() and (folder / "best.safetensors").is_file():
+        return HybridUNet.load(folder / "best.safetensors"), True
+    candidates = [c["architecture"] for c in state["search"]["candidates"]]
+    say(f"finetune: {', '.join(candidates)} ({config.finetune_iterations} iterations each)")
+    finetune_candidates(
+        state["teacher"],
+        state["distill"],
+        candidates,
+        _training_data(config),
+        _recipe(config),
+        folder,
+        _validation(config),
+    )
+    return HybridUNet.load(folder / "best.safetensors"), False
+
+
+def _compile(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+    from edgeens.compile.artifact import ModelCard
+    from edgeens.compile.pipeline import CompileOptions, compile_model
+
+    model = state["finetune"]
+    folder = config.run_dir / "export"
+    manifest_path = folder / "compile.json"
+    card = ModelCard.of(model, config.size, config.size)
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("model", {}).get("weights_sha256") == card.weights_sha256 and {
+            "executorch",
+            "onnx",
+        } <= set(manifest.get("targets", {})):
+            return manifest, True
+    say(f"compile: {model.architecture_string} at {config.size}x{config.size} to .pte and .onnx (checked)")
+    return compile_model(model, config.size, config.size, folder, CompileOptions(force=True), log=say), False
+
+
+def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+    """The paper's comparison at this scale: the teacher, the ENS hybrid and the alternatives, each trained with
+    the fine-tuning recipe, scored on the held-out photos, with the table's predicted and (where measured) the
+    end-to-end host latency."""
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.models.hybrid import HybridUNet
+    from edgeens.models.space import format_architecture
+    from edgeens.profile.host import TimingPolicy, executorch_runner, set_threads, time_runs
+    from edgeens.profile.table import Latency
+    from edgeens.train.finetune import RESULT, _write_hybrid
+    from edgeens.train.teacher import train_restoration
+
+    folder = config.run_dir / "compare"
+    path = folder / "compare.json"
+    if path.is_file():
+        return json.loads(path.read_text()), True
+    teacher, table, best = state["teacher"], state["profile"], state["finetune"]
+    space = SearchSpace(teacher.config)
+    rng = np.random.default_rng(config.seed)
+    mamba_only = "-".join(space.mamba_only)
+    random_arch = "-".join(s.choices[int(rng.integers(len(s.choices)))] for s in space.stages)
+    fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
+    rows_spec = [
+        ("teacher", format_architecture(space.teacher_only), None),
+        ("ENS hybrid", best.architecture_string, None),
+        ("MambaIR only", mamba_only, "pool"),
+        ("random hybrid", random_arch, "pool"),
+        ("50/50 hybrid", fifty, "pool"),
+        ("ENS, random init", best.architecture_string, "scratch"),
+    ]
+    validation = _validation(config)
+    rows = []
+    for label, architecture, how in rows_spec:
+        if how is None:
+            model = teacher if label == "teacher" else best
+        else:
+            run_dir = folder / label.replace(" ", "-").replace("/", "-").replace(",", "")
+            if not (run_dir / RESULT).is_file():
+                say(f"compare: training {label} ({architecture})")
+                if how == "pool":
+                    model = HybridUNet.from_teacher(teacher, architecture, state["distill"])
+                else:
+                    torch.manual_seed(config.seed)
+                    model = HybridUNet(teacher.config, architecture)
+                train_restoration(model, _training_data(config), _recipe(config), run_dir, _write_hybrid, validation)
+            model = HybridUNet.load(run_dir / RESULT)
+        psnr, ssim = score(model, validation)
+        measured = table.end_to_end.get(architecture)
+        if label in ("teacher", "ENS hybrid") and config.device == "host" and measured is None:
+            # The two models the speed-up is about are always timed end to end: the ENS hybrid as compiled, the
+            # teacher lowered here (unless the latency table's validation already measured it).
+            set_threads(1)
+            example = (torch.rand(1, 3, config.size, config.size, generator=torch.Generator().manual_seed(0)),)
+            if label == "ENS hybrid":
+                program = config.run_dir / "export" / state["compile"]["targets"]["executorch"]["file"]
+            else:
+                program = folder / "teacher.pte"
+                if not program.is_file():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    lower_to_executorch(teacher, example).save(program)
+            measured = Latency.of(time_runs(executorch_runner(program, example), TimingPolicy()))
+        rows.append(
+            {
+                "model": label,
+                "architecture": architecture,
+                "psnr": psnr,
+                "ssim": ssim,
+                "predicted_ms": table.predict_ms(architecture),
+                "measured_ms": measured.median_ms if measured else None,
+            }
+        )
+    for row in rows:  # like with like: measured against measured, else prediction against prediction
+        both = row["measured_ms"] and rows[0]["measured_ms"]
+        row["speedup"] = (
+            rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
+        )
+        row["speedup_from"] = "measured" if both else "predicted"
+    result = {"rows": rows, "iterations": config.finetune_iterations, "created": now()}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(path, result)
+    return result, False
+
+
+def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (degraded, clean) pairs."""
+    from edgeens.metrics import psnr, ssim
+    from edgeens.models.images import pad_to_multiple
+
+    psnrs, ssims = [], []
+    with torch.no_grad():
+        for lq, gt in pairs:
+            x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
+            out = model.eval()(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
+            psnrs.append(psnr(out, gt))
+            ssims.append(ssim(out, gt))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def _report(config: RunConfig, state: dict, say: Say) -> tuple[Path, bool]:
+    from edgeens.report.run import write_report
+
+    target = config.reports / config.run_dir.name
+    index = write_report(config.run_dir, target, state, config)
+    say(f"report: {index}")
+    return index, False

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from edgeens import cli
+from edgeens.cli import app
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace
+from edgeens.profile.table import Latency, LatencyTable
+from edgeens.run import STEPS
+
+runner = CliRunner()
+SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+
+
+def test_the_command_knows_every_step() -> None:
+    assert cli.STEP_NAMES == STEPS
+
+
+@pytest.mark.slow
+def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_path) -> None:
+    # A small adopted teacher and a latency table at 16x16 whose numbers are made up (MambaIR stacks cheaper than
+    # Restormer ones, so the front has a bend): the pipeline's plumbing, end to end, in a couple of minutes.
+    import torch
+
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL)
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "teacher.safetensors"))
+    space = SearchSpace(teacher.config)
+    stages = {
+        s.name: {c: Latency(10.0 if c == "R" else 2.0 * int(c[1:]), 1, 1, 5) for c in s.choices} for s in space.stages
+    }
+    table = LatencyTable(
+        "host",
+        "executorch-xnnpack",
+        16,
+        16,
+        teacher.config.to_dict(),
+        Latency(5, 5, 5, 5),
+        stages,
+        threads=1,
+        space_name="teacher",
+    )
+    table.save(tmp_path / "profiles")
+    args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
+    args += ["--profiles", str(tmp_path / "profiles"), "--reports", str(tmp_path / "reports"), "--distill-steps", "2"]
+    args += ["--budget", "18", "--top-k", "2", "--finetune-iterations", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert list(summary["steps"]) == list(STEPS) and summary["steps"]["profile"]["reused"]
+    report = tmp_path / "reports" / "run"
+    for name in ("index.html", "report.md", "pareto.png", "restored.png"):
+        assert (report / name).is_file(), name
+    compare = json.loads((tmp_path / "run" / "compare" / "compare.json").read_text())
+    assert [r["model"] for r in compare["rows"]][:2] == ["teacher", "ENS hybrid"]
+    ens = compare["rows"][1]
+    assert ens["measured_ms"] > 0 and compare["rows"][0]["measured_ms"] > 0 and ens["speedup_from"] == "measured"
+    assert ens["architecture"] in (report / "report.md").read_text()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]
+    assert all(steps[name]["reused"] for name in STEPS if name != "report")
