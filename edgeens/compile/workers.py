@@ -23,7 +23,9 @@ def _worker_setup() -> None:
 def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: int = 1) -> Iterator[tuple[Task, Any]]:
     """Yield (task, function(*task)) for every task as each finishes: in this process with `jobs` 1, else in `jobs`
     spawned worker processes (`function` and the task's arguments must pickle). A failing task raises here after
-    the tasks already yielded, so a caller that records each result as it arrives loses no finished work."""
+    the tasks already yielded, so a caller that records each result as it arrives loses no finished work.
+    As with any spawned pool, a script that calls this with `jobs` > 1 needs an `if __name__ == "__main__":` guard:
+    the workers import the script."""
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if jobs == 1 or len(tasks) <= 1:
