@@ -19,6 +19,16 @@ console = Console()
 STEP_NAMES = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")  # edgeens.run
 
 
+def _start_distributed() -> tuple[bool, int]:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU): (distributed, rank)."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False, 0
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True, torch.distributed.get_rank()
+
+
 def _quiet_toolchain() -> None:
     from edgeens.compile.artifact import quiet_toolchain
 
@@ -163,10 +173,7 @@ def distill(
     from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
 
     torch.set_num_threads(threads)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
-    if distributed:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = torch.distributed.get_rank() if distributed else 0
+    distributed, rank = _start_distributed()
     try:
         teacher_model = Restormer.from_checkpoint(teacher_path)
         features = out / "features"
@@ -747,10 +754,7 @@ def finetune(
     from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
 
     torch.set_num_threads(threads)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1  # launched by torchrun
-    if distributed:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = torch.distributed.get_rank() if distributed else 0
+    distributed, rank = _start_distributed()
     try:
         candidates = list(arch or [])
         if not candidates:
