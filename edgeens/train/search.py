@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -420,7 +420,3 @@ def _relaxed_x(problem: Problem, record: dict[str, Any]) -> list[float]:
     if "x" in record:
         return list(record["x"])
     return [(i + 0.5) / k for i, k in zip(problem.encode(record["architecture"]), problem.cardinalities, strict=True)]
-
-
-def settings_dict(settings: SearchSettings) -> dict[str, Any]:
-    return asdict(settings)
