@@ -25,7 +25,7 @@ import torch
 from edgeens.files import now
 from edgeens.models.space import preset_space
 from edgeens.profile.table import LatencyTable, calibrated_penalty, heuristic_penalty
-from edgeens.train.search import Problem, SearchSettings, propose_categorical, reference_point
+from edgeens.train.search import Problem, SearchSettings, categorical_model, propose_categorical, reference_point
 
 TABLE = Path("profiles/host--executorch-xnnpack--256x256--paper.json")
 
@@ -45,29 +45,10 @@ def observations(problem: Problem, count: int, seed: int = 0) -> list[dict]:
 
 def local_search_iteration(problem: Problem, records: list[dict], q: int, reference, settings: SearchSettings) -> float:
     """BoTorch's own choice for this space: the same GP and qLogNEHVI, optimised by discrete local search."""
-    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-    from botorch.models import MixedSingleTaskGP, ModelList
-    from botorch.models.deterministic import GenericDeterministicModel
     from botorch.optim import optimize_acqf_discrete_local_search
-    from botorch.sampling import SobolQMCNormalSampler
-    from botorch.sampling.index_sampler import IndexSampler
-    from botorch.sampling.list_sampler import ListSampler
-
-    from edgeens.train.search import _fit, _observed
 
     start = time.perf_counter()
-    X, drops, _ = _observed(problem, records)
-    gp = MixedSingleTaskGP(X, drops.unsqueeze(-1), cat_dims=list(range(8)))
-    _fit(gp)
-    model = ModelList(gp, GenericDeterministicModel(lambda Z: -problem.penalty(Z).unsqueeze(-1), num_outputs=1))
-    shape = torch.Size([settings.mc_samples])
-    acquisition = qLogNoisyExpectedHypervolumeImprovement(
-        model,
-        ref_point=[reference[0], -reference[1]],
-        X_baseline=X,
-        prune_baseline=True,
-        sampler=ListSampler(SobolQMCNormalSampler(shape), IndexSampler(shape)),
-    )
+    _, acquisition, X = categorical_model(problem, records, reference, settings)
     choices = [torch.arange(k, dtype=torch.float64) for k in problem.cardinalities]
     optimize_acqf_discrete_local_search(
         acquisition, discrete_choices=choices, q=q, X_avoid=X, raw_samples=1024, num_restarts=10

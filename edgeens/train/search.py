@@ -297,28 +297,21 @@ def _fit(model: Any) -> None:
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
 
 
-def propose_categorical(
-    problem: Problem,
-    records: list[dict[str, Any]],
-    q: int,
-    reference: tuple[float, float],
-    settings: SearchSettings,
-) -> list[tuple[str, dict[str, Any]]]:
-    """The next `q` architectures: qLogNEHVI over the architectures that survive the screen."""
+def categorical_model(
+    problem: Problem, records: list[dict[str, Any]], reference: tuple[float, float], settings: SearchSettings
+) -> tuple[Any, Any, Tensor]:
+    """The fitted GP of the PSNR drop over the categorical choices, and qLogNEHVI over it beside the exact penalty
+    (a deterministic model); returns (gp, acquisition, observed X)."""
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.models import MixedSingleTaskGP, ModelList
     from botorch.models.deterministic import GenericDeterministicModel
-    from botorch.optim import optimize_acqf_discrete
     from botorch.sampling import SobolQMCNormalSampler
     from botorch.sampling.index_sampler import IndexSampler
     from botorch.sampling.list_sampler import ListSampler
 
-    X, drops, penalties = _observed(problem, records)
+    X, drops, _ = _observed(problem, records)
     gp = MixedSingleTaskGP(X, drops.unsqueeze(-1), cat_dims=list(range(X.shape[-1])))
     _fit(gp)
-    everything = problem.all_indices()
-    candidates = everything[~torch.isin(problem.flat(everything), problem.flat(X.long()))].to(torch.float64)
-    survivors, screened = _screen(gp, problem, candidates, drops, penalties, reference, settings.max_candidates, q)
     model = ModelList(gp, GenericDeterministicModel(lambda Z: -problem.penalty(Z).unsqueeze(-1), num_outputs=1))
     shape = torch.Size([settings.mc_samples])
     acquisition = qLogNoisyExpectedHypervolumeImprovement(
@@ -328,6 +321,24 @@ def propose_categorical(
         prune_baseline=True,
         sampler=ListSampler(SobolQMCNormalSampler(shape), IndexSampler(shape)),  # a bare sampler fails on ModelList
     )
+    return gp, acquisition, X
+
+
+def propose_categorical(
+    problem: Problem,
+    records: list[dict[str, Any]],
+    q: int,
+    reference: tuple[float, float],
+    settings: SearchSettings,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The next `q` architectures: qLogNEHVI over the architectures that survive the screen."""
+    from botorch.optim import optimize_acqf_discrete
+
+    gp, acquisition, X = categorical_model(problem, records, reference, settings)
+    _, drops, penalties = _observed(problem, records)
+    everything = problem.all_indices()
+    candidates = everything[~torch.isin(problem.flat(everything), problem.flat(X.long()))].to(torch.float64)
+    survivors, screened = _screen(gp, problem, candidates, drops, penalties, reference, settings.max_candidates, q)
     chosen, _ = optimize_acqf_discrete(acquisition, q=q, choices=survivors, unique=True)
     extra = {"screen_kept": int(len(survivors)), "screen_empty": not screened}
     return [(problem.decode(row.long()), extra) for row in chosen]
