@@ -1,4 +1,4 @@
-"""Cost of one ENS iteration (GP fit plus acquisition) on the paper preset's 34,560 architectures at 200 observations.
+"""Cost of one ENS iteration (GP fit plus acquisition) on the paper preset's space at 200 observations.
 
 Issue target: under 5 s on 2 cores. The observations are 200 distinct random architectures with a synthetic PSNR drop
 (additive per stage plus a neighbour interaction and noise, as in spec/search.md's problem.py): the iteration's cost
@@ -7,7 +7,11 @@ preset's host latency table if it exists, else the paper's heuristic. In the sam
 itself uses for a categorical space of this size (`optimize_acqf_discrete_local_search`, raw 1024 / 10 restarts,
 the settings spec/search.md timed), on the same fitted model and acquisition function.
 
-    python benchmarks/search.py                 # q = 1 and q = 4, 3 repeats each
+The paper's space (family M) has 34,560 architectures and is screened whole; with `--families M,L,S,G` it has
+691,488,000, and the screen sees a random sample plus every one-stage change of the observations.
+
+    python benchmarks/search.py                       # q = 1 and q = 4, 3 repeats each
+    python benchmarks/search.py --families M,L,S,G    # the space with every built-in family
 """
 
 from __future__ import annotations
@@ -23,19 +27,22 @@ import numpy as np
 import torch
 
 from edgeens.files import now
-from edgeens.models.space import preset_space
+from edgeens.models.space import parse_families, preset_space
 from edgeens.profile.table import LatencyTable, calibrated_penalty, heuristic_penalty
 from edgeens.train.search import Problem, SearchSettings, categorical_model, propose_categorical, reference_point
 
-TABLE = Path("profiles/host--executorch-xnnpack--256x256--paper.json")
+PROFILES = Path("profiles")
 
 
 def observations(problem: Problem, count: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
-    weights = rng.uniform(0.1, 0.6, size=(8, 5))
-    rows = problem.all_indices()[torch.from_numpy(rng.choice(problem.space.size, count, replace=False))]
+    weights = rng.uniform(0.1, 0.6, size=(8, max(problem.cardinalities)))
+    rows: dict[str, list[int]] = {}
+    while len(rows) < count:
+        row = problem.random_indices(rng)
+        rows[problem.decode(row)] = row
     records = []
-    for row in rows.tolist():
+    for row in rows.values():
         drop = -sum(weights[i, j] * (1 + 0.3 * j) for i, j in enumerate(row) if j > 0)
         drop -= 0.15 * sum(1 for a, b in zip(row, row[1:], strict=False) if a and b) - rng.normal(0, 0.05)
         name = problem.decode(row)
@@ -61,12 +68,14 @@ def main() -> None:
     parser.add_argument("--observations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--families", default="M", help="surrogate families of the space (M: the paper's)")
     parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    space = preset_space("paper")
-    if TABLE.is_file():
-        penalty, source = calibrated_penalty(LatencyTable.load(TABLE)), str(TABLE)
+    space = preset_space("paper", parse_families(args.families))
+    table = PROFILES / f"host--executorch-xnnpack--256x256--paper{space.name_suffix}.json"
+    if table.is_file():
+        penalty, source = calibrated_penalty(LatencyTable.load(table)), str(table)
     else:
         penalty, source = heuristic_penalty(space), "heuristic"
     problem = Problem(space, penalty)
@@ -106,9 +115,11 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / "search.txt").write_text(text + "\n")
+    stem = f"search{space.name_suffix}"
+    (args.results / f"{stem}.txt").write_text(text + "\n")
     meta = {"threads": args.threads, "penalty": source, "observations": args.observations, "date": now()}
-    (args.results / "search.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    meta["families"] = args.families
+    (args.results / f"{stem}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

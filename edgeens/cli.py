@@ -30,7 +30,7 @@ def _start_distributed() -> tuple[bool, int]:
 
 
 def _quiet_toolchain() -> None:
-    from edgeens.compile.artifact import quiet_toolchain
+    from edgeens.workers import quiet_toolchain
 
     quiet_toolchain()
 
@@ -163,18 +163,26 @@ def distill(
     crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
     patch: int = typer.Option(64, min=16, help="Crop size (multiple of 8)."),
     steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
+    families: str = typer.Option(
+        None,
+        help="Surrogate families (default M,S,G): M (paper MambaIR), L, S (lighter), G (gated conv), X=kind:knobs.",
+    ),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
+    jobs: int = typer.Option(1, min=1, help="Surrogates trained at once, each in its own process (1 thread each)."),
 ) -> None:
-    """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool."""
+    """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
+    (an existing pool keeps its surrogates and gains the families it lacks)."""
     import torch
 
     from edgeens.data.bundled import bundled_split
     from edgeens.models import CheckpointError, Restormer
+    from edgeens.models.space import DEFAULT_FAMILIES, parse_families
     from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
 
     torch.set_num_threads(threads)
     distributed, rank = _start_distributed()
     try:
+        chosen = parse_families(families or DEFAULT_FAMILIES)
         teacher_model = Restormer.from_checkpoint(teacher_path)
         features = out / "features"
         if rank == 0 and not (features / "refinement.holdout.safetensors").is_file():
@@ -188,7 +196,13 @@ def distill(
         if distributed:
             torch.distributed.barrier()  # every rank reads the features rank 0 captured
         manifest = distill_pool(
-            teacher_model, features, out / "pool", DistillRecipe(steps=steps), show_progress=rank == 0
+            teacher_model,
+            features,
+            out / "pool",
+            DistillRecipe(steps=steps),
+            chosen,
+            show_progress=rank == 0,
+            jobs=jobs,
         )
     except (CheckpointError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
@@ -205,6 +219,21 @@ def distill(
         before, after = entry["alignment_before"]["relative_l2"], entry["alignment_after"]["relative_l2"]
         table.add_row(name, f"{before:.4f}", f"{after:.4f}", f"{before / after:.1f}x")
     console.print(table)
+
+
+def _pool_families(space, letters: str) -> tuple:
+    """The pool's families named in `letters` (`M,G`), refusing one the pool does not hold."""
+    from edgeens.models.space import ArchitectureError
+
+    chosen = [letter.strip().upper() for letter in letters.split(",") if letter.strip()]
+    held = [f.letter for f in space.families]
+    unknown = [letter for letter in chosen if letter not in held]
+    if unknown or not chosen:
+        raise ArchitectureError(
+            f"the pool holds families {', '.join(held)}, not {', '.join(unknown) or 'none'}; distil them first "
+            "(edgeens distill --families ...) or search the pool's"
+        )
+    return tuple(space.family(letter) for letter in chosen)
 
 
 def _model_to_compile(
@@ -366,6 +395,7 @@ def profile(
     preset: str = typer.Option(None, help="Space of a preset teacher (tiny, paper), random weights: latency only."),
     teacher_path: Path = typer.Option(None, "--teacher", help="Teacher checkpoint whose space is profiled."),
     pool: Path = typer.Option(None, help="Block pool: time the distilled surrogates (weights do not change latency)."),
+    families: str = typer.Option(None, help="Surrogate families without a pool (default M,S,G): e.g. M or M,L,S,G."),
     size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
     runtime: str = typer.Option("executorch", help="Host runtime: executorch (XNNPACK) or onnxruntime."),
     threads: int = typer.Option(1, min=1, help="Runtime threads (recorded in the table)."),
@@ -387,7 +417,7 @@ def profile(
 
     from edgeens.compile.artifact import CompileError, parse_size
     from edgeens.models import CheckpointError, Restormer
-    from edgeens.models.space import PRESETS
+    from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
     from edgeens.profile.host import TimingPolicy, profile_host
     from edgeens.profile.table import LatencyTable, ProfileError, existing_table
 
@@ -411,7 +441,13 @@ def profile(
             from edgeens.train.distill import load_pool
 
             surrogates = load_pool(pool, teacher_model)
+            if families is not None:
+                raise ValueError("--families comes from the pool's manifest when --pool is given; drop one of them")
+        families = families or ("" if surrogates else DEFAULT_FAMILIES)
+        space = surrogates.space if surrogates else SearchSpace(teacher_model.config, parse_families(families))
+        # One programs folder per teacher and size, whatever the families (it grows); one table per family set.
         folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
+        space_name += space.name_suffix
         # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
         space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
         command = shlex.join(
@@ -422,6 +458,7 @@ def profile(
                 device,
                 *space_args,
                 *(["--pool", str(pool)] if pool else []),
+                *(["--families", families] if families else []),
                 "--size",
                 f"{height}x{width}",
                 "--runtime",
@@ -452,6 +489,7 @@ def profile(
                     command,
                     poll_s=hub_poll,
                     progress=status.update,
+                    space=space,
                 )
             _print_table(table, table.save(out))
             return
@@ -472,9 +510,10 @@ def profile(
                     surrogates,
                     progress=status.update,
                     jobs=jobs,
+                    space=space,
                 )
 
-        table = existing_table(out, teacher_model, height, width, runtime, threads, space_name)
+        table = existing_table(out, teacher_model, height, width, runtime, threads, space_name, space)
         if table is None or remeasure:
             table = measure()
             path = table.save(out)
@@ -576,6 +615,7 @@ def search(
     pool: Path = typer.Option(Path("runs/default/pool"), help="Block pool of `edgeens distill` for this teacher."),
     table: Path = typer.Option(None, help="Latency table of `edgeens profile` (the calibrated penalty)."),
     penalty: str = typer.Option("calibrated", help="calibrated (measured latency, needs --table) or heuristic."),
+    families: str = typer.Option(None, help="Search only these of the pool's families (M: the paper's search)."),
     size: str = typer.Option("256", help="Deployment input size the latency table must have been measured at."),
     degradation: str = typer.Option("gaussian_noise", help="Degradation of the validation pairs (as the teacher's)."),
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
@@ -608,7 +648,7 @@ def search(
     from edgeens.files import write_json
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.checkpoint import weights_hash
-    from edgeens.models.space import SearchSpace
+    from edgeens.models.space import families_to_dict
     from edgeens.profile.table import LatencyTable, ProfileError, calibrated_penalty, heuristic_penalty
     from edgeens.report.search import plot_compare, plot_front
     from edgeens.train.distill import load_pool
@@ -622,7 +662,10 @@ def search(
         height, width = parse_size(size)
         settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
         teacher_model = Restormer.from_checkpoint(teacher_path)
-        space = SearchSpace(teacher_model.config)
+        surrogates = load_pool(pool, teacher_model)
+        space = surrogates.space
+        if families is not None:  # a subset of the pool's families, e.g. M for the paper's MambaIR-only search
+            space = space.with_families(_pool_families(space, families))
         settings.check(space.size)
         if penalty == "calibrated":
             if table is None:
@@ -638,8 +681,7 @@ def search(
         else:
             raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
         problem = Problem(space, stage_costs)
-        surrogates = load_pool(pool, teacher_model)
-        evaluator = HybridEvaluator(teacher_model, surrogates, bundled_validation(degradation, sigma))
+        evaluator = HybridEvaluator(teacher_model, surrogates, bundled_validation(degradation, sigma), space=space)
 
         def evaluate(architecture: str) -> dict:
             result = evaluator(architecture)
@@ -652,6 +694,7 @@ def search(
             penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
             result["command"] = shlex.join(
                 ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
+                + ["--families", ",".join(f.letter for f in space.families)]
                 + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
                 + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
                 + (["--exhaustive"] if exhaustive else [])
@@ -681,6 +724,7 @@ def search(
             "penalty": source,
             "size": [height, width],
             "validation": {"set": "bundled", "degradation": degradation, "sigma": sigma},
+            "families": families_to_dict(space.families),
         }
         with console.status("searching") as status, contextlib.ExitStack() as stack:
             workers = None
@@ -739,6 +783,7 @@ def finetune(
     max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
     checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads per process."),
+    jobs: int = typer.Option(1, min=1, help="Candidates fine-tuned at once in worker processes (not with torchrun)."),
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
     import json
@@ -777,6 +822,7 @@ def finetune(
             out,
             bundled_validation(degradation, sigma),
             show_progress=rank == 0,
+            jobs=jobs,
         )
     except (CheckpointError, SearchError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
@@ -911,6 +957,7 @@ def run_command(
     device: str = typer.Option("host", help="host, or a Qualcomm AI Hub device for the latency table."),
     size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
     penalty: str = typer.Option("calibrated", help="calibrated (the latency table) or heuristic (the paper's)."),
+    families: str = typer.Option(None, help="Surrogate families (default M,S,G; M alone: the paper's search)."),
     teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
     distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
@@ -946,6 +993,7 @@ def run_command(
         size=size,
         profiles=profiles,
         penalty=penalty,
+        **({"families": families} if families else {}),
         budget=budget,
         top_k=top_k,
         finetune_iterations=finetune_iterations,

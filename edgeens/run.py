@@ -23,7 +23,7 @@ import torch
 
 from edgeens.files import now, write_json
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import PRESETS, SearchSpace
+from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, families_to_dict, parse_families
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
@@ -40,6 +40,7 @@ class RunConfig:
     sigma: float = 25.0
     teacher: Path | None = None  # a Restormer checkpoint to adopt instead of the embedded or a trained one
     teacher_iterations: int = 1500
+    families: str = DEFAULT_FAMILIES
     distill_steps: int = 150
     distill_patch: int = 32
     device: str = "host"
@@ -60,6 +61,7 @@ class RunConfig:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
         if self.size % 8:
             raise ValueError(f"--size must be a multiple of 8, got {self.size}")
+        parse_families(self.families)
         if self.penalty not in ("calibrated", "heuristic"):
             raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
         unknown = set(self.only_steps) - set(STEPS)
@@ -129,10 +131,12 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
 
     teacher = state["teacher"]
     pool_dir = config.run_dir / "pool"
-    space = SearchSpace(teacher.config)
+    space = SearchSpace(teacher.config, parse_families(config.families))
     manifest = pool_dir / "manifest.json"
-    if manifest.is_file() and len(json.loads(manifest.read_text()).get("surrogates", {})) == len(space.surrogates()):
-        return load_pool(pool_dir, teacher), True
+    if manifest.is_file():
+        pool = load_pool(pool_dir, teacher)
+        if all((stage.name, token) in pool for stage, token in space.surrogates()):
+            return pool, True
     features = config.run_dir / "features"
     if not (features / "refinement.holdout.safetensors").is_file():
         clean = list(bundled_split("train").values())
@@ -144,7 +148,9 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             features,
         )
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
-    distill_pool(teacher, features, pool_dir, DistillRecipe(steps=config.distill_steps), show_progress=True)
+    recipe = DistillRecipe(steps=config.distill_steps)
+    # Two cores: two surrogates at a time, one thread each (the scan's small tensors keep one thread busy).
+    distill_pool(teacher, features, pool_dir, recipe, families=space.families, show_progress=True, jobs=2)
     return load_pool(pool_dir, teacher), False
 
 
@@ -152,29 +158,52 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     from edgeens.profile.host import TimingPolicy, profile_host
     from edgeens.profile.table import existing_table
 
-    teacher = state["teacher"]
+    teacher, space = state["teacher"], _space(config, state)
+    families = ",".join(f.letter for f in space.families)
     if config.device != "host":
         from edgeens.profile.aihub import profile_on_hub
 
         folder = config.run_dir / f"stages-{config.size}"
-        command = f"edgeens profile --device {config.device!r} --teacher {config.run_dir}/teacher/teacher.safetensors"
-        table = profile_on_hub(teacher, config.size, config.size, folder, config.device, "tflite", None, None, command)
+        command = (
+            f"edgeens profile --device {config.device!r} --teacher {config.run_dir}/teacher/teacher.safetensors "
+            f"--families {families}"
+        )
+        table = profile_on_hub(
+            teacher, config.size, config.size, folder, config.device, "tflite", None, None, command, space=space
+        )
         table.save(config.profiles)
         return table, False
     # Tables are named by space as `edgeens profile` names them: the preset, or an adopted teacher's file name.
-    space_name = config.preset if config.teacher is None else Path(config.teacher).stem
-    table = existing_table(config.profiles, teacher, config.size, config.size, "executorch", 1, space_name)
+    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    space_name = base_name + space.name_suffix
+    table = existing_table(config.profiles, teacher, config.size, config.size, "executorch", 1, space_name, space)
     if table is not None:
         say(f"profile: reusing {config.profiles / table.filename()} (measured {table.date})")
         return table, True
     space_args = f"--preset {config.preset}" if config.teacher is None else f"--teacher {config.teacher}"
-    command = f"edgeens profile --device host {space_args} --size {config.size}x{config.size}"
-    folder = Path("exports") / f"stages-{space_name}-{config.size}x{config.size}"
+    command = f"edgeens profile --device host {space_args} --families {families} --size {config.size}x{config.size}"
+    folder = Path("exports") / f"stages-{base_name}-{config.size}x{config.size}"
+    say(f"profile: {len(space.surrogates()) + 9} stage programs on this machine (ExecuTorch, 1 thread)")
     table = profile_host(
-        teacher, config.size, config.size, folder, "executorch", 1, TimingPolicy(), space_name, command, jobs=2
+        teacher,
+        config.size,
+        config.size,
+        folder,
+        "executorch",
+        1,
+        TimingPolicy(),
+        space_name,
+        command,
+        jobs=2,
+        space=space,
     )
     table.save(config.profiles)
     return table, False
+
+
+def _space(config: RunConfig, state: dict) -> SearchSpace:
+    """The run's space: the teacher's stages with the run's families (the pool may hold more)."""
+    return SearchSpace(state["teacher"].config, parse_families(config.families))
 
 
 def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
@@ -185,14 +214,14 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.train.search_run import run_search
 
     teacher, table = state["teacher"], state["profile"]
-    space = SearchSpace(teacher.config)
+    space = _space(config, state)
     folder = config.run_dir / "search"
     front_path = folder / "front.json"
     if front_path.is_file() and json.loads(front_path.read_text())["evaluations"] >= config.budget:
         return json.loads(front_path.read_text()), True
     table.check_fits(space, config.size, config.size)
     costs = calibrated_penalty(table) if config.penalty == "calibrated" else heuristic_penalty(space)
-    evaluator = HybridEvaluator(teacher, state["distill"], _validation(config))
+    evaluator = HybridEvaluator(teacher, state["distill"], _validation(config), space=space)
 
     def evaluate(architecture: str) -> dict:
         result = evaluator(architecture)
@@ -205,6 +234,7 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         "penalty": table.filename() if config.penalty == "calibrated" else "heuristic",
         "size": [config.size, config.size],
         "validation": {"set": "bundled", "degradation": config.degradation, "sigma": config.sigma},
+        "families": families_to_dict(space.families),
     }
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
     return run_search(Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say), False
@@ -243,6 +273,7 @@ def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
         _recipe(config),
         folder,
         _validation(config),
+        jobs=2,  # two candidates at a time on the two cores
     )
     return HybridUNet.load(folder / "best.safetensors"), False
 
@@ -276,16 +307,17 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.profile.host import TimingPolicy, executorch_runner, set_threads, time_runs
     from edgeens.profile.table import Latency
     from edgeens.train.finetune import RESULT, _write_hybrid
-    from edgeens.train.teacher import train_restoration
+    from edgeens.train.teacher import train_in_processes
 
     folder = config.run_dir / "compare"
     path = folder / "compare.json"
     if path.is_file():
         return json.loads(path.read_text()), True
     teacher, table, best = state["teacher"], state["profile"], state["finetune"]
-    space = SearchSpace(teacher.config)
+    space = _space(config, state)
     rng = np.random.default_rng(config.seed)
-    mamba_only = "-".join(space.mamba_only)
+    has_mambair = any(f.letter == "M" for f in space.families)
+    mamba_only = "-".join(space.family_only("M") if has_mambair else space.mamba_only)
     random_arch = "-".join(s.choices[int(rng.integers(len(s.choices)))] for s in space.stages)
     fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
     rows_spec = [
@@ -297,21 +329,26 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         ("ENS, random init", best.architecture_string, "scratch"),
     ]
     validation = _validation(config)
+    folders = {label: folder / label.replace(" ", "-").replace("/", "-").replace(",", "") for label, *_ in rows_spec}
+    pending = []
+    for label, architecture, how in rows_spec:
+        if how is None or (folders[label] / RESULT).is_file():
+            continue
+        if how == "pool":
+            model = HybridUNet.from_teacher(teacher, architecture, state["distill"], space.families)
+        else:
+            torch.manual_seed(config.seed)
+            model = HybridUNet(teacher.config, architecture, families=space.families)
+        pending.append((model, folders[label], label))
+    if pending:
+        say(f"compare: training {', '.join(label for *_, label in pending)}, two at a time")
+        train_in_processes(pending, _training_data(config), _recipe(config), _write_hybrid, validation, 2, say)
     rows = []
     for label, architecture, how in rows_spec:
         if how is None:
             model = teacher if label == "teacher" else best
         else:
-            run_dir = folder / label.replace(" ", "-").replace("/", "-").replace(",", "")
-            if not (run_dir / RESULT).is_file():
-                say(f"compare: training {label} ({architecture})")
-                if how == "pool":
-                    model = HybridUNet.from_teacher(teacher, architecture, state["distill"])
-                else:
-                    torch.manual_seed(config.seed)
-                    model = HybridUNet(teacher.config, architecture)
-                train_restoration(model, _training_data(config), _recipe(config), run_dir, _write_hybrid, validation)
-            model = HybridUNet.load(run_dir / RESULT)
+            model = HybridUNet.load(folders[label] / RESULT)
         psnr, ssim = score(model, validation)
         measured = table.end_to_end.get(architecture)
         if label in ("teacher", "ENS hybrid") and config.device == "host" and measured is None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from edgeens import cli
 from edgeens.cli import app
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace
+from edgeens.models.space import DEFAULT_FAMILIES, SearchSpace, families_to_dict, parse_families
 from edgeens.profile.table import Latency, LatencyTable
 from edgeens.run import STEPS
 
@@ -30,9 +30,11 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     torch.manual_seed(0)
     teacher = Restormer(**SMALL)
     save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "teacher.safetensors"))
-    space = SearchSpace(teacher.config)
+    space = SearchSpace(teacher.config, parse_families(DEFAULT_FAMILIES))
+    per_block = {"M": 2.0, "S": 1.5, "G": 1.0}
     stages = {
-        s.name: {c: Latency(10.0 if c == "R" else 2.0 * int(c[1:]), 1, 1, 5) for c in s.choices} for s in space.stages
+        s.name: {c: Latency(10.0 if c == "R" else per_block[c[0]] * int(c[1:]), 1, 1, 5) for c in s.choices}
+        for s in space.stages
     }
     table = LatencyTable(
         "host",
@@ -43,7 +45,8 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
         Latency(5, 5, 5, 5),
         stages,
         threads=1,
-        space_name="teacher",
+        space_name="teacher" + space.name_suffix,
+        families=families_to_dict(space.families),
     )
     table.save(tmp_path / "profiles")
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]

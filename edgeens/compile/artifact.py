@@ -169,17 +169,3 @@ def tool_versions() -> dict[str, str | None]:
 def peak_rss_gib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def quiet_toolchain() -> None:
-    """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
-    CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
-    import logging
-    import warnings
-
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
-    # The search's libraries warn about fits and candidate pools on every iteration; the trial log records outcomes.
-    warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|pymoo)(\.|$)")
-    for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
-        logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,6 +1,6 @@
 """Per-stage programs: every (stage, choice) of a search space as a program of its own, for block-by-block timing.
 
-A stage program is the stack alone (the teacher's Restormer blocks, or a MambaIR surrogate stack) at the feature
+A stage program is the stack alone (the teacher's Restormer blocks, or a surrogate stack of any family) at the feature
 shape that stage sees for a given input size. The fixed part is the whole network with every stage replaced by
 the identity: patch embedding, down/upsampling, channel reduction and the output conv, which every architecture
 pays for. The predicted latency of an architecture is the fixed part plus its eight stage programs.
@@ -29,12 +29,12 @@ from edgeens.compile.artifact import (
     write_json,
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
-from edgeens.compile.workers import run_in_processes
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
-from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import RESTORMER, SearchSpace, Stage
+from edgeens.models.space import PAPER_FAMILIES, RESTORMER, SearchSpace, Stage, families_to_dict
+from edgeens.models.surrogates import build_surrogate
+from edgeens.workers import run_in_processes
 
 FORMAT = "edgeens.stages.v1"
 MANIFEST = "stages.json"
@@ -61,17 +61,17 @@ def stage_input_shape(stage: Stage, height: int, width: int) -> tuple[int, int, 
 
 def stage_stack(
     teacher: Restormer,
+    space: SearchSpace,
     stage: Stage,
     choice: str,
-    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
-    surrogate_config: SurrogateConfig = SurrogateConfig(),
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
 ) -> nn.Module:
     """The module a hybrid runs at `stage` for `choice`: the teacher's stack, a pool surrogate, or (without a pool;
-    latency does not depend on the weights) a freshly initialised MambaIR stack."""
+    latency does not depend on the weights) a freshly initialised stack of the choice's family."""
     if choice == RESTORMER:
         return getattr(teacher, stage.module)
-    depth = int(choice[1:])
-    return (surrogates or {}).get((stage.name, depth)) or build_surrogate(stage, depth, surrogate_config)
+    pooled = (surrogates or {}).get((stage.name, choice))
+    return pooled or build_surrogate(stage, choice, space.family(choice[0]))
 
 
 def fixed_part(teacher: Restormer) -> Restormer:
@@ -89,10 +89,11 @@ def stage_programs(space: SearchSpace) -> list[StageProgram]:
 
 def program_module(
     teacher: Restormer,
+    space: SearchSpace,
     program: StageProgram,
     height: int,
     width: int,
-    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
 ) -> tuple[nn.Module, Tensor]:
     """The module of `program` and a fixed example input of its shape."""
     generator = torch.Generator().manual_seed(0)
@@ -100,7 +101,7 @@ def program_module(
         shape: tuple[int, ...] = (1, teacher.config.inp_channels, height, width)
         return fixed_part(teacher), torch.rand(shape, generator=generator)
     shape = stage_input_shape(program.stage, height, width)
-    module = stage_stack(teacher, program.stage, program.choice, surrogates).eval()
+    module = stage_stack(teacher, space, program.stage, program.choice, surrogates).eval()
     return module, torch.randn(shape, generator=generator)
 
 
@@ -109,32 +110,34 @@ def build_stage_programs(
     height: int,
     width: int,
     out_dir: str | Path,
-    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
     only: list[str] | None = None,
     show_progress: bool = True,
     targets: tuple[str, ...] = ("executorch",),
     jobs: int = 1,
+    space: SearchSpace | None = None,
 ) -> dict[str, Any]:
-    """Build, run and check every stage program of `teacher`'s space into `out_dir` as `.pte` (and `.onnx` with
-    the onnx target), `jobs` at a time. Resumes: programs already recorded in stages.json are kept. `only`
-    restricts to some keys (`encoder1--M2`, `fixed`)."""
+    """Build, run and check every stage program of `space` (default: the pool's, else the teacher's MambaIR-only
+    one) into `out_dir` as `.pte` (and `.onnx` with the onnx target), `jobs` at a time. Resumes: programs already
+    recorded in stages.json are kept, so a folder grows when a family is added. `only` restricts to some keys
+    (`encoder1--M2`, `fixed`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    space = SearchSpace(teacher.config)
-    manifest = _open_manifest(out, teacher, height, width, surrogates is not None)
+    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
+    manifest = _open_manifest(out, teacher, space, height, width, surrogates is not None)
     programs = [p for p in stage_programs(space) if only is None or p.key in only]
     unknown = set(only or ()) - {p.key for p in stage_programs(space)}
     if unknown:
         raise CompileError(f"no stage program {', '.join(sorted(unknown))}; keys look like 'fixed' or 'latent--M4'")
     missing = [
-        (teacher, program, height, width, out, surrogates, target)
+        (teacher, space, program, height, width, out, surrogates, target)
         for program in programs
         for target, field_name in (("executorch", "file"), ("onnx", "onnx_file"))
         if target in targets and not _built(out, manifest["programs"].get(program.key, {}), field_name)
     ]
     with _progress(show_progress) as progress:
         task = progress.add_task(f"stage programs ({jobs} at a time)", total=len(missing))
-        for (_, program, *_), built in run_in_processes(_build_one, missing, jobs):
+        for (_, _, program, *_), built in run_in_processes(_build_one, missing, jobs):
             manifest["programs"][program.key] = {**manifest["programs"].get(program.key, {}), **built}
             write_json(out / MANIFEST, manifest)  # after each program: an interrupted build resumes here
             progress.update(task, advance=1, description=f"stage program {program.key}")
@@ -145,8 +148,8 @@ def _built(out: Path, entry: dict[str, Any], field_name: str) -> bool:
     return field_name in entry and (out / entry[field_name]).is_file()
 
 
-def _build_one(teacher, program, height, width, out, surrogates, target: str) -> dict[str, Any]:
-    module, example = program_module(teacher, program, height, width, surrogates)
+def _build_one(teacher, space, program, height, width, out, surrogates, target: str) -> dict[str, Any]:
+    module, example = program_module(teacher, space, program, height, width, surrogates)
     with torch.no_grad():
         reference = module(example)
     common = {
@@ -177,7 +180,9 @@ def _build_one(teacher, program, height, width, out, surrogates, target: str) ->
     }
 
 
-def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_pool: bool) -> dict[str, Any]:
+def _open_manifest(
+    out: Path, teacher: Restormer, space: SearchSpace, height: int, width: int, from_pool: bool
+) -> dict[str, Any]:
     identity = {
         "teacher_config": teacher.config.to_dict(),
         "teacher_sha256": weights_hash(teacher),
@@ -193,13 +198,28 @@ def _open_manifest(out: Path, teacher: Restormer, height: int, width: int, from_
         except json.JSONDecodeError:
             raise CompileError(f"{path} is unreadable; delete it to rebuild the stage programs") from None
         if {k: manifest.get(k) for k in identity} == identity:
-            return manifest
+            return _add_families(manifest, space, path)
         raise CompileError(
             f"{out} holds stage programs of another teacher, input size, surrogate set or export form "
             f"({manifest.get('height')}x{manifest.get('width')}, export form {manifest.get('export_form')}, this is "
             f"{EXPORT_FORM_VERSION}); choose another folder, or delete it to rebuild"
         )
-    return {"format": FORMAT, **identity, "created": now(), "versions": tool_versions(), "programs": {}}
+    manifest = {"format": FORMAT, **identity, "created": now(), "versions": tool_versions(), "programs": {}}
+    return _add_families(manifest, space, path)
+
+
+def _add_families(manifest: dict[str, Any], space: SearchSpace, path: Path) -> dict[str, Any]:
+    """Record the space's family definitions; a letter already built with other knobs would mix programs."""
+    # Folders from before families existed hold MambaIR programs at the paper's settings.
+    known = manifest.setdefault("families", families_to_dict(PAPER_FAMILIES) if manifest["programs"] else {})
+    for letter, definition in families_to_dict(space.families).items():
+        if known.get(letter, definition) != definition:
+            raise CompileError(
+                f"{path} holds programs of family {letter} = {known[letter]}, not {definition}; choose another "
+                "folder (--programs) or give the new family another letter"
+            )
+        known[letter] = definition
+    return manifest
 
 
 def _progress(enabled: bool) -> Progress:

@@ -1,17 +1,18 @@
-"""HybridUNet: a teacher Restormer with some of its 8 stages replaced by MambaIR surrogate stacks.
+"""HybridUNet: a teacher Restormer with some of its 8 stages replaced by surrogate stacks (MambaIR, lighter
+MambaIR or gated-convolution blocks, see `edgeens.models.surrogates`).
 
 Everything outside the stages (patch embedding, down/upsampling, channel reduction, output) is the teacher's.
-A replaced stage is a `VSSStage`, which takes and returns the teacher's NCHW feature maps, so the Restormer forward
-pass runs unchanged. State_dict keys stay those of the teacher (`encoder_level1.0....`), with MambaIR block keys
-inside replaced stages. A hybrid saves as one safetensors file whose metadata holds its architecture string and
-the teacher configuration, so it loads without any other file.
+A replaced stage takes and returns the teacher's NCHW feature maps, so the Restormer forward pass runs unchanged.
+State_dict keys stay those of the teacher (`encoder_level1.0....`), with the surrogate's block keys inside replaced
+stages. A hybrid saves as one safetensors file whose metadata holds its architecture string, the teacher
+configuration and its surrogate families' knobs, so it loads without any other file.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from safetensors import safe_open
@@ -19,19 +20,23 @@ from safetensors.torch import save_file
 from torch import nn
 
 from edgeens.models.checkpoint import CheckpointError, load_strict
-from edgeens.models.mambair import VSSBlock, VSSStage
 from edgeens.models.restormer import Restormer, RestormerConfig
-from edgeens.models.space import RESTORMER, SearchSpace, Stage, format_architecture
+from edgeens.models.space import (
+    MAMBA,
+    PAPER_FAMILIES,
+    RESTORMER,
+    Family,
+    SearchSpace,
+    families_from_dict,
+    families_to_dict,
+    format_architecture,
+)
+from edgeens.models.surrogates import build_surrogate
 
 FORMAT = "edgeens.hybrid.v1"
 
-
-@dataclass(frozen=True)
-class SurrogateConfig:
-    """Hyper-parameters of the MambaIR blocks that replace Restormer stages (the paper uses MambaIR's defaults)."""
-
-    d_state: int = 16
-    expand: float = 2.0
+# A pool: the surrogate stacks, keyed by (stage name, token), e.g. ("encoder1", "G2").
+Surrogates = Mapping[tuple[str, str], nn.Module]
 
 
 def is_hybrid_file(path: str | Path) -> bool:
@@ -45,33 +50,34 @@ def is_hybrid_file(path: str | Path) -> bool:
         return False
 
 
-def build_surrogate(stage: Stage, depth: int, config: SurrogateConfig) -> VSSStage:
-    """An untrained MambaIR stack of `depth` blocks at `stage`'s width."""
-    return VSSStage([VSSBlock(stage.width, d_state=config.d_state, expand=config.expand) for _ in range(depth)])
-
-
 class HybridUNet(Restormer):
-    """A Restormer whose stages follow `architecture`: `R` keeps the teacher's stack, `M<n>` takes an n-block
-    MambaIR stack from `surrogates` (keyed by (stage name, n)) or, if absent, a freshly initialised one."""
+    """A Restormer whose stages follow `architecture`: `R` keeps the teacher's stack, any other token takes that
+    stack from `surrogates` (keyed by (stage name, token)) or, if absent, a freshly initialised one of its family."""
 
     def __init__(
         self,
         teacher_config: RestormerConfig,
         architecture: str | tuple[str, ...],
-        surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
-        surrogate_config: SurrogateConfig = SurrogateConfig(),
+        surrogates: Surrogates | None = None,
+        families: tuple[Family, ...] | None = None,
     ) -> None:
         super().__init__(**teacher_config.to_dict())
-        self.space = SearchSpace(teacher_config)
+        # Without families named: those of the pool (a BlockPool carries its space), else the paper's MambaIR.
+        families = families or getattr(getattr(surrogates, "space", None), "families", PAPER_FAMILIES)
+        self.space = SearchSpace(teacher_config, families)
         tokens = self.space.parse(architecture) if isinstance(architecture, str) else architecture
         self.architecture = self.space.parse(format_architecture(tokens))
-        self.surrogate_config = surrogate_config
         surrogates = surrogates or {}
         for stage, token in zip(self.space.stages, self.architecture, strict=True):
             if token == RESTORMER:
                 continue
-            depth = int(token[1:])
-            block = surrogates.get((stage.name, depth)) or build_surrogate(stage, depth, surrogate_config)
+            pooled = surrogates.get((stage.name, token))
+            # A copy: training this hybrid must not change the pool that other hybrids are composed from.
+            block = (
+                copy.deepcopy(pooled)
+                if pooled is not None
+                else build_surrogate(stage, token, self.space.family(token[0]))
+            )
             setattr(self, stage.module, block)
 
     @property
@@ -83,11 +89,11 @@ class HybridUNet(Restormer):
         cls,
         teacher: Restormer,
         architecture: str | tuple[str, ...],
-        surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
-        surrogate_config: SurrogateConfig = SurrogateConfig(),
+        surrogates: Surrogates | None = None,
+        families: tuple[Family, ...] | None = None,
     ) -> HybridUNet:
         """Compose a hybrid: every module that stays a Restormer one gets the teacher's weights."""
-        hybrid = cls(teacher.config, architecture, surrogates, surrogate_config)
+        hybrid = cls(teacher.config, architecture, surrogates, families)
         replaced = {
             s.module for s, token in zip(hybrid.space.stages, hybrid.architecture, strict=True) if token != RESTORMER
         }
@@ -111,7 +117,7 @@ class HybridUNet(Restormer):
             "format": FORMAT,
             "architecture": self.architecture_string,
             "teacher_config": json.dumps(self.config.to_dict()),
-            "surrogate_config": json.dumps(asdict(self.surrogate_config)),
+            "families": json.dumps(families_to_dict(self.space.families)),
         }
         tmp = Path(path).with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp), metadata=metadata)
@@ -137,7 +143,17 @@ class HybridUNet(Restormer):
         hybrid = cls(
             RestormerConfig(**json.loads(metadata["teacher_config"])),
             metadata["architecture"],
-            surrogate_config=SurrogateConfig(**json.loads(metadata["surrogate_config"])),
+            families=_families(metadata),
         )
         load_strict(hybrid, state, source=str(path), config=None)
         return hybrid.eval()
+
+
+def _families(metadata: dict[str, str]) -> tuple[Family, ...]:
+    """The families a hybrid file was saved with; files from before families existed hold MambaIR's d_state and
+    expansion as `surrogate_config`."""
+    if "families" in metadata:
+        return families_from_dict(json.loads(metadata["families"]))
+    legacy = json.loads(metadata.get("surrogate_config", "{}"))
+    knobs = {"d_state": 16, "directions": 4, "expand": 2.0, **legacy}
+    return (Family(MAMBA, "mambair", tuple(sorted(knobs.items()))),)

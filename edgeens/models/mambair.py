@@ -36,7 +36,9 @@ class LayerNorm(nn.LayerNorm):
 
 
 class SS2D(nn.Module):
-    """2-D selective scan: four scan orders (rows, columns, and both reversed) through one S6 scan each."""
+    """2-D selective scan: four scan orders (rows, columns, and both reversed) through one S6 scan each, or with
+    `directions=2` (an edgeens knob, not in MambaIR) rows forward and reversed only: each pixel still sees the
+    whole image, at half the scan work and without the transposes."""
 
     def __init__(
         self,
@@ -51,13 +53,16 @@ class SS2D(nn.Module):
         dt_scale: float = 1.0,
         conv_bias: bool = True,
         bias: bool = False,
+        directions: int = 4,
     ) -> None:
         super().__init__()
-        self.d_model, self.d_state = d_model, d_state
+        if directions not in (2, 4):
+            raise ValueError(f"SS2D scans in 4 directions (MambaIR) or 2 (rows both ways), not {directions}")
+        self.d_model, self.d_state, self.directions = d_model, d_state, directions
         self.d_inner = int(expand * d_model)
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.scan_impl: ScanImpl = "auto"
-        di, r, n, k = self.d_inner, self.dt_rank, d_state, 4
+        di, r, n, k = self.d_inner, self.dt_rank, d_state, directions
 
         # Registration order fixes the state_dict order: own Parameters first, then submodules.
         bound = 1 / math.sqrt(di)  # PyTorch's default Linear init, as the deleted x_proj Linears had
@@ -84,14 +89,15 @@ class SS2D(nn.Module):
         x, z = xz[..., :di], xz[..., di:]
         x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))  # (B, Di, H, W)
 
-        rows = x.reshape(b, 1, di, length)
-        cols = x.transpose(2, 3).reshape(b, 1, di, length)
-        orders = torch.cat([rows, cols], dim=1)
-        xs = torch.cat([orders, orders.flip(-1)], dim=1)  # (B, 4, Di, L): row, col, row reversed, col reversed
+        k = self.directions
+        orders = x.reshape(b, 1, di, length)
+        if k == 4:
+            orders = torch.cat([orders, x.transpose(2, 3).reshape(b, 1, di, length)], dim=1)
+        xs = torch.cat([orders, orders.flip(-1)], dim=1)  # (B, K, Di, L): row, [col,] row reversed[, col reversed]
 
-        x_dbl = _per_direction(self.x_proj_weight, xs)  # (B, 4, R + 2N, L)
+        x_dbl = _per_direction(self.x_proj_weight, xs)  # (B, K, R + 2N, L)
         dts, Bs, Cs = x_dbl[:, :, :r], x_dbl[:, :, r : r + n], x_dbl[:, :, r + n :]
-        dts = _per_direction(self.dt_projs_weight, dts)  # (B, 4, Di, L); the bias goes to the scan
+        dts = _per_direction(self.dt_projs_weight, dts)  # (B, K, Di, L); the bias goes to the scan
         # The scan computes in float32 whatever the model's dtype (selective_scan casts only when needed).
         y = selective_scan(
             xs.reshape(b, -1, length),
@@ -103,12 +109,15 @@ class SS2D(nn.Module):
             delta_bias=self.dt_projs_bias.reshape(-1),
             delta_softplus=True,
             impl=self.scan_impl,
-        ).reshape(b, 4, self.d_inner, length)
+        ).reshape(b, k, self.d_inner, length)
 
-        reverse = y[:, 2:4].flip(-1)
-        y_cols = torch.cat([y[:, 1:2], reverse[:, 1:2]], dim=1).reshape(b, 2, di, w, h).transpose(3, 4)
-        y_cols = y_cols.reshape(b, 2, di, length)
-        y = y[:, 0:1] + reverse[:, 0:1] + y_cols[:, 0:1] + y_cols[:, 1:2]  # adds, not sum(1): XNNPACK lowers adds
+        if k == 2:
+            y = y[:, 0:1] + y[:, 1:2].flip(-1)
+        else:
+            reverse = y[:, 2:4].flip(-1)
+            y_cols = torch.cat([y[:, 1:2], reverse[:, 1:2]], dim=1).reshape(b, 2, di, w, h).transpose(3, 4)
+            y_cols = y_cols.reshape(b, 2, di, length)
+            y = y[:, 0:1] + reverse[:, 0:1] + y_cols[:, 0:1] + y_cols[:, 1:2]  # adds, not sum(1): XNNPACK lowers adds
         y = self.out_norm(y.reshape(b, di, length).transpose(1, 2).reshape(b, h, w, di))
         return self.out_proj(y * F.silu(z))
 
@@ -177,10 +186,12 @@ class DropPath(nn.Module):
 class VSSBlock(nn.Module):
     """Residual state-space block: x*s1 + SS2D(LN(x)), then x*s2 + CAB(LN(x)), on (B, H, W, C) tensors."""
 
-    def __init__(self, hidden_dim: int, drop_path: float = 0.0, d_state: int = 16, expand: float = 2.0) -> None:
+    def __init__(
+        self, hidden_dim: int, drop_path: float = 0.0, d_state: int = 16, expand: float = 2.0, directions: int = 4
+    ) -> None:
         super().__init__()
         self.ln_1 = LayerNorm(hidden_dim)  # MambaIR passes plain nn.LayerNorm: eps 1e-5
-        self.self_attention = SS2D(d_model=hidden_dim, d_state=d_state, expand=expand)
+        self.self_attention = SS2D(d_model=hidden_dim, d_state=d_state, expand=expand, directions=directions)
         self.drop_path = DropPath(drop_path)
         self.skip_scale = nn.Parameter(torch.ones(hidden_dim))
         self.conv_blk = CAB(hidden_dim)

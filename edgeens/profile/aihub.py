@@ -29,7 +29,7 @@ from edgeens.compile.aihub import (
 from edgeens.compile.artifact import now, tool_versions, write_json
 from edgeens.compile.stages import program_module, stage_programs
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace
+from edgeens.models.space import SearchSpace, families_to_dict
 from edgeens.profile.table import Latency, LatencyTable, ProfileError
 
 PROFILE_OPTIONS = "--max_profiler_iterations 100"
@@ -54,21 +54,24 @@ def profile_on_hub(
     programs_dir: str | Path,
     device_name: str,
     runtime: str = "tflite",
-    surrogates: Mapping[tuple[str, int], nn.Module] | None = None,
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
     space_name: str | None = None,
     command: str = "",
     timeout_s: float = 3600.0,
     poll_s: float = 10.0,
     progress: Callable[[str], None] | None = None,
+    space: SearchSpace | None = None,
 ) -> LatencyTable:
-    """A latency table of `teacher`'s space on an AI Hub device (see the module docstring)."""
+    """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on an AI Hub
+    device (see the module docstring)."""
+    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
     hub = connect()
     device = resolve_device(hub, device_name)
     label = device_label(device)
     folder = Path(programs_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ledger = JobLedger(folder)
-    programs = stage_programs(SearchSpace(teacher.config))
+    programs = stage_programs(space)
     say = progress or (lambda _: None)
 
     compile_jobs = {}
@@ -76,7 +79,7 @@ def profile_on_hub(
         key = f"compile--{label}--{runtime}--{height}x{width}--{program.key}"
 
         def submit(program=program) -> Any:
-            module, example = program_module(teacher, program, height, width, surrogates)
+            module, example = program_module(teacher, space, program, height, width, surrogates)
             with torch.no_grad():
                 exported = torch.export.export(module, (example,))
             return hub.submit_compile_job(
@@ -157,6 +160,7 @@ def profile_on_hub(
         date=now(),
         command=command,
         space_name=space_name,
+        families=families_to_dict(space.families),
     )
 
 

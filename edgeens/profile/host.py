@@ -164,12 +164,17 @@ def profile_host(
     surrogates: Any = None,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    space: Any = None,
 ) -> Any:
-    """A latency table of `teacher`'s space on this machine: builds the stage programs that are missing (see
-    edgeens.compile.stages; `jobs` at a time), then times every one in `runtime`."""
+    """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on this machine:
+    builds the stage programs that are missing (see edgeens.compile.stages; `jobs` at a time), then times every
+    one in `runtime`."""
     from edgeens.compile.artifact import now, tool_versions
-    from edgeens.compile.stages import build_stage_programs
+    from edgeens.compile.stages import build_stage_programs, stage_programs
+    from edgeens.models.space import SearchSpace, families_to_dict
     from edgeens.profile.table import Latency, LatencyTable
+
+    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
 
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
@@ -183,11 +188,14 @@ def profile_host(
         show_progress=progress is not None,
         targets=(target,),
         jobs=jobs,
+        space=space,
     )
     set_threads(threads)
     folder = Path(programs_dir)
     runners: dict[str, Callable[[], Callable[[], Any]]] = {}
-    for key, entry in manifest["programs"].items():
+    wanted = {program.key for program in stage_programs(space)}  # the folder may hold other families' programs too
+    programs = {key: entry for key, entry in manifest["programs"].items() if key in wanted}
+    for key, entry in programs.items():
         example = (torch.randn(entry["input_shape"], generator=torch.Generator().manual_seed(0)),)
         if runtime == "executorch":
             runners[key] = lambda path=folder / entry["file"], x=example: executorch_runner(path, x)
@@ -195,7 +203,7 @@ def profile_host(
             runners[key] = lambda path=folder / entry["onnx_file"], x=example: onnxruntime_runner(path, x, threads)
     samples = measure_programs(runners, policy, progress=progress)
     stages: dict[str, dict[str, Latency]] = {}
-    for key, entry in manifest["programs"].items():
+    for key, entry in programs.items():
         if entry["stage"] is not None:
             stages.setdefault(entry["stage"], {})[entry["choice"]] = Latency.of(samples[key])
     host = host_description()
@@ -215,6 +223,7 @@ def profile_host(
         date=now(),
         command=command,
         space_name=space_name,
+        families=families_to_dict(space.families),
     )
 
 
@@ -233,8 +242,8 @@ def measure_architectures(
     interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
     `end_to_end/<architecture>.pte`), exactly as it would ship. All are lowered (`jobs` at a time) before any is
     timed, so no timing shares the machine with a lowering."""
-    from edgeens.compile.workers import run_in_processes
     from edgeens.profile.table import Latency
+    from edgeens.workers import run_in_processes
 
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
@@ -246,7 +255,8 @@ def measure_architectures(
         ),
     )
     pending = [a for a in architectures if a not in table.end_to_end]
-    to_lower = [(teacher, a, surrogates, example, folder / f"{a}.pte") for a in pending]
+    families = table.space.families
+    to_lower = [(teacher, a, surrogates, families, example, folder / f"{a}.pte") for a in pending]
     to_lower = [task for task in to_lower if not task[-1].is_file()]
     for done, ((_, architecture, *_), _) in enumerate(run_in_processes(_lower_architecture, to_lower, jobs), 1):
         if progress:
@@ -260,9 +270,11 @@ def measure_architectures(
         table.save(table_path)
 
 
-def _lower_architecture(teacher: Any, architecture: str, surrogates: Any, example: tuple[Tensor], path: Path) -> None:
+def _lower_architecture(
+    teacher: Any, architecture: str, surrogates: Any, families: Any, example: tuple[Tensor], path: Path
+) -> None:
     from edgeens.compile.executorch import lower_to_executorch
     from edgeens.models.hybrid import HybridUNet
 
-    model = HybridUNet.from_teacher(teacher, architecture, surrogates).eval()
+    model = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
     lower_to_executorch(model, example).save(path)

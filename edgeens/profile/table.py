@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeens.models.restormer import RestormerConfig
-from edgeens.models.space import RESTORMER, SearchSpace
+from edgeens.models.space import RESTORMER, SearchSpace, families_from_dict, families_to_dict, split_token
 
 FORMAT = "edgeens.latency.v1"
 NOISY_SPREAD = 0.10  # (p90 - p10) / median above this: the entry is flagged noisy
@@ -75,10 +75,11 @@ class LatencyTable:
     command: str = ""
     space_name: str | None = None
     end_to_end: dict[str, Latency] = field(default_factory=dict)  # architecture string -> latency
+    families: dict[str, Any] | None = None  # letter -> block kind and knobs (None: a table of the paper's MambaIR)
 
     @property
     def space(self) -> SearchSpace:
-        return SearchSpace(RestormerConfig(**self.teacher))
+        return SearchSpace(RestormerConfig(**self.teacher), families_from_dict(self.families))
 
     def predict_ms(self, architecture: str | tuple[str, ...]) -> float:
         """Fixed part plus the 8 chosen stages: the calibrated prediction of end-to-end latency."""
@@ -95,6 +96,14 @@ class LatencyTable:
                 f"blocks {self.teacher['num_blocks']}, refinement {self.teacher['num_refinement_blocks']}); "
                 f"profile this space: edgeens profile --preset/--teacher ... --size {height}x{width}"
             )
+        own = families_to_dict(self.space.families)
+        for letter, definition in families_to_dict(space.families).items():
+            if own.get(letter) != definition:
+                raise ProfileError(
+                    f"this latency table has no surrogate family {letter} = {definition} (it holds "
+                    f"{', '.join(own) or 'none'}); profile the search's families: edgeens profile ... --families "
+                    + ",".join(f.letter for f in space.families)
+                )
         if (self.height, self.width) != (height, width):
             raise ProfileError(
                 f"this latency table was measured at {self.height}x{self.width}, not {height}x{width}; latency "
@@ -155,20 +164,41 @@ class LatencyTable:
 
 
 def existing_table(
-    folder: str | Path, teacher: Any, height: int, width: int, runtime: str, threads: int, space_name: str | None
+    folder: str | Path,
+    teacher: Any,
+    height: int,
+    width: int,
+    runtime: str,
+    threads: int,
+    space_name: str | None,
+    space: SearchSpace | None = None,
 ) -> LatencyTable | None:
-    """The table in `folder` measured for this space, size, runtime and thread count, if there is one."""
+    """A host table in `folder` for this teacher configuration, size, runtime and thread count that covers every
+    (stage, choice) of `space` (a table of more families serves a space of fewer): the one named for `space_name`
+    first, else any other that fits."""
     runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
     probe = LatencyTable(
         "host", runtime_name, height, width, teacher.config.to_dict(), Latency(1, 1, 1, 1), {}, space_name=space_name
     )
-    path = Path(folder) / probe.filename()
-    if not path.is_file():
-        return None
-    table = LatencyTable.load(path)
-    if table.teacher != probe.teacher or table.threads != threads:
-        return None
-    return table
+    named = Path(folder) / probe.filename()
+    others = sorted(Path(folder).glob(f"host--{slug(runtime_name)}--{height}x{width}--*.json"))
+    for path in [named, *(p for p in others if p != named)]:
+        if not path.is_file():
+            continue
+        try:
+            table = LatencyTable.load(path)
+        except ProfileError:
+            if path == named:
+                raise  # the table this space would be saved as is broken: say so rather than overwrite it
+            continue
+        if table.teacher != probe.teacher or table.threads != threads:
+            continue
+        try:
+            table.check_fits(space or table.space, height, width)
+        except ProfileError:
+            continue
+        return table
+    return None
 
 
 def compare_tables(first: LatencyTable, second: LatencyTable, tolerance: float = 0.10) -> dict[str, Any]:
@@ -224,13 +254,15 @@ def calibrated_penalty(table: LatencyTable) -> dict[str, dict[str, float]]:
 def heuristic_penalty(space: SearchSpace) -> dict[str, dict[str, float]]:
     """The paper's proxy: a full Restormer stack costs most, then larger, then smaller MambaIR stacks.
 
-    Per stage, a MambaIR stack of n blocks costs n / (depth + 1) and the Restormer stack 1 (so the Restormer stack
-    is above the deepest MambaIR one, and stages are weighted equally, as the paper gives no weights)."""
+    Per stage, a surrogate stack of n blocks costs n / (depth + 1) and the Restormer stack 1 (so the Restormer stack
+    is above the deepest surrogate one, and stages are weighted equally, as the paper gives no weights). The proxy
+    knows block counts only: every family's stack of n blocks costs the same, which is exactly what measuring
+    fixes."""
     table: dict[str, dict[str, float]] = {}
     for stage in space.stages:
         row = {}
         for choice in stage.choices:
-            row[choice] = 1.0 if choice == RESTORMER else int(choice[1:]) / (stage.depth + 1)
+            row[choice] = 1.0 if choice == RESTORMER else split_token(choice)[1] / (stage.depth + 1)
         table[stage.name] = row
     return table
 

@@ -17,7 +17,7 @@ from edgeens.files import now
 def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any) -> Path:
     """Write the report for `run_dir` into `target`; returns the index.html path."""
     from edgeens.profile.correlate import plot_validation, validation_report
-    from edgeens.report.search import plot_front
+    from edgeens.report.search import family_mix, plot_front
     from edgeens.train.search import TrialLog
 
     target.mkdir(parents=True, exist_ok=True)
@@ -74,6 +74,11 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
                 + ", ".join(c["architecture"] for c in front["candidates"])
                 + ".",
                 ("pareto.png", "Pareto front, knee and candidates"),
+                [["front architecture", "families", "PSNR drop dB", label]]
+                + [
+                    [p["architecture"], family_mix(p["architecture"]), f"{p['psnr_drop']:+.2f}", f"{p['penalty']:.1f}"]
+                    for p in front["front"]
+                ],
             ],
         )
     )

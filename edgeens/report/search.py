@@ -19,13 +19,23 @@ def _pyplot():
 
 
 def plot_front(records: list[dict[str, Any]], front: dict[str, Any], path: str | Path, penalty_label: str) -> None:
-    """Every evaluation (coloured by order), the front as a step line, the knee and the fine-tuning candidates."""
+    """Every evaluation, the front as a step line, the knee and the fine-tuning candidates. Evaluations are coloured
+    by the surrogate families they use when the space has several (so each family's place on the front shows),
+    else by evaluation order."""
     plt = _pyplot()
     drops = np.array([r["psnr_drop"] for r in records])
     penalties = np.array([r["penalty"] for r in records])
-    figure, axes = plt.subplots(figsize=(7, 5))
-    dots = axes.scatter(penalties, drops, c=np.arange(len(records)), cmap="viridis", s=18, label="evaluated")
-    figure.colorbar(dots, ax=axes, label="evaluation")
+    figure, axes = plt.subplots(figsize=(7.5, 5))
+    mixes = [family_mix(r["architecture"]) for r in records]
+    letters = {letter for mix in mixes for letter in mix.split("+") if len(letter) == 1}
+    if len(letters) > 1:
+        colours = plt.get_cmap("tab10")
+        for index, mix in enumerate(sorted(set(mixes), key=lambda m: (len(m), m))):
+            chosen = np.array([m == mix for m in mixes])
+            axes.scatter(penalties[chosen], drops[chosen], s=18, color=colours(index % 10), label=mix)
+    else:
+        dots = axes.scatter(penalties, drops, c=np.arange(len(records)), cmap="viridis", s=18, label="evaluated")
+        figure.colorbar(dots, ax=axes, label="evaluation")
     line = [(p["penalty"], p["psnr_drop"]) for p in front["front"]]
     axes.step(*zip(*line, strict=True), where="post", color="black", lw=1, label="Pareto front")
     for c in front["candidates"]:
@@ -48,6 +58,12 @@ def plot_front(records: list[dict[str, Any]], front: dict[str, Any], path: str |
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def family_mix(architecture: str) -> str:
+    """The surrogate families an architecture uses, e.g. 'G+S' for `G1-R-S2-...`; 'R only' for the teacher."""
+    letters = sorted({token[0] for token in architecture.split("-") if token != "R"})
+    return "+".join(letters) if letters else "R only"
 
 
 def plot_compare(result: dict[str, Any], path: str | Path) -> None:

@@ -1,12 +1,12 @@
-"""Feature-wise distillation (FwKD): one MambaIR surrogate per (stage, depth), trained to map the teacher stage's
-input to its output, written as a block pool.
+"""Feature-wise distillation (FwKD): one surrogate per (stage, token) of the space's families (MambaIR, lighter
+MambaIR, gated convolution), trained to map the teacher stage's input to its output, written as a block pool.
 
 1. `capture_features` runs the teacher once over the training crops and stores every stage's input and output
    (`features/<stage>.safetensors`), so the surrogates never re-run the teacher.
 2. `distill_pool` trains each surrogate on those pairs (L1), measures the held-out alignment error (relative L2
-   and cosine similarity) before and after, and writes `pool/<stage>-M<depth>.safetensors` plus
-   `pool/manifest.json`. Finished surrogates are skipped on a re-run; the one in progress resumes from
-   `pool/partial/<stage>-M<depth>.pt`.
+   and cosine similarity) before and after, and writes `pool/<stage>-<token>.safetensors` plus
+   `pool/manifest.json`, which declares every family's block kind and knobs. Finished surrogates are skipped on a
+   re-run (a pool grows when a family is added); the one in progress resumes from `pool/partial/<stage>-<token>.pt`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +26,11 @@ from torch import Tensor, nn
 
 from edgeens.files import write_json
 from edgeens.models.checkpoint import CheckpointError, weights_hash
-from edgeens.models.hybrid import SurrogateConfig, build_surrogate
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace, Stage
+from edgeens.models.space import PAPER_FAMILIES, Family, SearchSpace, Stage, families_from_dict, families_to_dict
+from edgeens.models.surrogates import build_surrogate
 from edgeens.train.resume import load_training_state, save_training_state
+from edgeens.workers import run_in_processes
 
 POOL_FORMAT = "edgeens.pool.v1"
 
@@ -86,8 +88,25 @@ def alignment(surrogate: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str
     return {"relative_l2": rel_l2, "cosine": cosine}
 
 
-def _surrogate_name(stage: Stage, depth: int) -> str:
-    return f"{stage.name}-M{depth}"
+def _surrogate_name(stage: Stage, token: str) -> str:
+    return f"{stage.name}-{token}"
+
+
+class BlockPool(dict):
+    """The distilled surrogates keyed by (stage name, token), with the search space their families span."""
+
+    def __init__(self, space: SearchSpace, modules: dict[tuple[str, str], nn.Module]) -> None:
+        super().__init__(modules)
+        self.space = space
+
+
+def pool_families(manifest: dict) -> tuple[Family, ...]:
+    """The families a manifest declares (a pool from before families existed holds MambaIR at its
+    `surrogate_config`)."""
+    if "families" in manifest:
+        return families_from_dict(manifest["families"])
+    legacy = {"d_state": 16, "directions": 4, "expand": 2.0, **manifest.get("surrogate_config", {})}
+    return (Family("M", "mambair", tuple(sorted(legacy.items()))),)
 
 
 def distill_pool(
@@ -95,12 +114,14 @@ def distill_pool(
     features_dir: str | Path,
     pool_dir: str | Path,
     recipe: DistillRecipe,
-    surrogate_config: SurrogateConfig = SurrogateConfig(),
+    families: tuple[Family, ...] = PAPER_FAMILIES,
     only: list[str] | None = None,
     show_progress: bool = True,
+    jobs: int = 1,
 ) -> dict:
-    """Train every surrogate of the teacher's space (or those named in `only`) and write the pool; returns the
-    manifest."""
+    """Train every surrogate of the teacher's space over `families` (or those named in `only`) and write the
+    pool; returns the manifest. An existing pool keeps its surrogates and gains the families it lacks. `jobs`
+    surrogates train at once in worker processes (one thread each), handed out as workers free up."""
     features_dir, pool_dir = Path(features_dir), Path(pool_dir)
     (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
     rank, world = _rank_and_world()
@@ -110,7 +131,7 @@ def distill_pool(
         "format": POOL_FORMAT,
         "teacher_hash": digest,
         "teacher_config": teacher.config.to_dict(),
-        "surrogate_config": asdict(surrogate_config),
+        "families": {},
         "recipe": asdict(recipe),
         "surrogates": {},
     }
@@ -119,28 +140,38 @@ def distill_pool(
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}..., this teacher "
             f"{digest[:12]}...); use a new pool folder for this teacher"
         )
-    space = SearchSpace(teacher.config)
-    todo = [(s, d) for s, d in space.surrogates() if only is None or _surrogate_name(s, d) in only]
+    manifest["families"] = _merge_families(manifest, families, manifest_path)
+    space = SearchSpace(teacher.config, families)
+    todo = [(s, t) for s, t in space.surrogates() if only is None or _surrogate_name(s, t) in only]
     mine = todo[rank::world]  # under torchrun each rank distils its own share of the (stage, depth) pairs
     fragment = pool_dir / f"manifest.rank{rank}.json"
+    pending = [
+        (stage, token, space.family(token[0]), features_dir, recipe, pool_dir)
+        for stage, token in mine
+        if _surrogate_name(stage, token) not in manifest["surrogates"]  # finished in an earlier run
+    ]
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
-        TextColumn("L1 {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[status]}"),
         TimeRemainingColumn(),
         disable=not show_progress,
     ) as bar:
-        for stage, depth in mine:
-            name = _surrogate_name(stage, depth)
-            if name in manifest["surrogates"]:
-                continue  # finished in an earlier run
-            train = load_file(features_dir / f"{stage.name}.train.safetensors")
-            held = load_file(features_dir / f"{stage.name}.holdout.safetensors")
-            task = bar.add_task(f"{name} (rank {rank})" if world > 1 else name, total=recipe.steps, loss=float("nan"))
-            entry = _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task)
-            manifest["surrogates"][name] = {**entry, "rank": rank}
-            write_json(fragment, manifest)  # this rank's progress survives a kill
+        if jobs > 1 and len(pending) > 1:  # one bar over surrogates: the workers train quietly
+            overall = bar.add_task(f"distilling, {jobs} at a time", total=len(pending), status="")
+            for (stage, token, *_), entry in run_in_processes(_distill_one, pending, jobs):
+                manifest["surrogates"][_surrogate_name(stage, token)] = {**entry, "rank": rank}
+                write_json(fragment, manifest)  # progress survives a kill
+                after = entry["alignment_after"]["relative_l2"]
+                bar.update(overall, advance=1, status=f"{_surrogate_name(stage, token)}: rel. L2 {after:.3f}")
+        else:
+            for arguments in pending:
+                name = _surrogate_name(*arguments[:2])
+                label = f"{name} (rank {rank})" if world > 1 else name
+                task = bar.add_task(label, total=recipe.steps, status="")
+                manifest["surrogates"][name] = {**_distill_one(*arguments, bar, task), "rank": rank}
+                write_json(fragment, manifest)  # this rank's progress survives a kill
     if world > 1:
         torch.distributed.barrier()
     if rank == 0:
@@ -168,16 +199,46 @@ def _read_manifest(pool_dir: Path) -> dict | None:
             part = json.loads(path.read_text())
             if merged is None:
                 merged = part
-            else:
+            else:  # a fragment is newer: it may declare families the manifest does not have yet
                 merged["surrogates"].update(part["surrogates"])
+                merged["families"] = {**merged.get("families", {}), **part.get("families", {})}
     return merged
 
 
-def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_dir, bar, task) -> dict:
-    name = _surrogate_name(stage, depth)
+def _merge_families(manifest: dict, families: tuple[Family, ...], manifest_path: Path) -> dict[str, dict]:
+    """The pool's families plus `families`; a letter the pool already defines with other knobs is refused."""
+    merged = families_to_dict(pool_families(manifest)) if manifest["surrogates"] else {}
+    for letter, definition in families_to_dict(families).items():
+        if merged.get(letter, definition) != definition:
+            raise CheckpointError(
+                f"{manifest_path} defines family {letter} as {merged[letter]}, not {definition}; give the new "
+                "family another letter (e.g. --families 'X=mambair:d_state=4') or use a new pool folder"
+            )
+        merged[letter] = definition
+    return merged
+
+
+def _distill_one(
+    stage: Stage,
+    token: str,
+    family: Family,
+    features_dir: Path,
+    recipe: DistillRecipe,
+    pool_dir: Path,
+    bar: Progress | None = None,
+    task: Any = None,
+) -> dict:
+    """Train one surrogate on its stage's captured features (a worker process runs this on its own)."""
+    train = load_file(features_dir / f"{stage.name}.train.safetensors")
+    held = load_file(features_dir / f"{stage.name}.holdout.safetensors")
+    return _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task)
+
+
+def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task) -> dict:
+    name = _surrogate_name(stage, token)
     partial = pool_dir / "partial" / f"{name}.pt"
     torch.manual_seed(recipe.seed)
-    surrogate = build_surrogate(stage, depth, surrogate_config)
+    surrogate = build_surrogate(stage, token, family)
     before = alignment(surrogate, held["input"], held["output"])
     optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr)
     rng = np.random.default_rng(recipe.seed)
@@ -196,7 +257,8 @@ def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_d
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        bar.update(task, completed=step, loss=loss.item())
+        if bar is not None and (step % 10 == 0 or step == recipe.steps):
+            bar.update(task, completed=step, status=f"L1 {loss.item():.4f}")
         if step % recipe.checkpoint_every == 0 and step < recipe.steps:
             save_training_state(partial, surrogate, optimizer, step, rng, before=before)
     after = alignment(surrogate, held["input"], held["output"])
@@ -207,15 +269,18 @@ def _train_surrogate(stage, depth, train, held, recipe, surrogate_config, pool_d
     return {
         "file": f"{name}.safetensors",
         "stage": stage.name,
-        "depth": depth,
+        "token": token,
+        "family": family.letter,
+        "depth": int(token[1:]),
         "steps": recipe.steps,
         "alignment_before": before,
         "alignment_after": after,
     }
 
 
-def load_pool(pool_dir: str | Path, teacher: Restormer) -> dict[tuple[str, int], nn.Module]:
-    """The distilled surrogates of `pool_dir`, keyed by (stage name, depth), checked against `teacher`."""
+def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
+    """The distilled surrogates of `pool_dir`, keyed by (stage name, token), checked against `teacher`; the
+    pool's `space` spans the families its manifest declares."""
     pool_dir = Path(pool_dir)
     manifest_path = pool_dir / "manifest.json"
     if not manifest_path.is_file():
@@ -228,14 +293,15 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> dict[tuple[str, int],
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
             "pool for this teacher, or load the teacher the pool was built from"
         )
-    config = SurrogateConfig(**manifest["surrogate_config"])
-    stages = {s.name: s for s in SearchSpace(teacher.config).stages}
-    pool: dict[tuple[str, int], nn.Module] = {}
+    space = SearchSpace(teacher.config, pool_families(manifest))
+    stages = {s.name: s for s in space.stages}
+    modules: dict[tuple[str, str], nn.Module] = {}
     for entry in manifest["surrogates"].values():
-        module = build_surrogate(stages[entry["stage"]], entry["depth"], config)
+        token = entry.get("token", f"M{entry['depth']}")
+        module = build_surrogate(stages[entry["stage"]], token, space.family(token[0]))
         module.load_state_dict(load_file(pool_dir / entry["file"]), strict=True)
-        pool[(entry["stage"], entry["depth"])] = module.eval()
-    return pool
+        modules[(entry["stage"], token)] = module.eval()
+    return BlockPool(space, modules)
 
 
 def training_crops(

@@ -37,9 +37,9 @@ class Evaluation:
     stages_run: int  # stages computed for this evaluation (8 minus those reused from the prefix cache)
 
 
-def check_pool(space: SearchSpace, pool: Mapping[tuple[str, int], nn.Module]) -> None:
+def check_pool(space: SearchSpace, pool: Mapping[tuple[str, str], nn.Module]) -> None:
     """Refuse a pool that lacks a surrogate some architecture of `space` needs."""
-    missing = [f"{stage.name}--M{depth}" for stage, depth in space.surrogates() if (stage.name, depth) not in pool]
+    missing = [f"{stage.name}--{token}" for stage, token in space.surrogates() if (stage.name, token) not in pool]
     if missing:
         raise SearchError(
             f"the block pool lacks {len(missing)} surrogate(s) the search space needs: {', '.join(missing)}; "
@@ -53,14 +53,16 @@ class HybridEvaluator:
     def __init__(
         self,
         teacher: Restormer,
-        pool: Mapping[tuple[str, int], nn.Module],
+        pool: Mapping[tuple[str, str], nn.Module],
         pairs: list[tuple[np.ndarray, np.ndarray]],
         cache_bytes: int = 1 << 30,
+        space: SearchSpace | None = None,
     ) -> None:
         if not pairs:
             raise SearchError("the validation set is empty: give at least one (degraded, clean) pair")
         self.teacher = teacher.eval()
-        self.space = SearchSpace(teacher.config)
+        # The space the pool's families span (a loaded BlockPool knows it), else the paper's MambaIR-only one.
+        self.space = space or getattr(pool, "space", None) or SearchSpace(teacher.config)
         check_pool(self.space, pool)
         self.pool = {key: module.eval() for key, module in pool.items()}
         self.targets = [gt for _, gt in pairs]
@@ -97,7 +99,7 @@ class HybridEvaluator:
 
     def _stack(self, index: int, token: str) -> nn.Module | None:
         stage = self.space.stages[index]
-        return None if token == RESTORMER else self.pool[(stage.name, int(token[1:]))]
+        return None if token == RESTORMER else self.pool[(stage.name, token)]
 
     def _psnr(self, tokens: tuple[str, ...]) -> float:
         known = next((n for n in range(len(tokens), 0, -1) if tokens[:n] in self.cache), 0)
@@ -140,9 +142,9 @@ _WORKER: HybridEvaluator | None = None
 
 def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float) -> None:
     global _WORKER
-    from edgeens.compile.artifact import quiet_toolchain
     from edgeens.train.distill import load_pool
     from edgeens.train.teacher import bundled_validation
+    from edgeens.workers import quiet_toolchain
 
     torch.set_num_threads(1)  # one worker per core
     quiet_toolchain()

@@ -22,7 +22,7 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
 from edgeens.train.evaluate import SearchError, check_pool
-from edgeens.train.teacher import TeacherRecipe, train_restoration, validation_psnr
+from edgeens.train.teacher import TeacherRecipe, train_in_processes, train_restoration, validation_psnr
 
 RESULT = "hybrid.safetensors"
 
@@ -34,27 +34,34 @@ def _write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
 
 def finetune_candidates(
     teacher: Restormer,
-    pool: Mapping[tuple[str, int], nn.Module],
+    pool: Mapping[tuple[str, str], nn.Module],
     candidates: list[str],
     data: SyntheticPairs,
     recipe: TeacherRecipe,
     out_dir: str | Path,
     validation: list[tuple[np.ndarray, np.ndarray]],
     show_progress: bool = True,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes) and pick the best."""
+    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes), `jobs` at a time in worker
+    processes (not under torchrun, where the ranks share each candidate), and pick the best."""
     if not candidates:
         raise SearchError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
-    check_pool(SearchSpace(teacher.config), pool)
+    check_pool(getattr(pool, "space", None) or SearchSpace(teacher.config), pool)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if distributed else 0
     rows = []
-    for architecture in candidates:
-        model = HybridUNet.from_teacher(teacher, architecture, pool)
+    models = {architecture: HybridUNet.from_teacher(teacher, architecture, pool) for architecture in candidates}
+    composed = {architecture: validation_psnr(model, validation) for architecture, model in models.items()}
+    if not distributed and jobs > 1:
+        folders = {a: out / m.architecture_string for a, m in models.items()}
+        pending = [(m, folders[a], a) for a, m in models.items() if not (folders[a] / RESULT).is_file()]
+        train_in_processes(pending, data, recipe, _write_hybrid, validation, jobs)
+    for architecture, model in models.items():
         folder = out / model.architecture_string
-        before = validation_psnr(model, validation)
+        before = composed[architecture]
         if not (folder / RESULT).is_file():
             train_restoration(
                 model, data, recipe, folder, _write_hybrid, validation, show_progress=show_progress, label=architecture

@@ -32,6 +32,10 @@ from edgeens.train.evaluate import SearchError
 
 ENCODINGS = ("categorical", "relaxed")
 UCB_BETA = 3.0  # the screen keeps an architecture if mean + 3 std of its PSNR drop could still raise the front
+# Spaces up to this size are screened whole; larger ones (several families: millions) through a random sample plus
+# every one-stage change of each evaluated architecture.
+ENUMERATE_LIMIT = 100_000
+RANDOM_CANDIDATES = 20_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,23 @@ class Problem:
 
     def random_indices(self, rng: np.random.Generator) -> list[int]:
         return [int(rng.integers(k)) for k in self.cardinalities]
+
+    def candidate_indices(self, seen: Tensor, seed: int) -> Tensor:
+        """The unevaluated architectures the acquisition looks at (rows of choice indices): all of them in a small
+        space; else RANDOM_CANDIDATES uniform ones plus every one-stage change of each evaluated architecture."""
+        if self.space.size <= ENUMERATE_LIMIT:
+            pool = self.all_indices()
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            columns = [torch.randint(k, (RANDOM_CANDIDATES,), generator=generator) for k in self.cardinalities]
+            neighbours = []
+            for stage, k in enumerate(self.cardinalities):
+                changed = seen.long().repeat_interleave(k, dim=0)
+                changed[:, stage] = torch.arange(k).repeat(len(seen))
+                neighbours.append(changed)
+            pool = torch.cat([torch.stack(columns, dim=-1), *neighbours])
+            pool = pool[_first_occurrences(self.flat(pool))]
+        return pool[~torch.isin(self.flat(pool), self.flat(seen.long()))]
 
 
 # --- the trial log -------------------------------------------------------------------------------------------------
@@ -336,8 +357,7 @@ def propose_categorical(
 
     gp, acquisition, X = categorical_model(problem, records, reference, settings)
     _, drops, penalties = _observed(problem, records)
-    everything = problem.all_indices()
-    candidates = everything[~torch.isin(problem.flat(everything), problem.flat(X.long()))].to(torch.float64)
+    candidates = problem.candidate_indices(X, seed=settings.seed * 100_003 + len(records)).to(torch.float64)
     survivors, screened = _screen(gp, problem, candidates, drops, penalties, reference, settings.max_candidates, q)
     chosen, _ = optimize_acqf_discrete(acquisition, q=q, choices=survivors, unique=True)
     extra = {"screen_kept": int(len(survivors)), "screen_empty": not screened}
@@ -431,3 +451,11 @@ def _relaxed_x(problem: Problem, record: dict[str, Any]) -> list[float]:
     if "x" in record:
         return list(record["x"])
     return [(i + 0.5) / k for i, k in zip(problem.encode(record["architecture"]), problem.cardinalities, strict=True)]
+
+
+def _first_occurrences(keys: Tensor) -> Tensor:
+    """Indices of the first occurrence of each distinct key, in order of appearance."""
+    _, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(keys), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(keys)), reduce="amin")
+    return torch.sort(first).values

@@ -51,10 +51,11 @@ def test_fixed_part_plus_stages_is_the_hybrid() -> None:
     for stage, choice in zip(space.stages, hybrid.architecture, strict=True):
         stack = stage_stack(
             teacher,
+            space,
             stage,
             choice,
             {
-                (s.name, int(c[1:])): getattr(hybrid, s.module)
+                (s.name, c): getattr(hybrid, s.module)
                 for s, c in zip(space.stages, hybrid.architecture, strict=True)
                 if c != "R"
             },

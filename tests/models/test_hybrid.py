@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from edgeens.models.checkpoint import CheckpointError
-from edgeens.models.hybrid import HybridUNet, SurrogateConfig, build_surrogate
+from edgeens.models.hybrid import HybridUNet
 from edgeens.models.mambair import VSSStage
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import PRESETS, ArchitectureError, preset_space
+from edgeens.models.space import FAMILIES, PRESETS, ArchitectureError, preset_space
+from edgeens.models.surrogates import build_surrogate
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,12 @@ def test_all_restormer_hybrid_reproduces_the_teacher_exactly(teacher: Restormer)
 def test_mixed_hybrid_keeps_teacher_modules_and_uses_given_surrogates(teacher: Restormer) -> None:
     space = preset_space("tiny")
     encoder2 = space.stages[1]
-    surrogate = build_surrogate(encoder2, 2, SurrogateConfig())
-    hybrid = HybridUNet.from_teacher(teacher, "R-M2-R-M2-R-R-R-M2", surrogates={("encoder2", 2): surrogate})
-    assert hybrid.encoder_level2 is surrogate
+    surrogate = build_surrogate(encoder2, "M2", FAMILIES["M"])
+    hybrid = HybridUNet.from_teacher(teacher, "R-M2-R-M2-R-R-R-M2", surrogates={("encoder2", "M2"): surrogate})
+    # The pool's weights, in a copy: fine-tuning the hybrid leaves the pool as it was.
+    assert hybrid.encoder_level2 is not surrogate
+    for key, value in surrogate.state_dict().items():
+        assert torch.equal(hybrid.encoder_level2.state_dict()[key], value), key
     assert isinstance(hybrid.latent, VSSStage) and len(hybrid.latent) == 2
     assert isinstance(hybrid.refinement, VSSStage)
     for name in ("patch_embed", "down1_2", "up4_3", "reduce_chan_level3", "output", "encoder_level1", "decoder_level3"):
@@ -42,7 +46,7 @@ def test_mixed_hybrid_keeps_teacher_modules_and_uses_given_surrogates(teacher: R
 
 def test_surrogate_stage_maps_the_teachers_nchw_features(teacher: Restormer) -> None:
     stage = preset_space("tiny").stages[4]  # decoder3: level 3, width 64
-    block = build_surrogate(stage, 2, SurrogateConfig())
+    block = build_surrogate(stage, "M2", FAMILIES["M"])
     feature = torch.rand(1, stage.width, 4, 6)
     with torch.no_grad():
         assert block(feature).shape == feature.shape

@@ -48,7 +48,7 @@ def test_parse_accepts_the_design_example_and_lower_case() -> None:
         ("R-M2-M4-R-M6-R-M2", "7 tokens; it needs one per stage, 8"),
         ("R-M3-M4-R-M6-R-M2-R", "token 'M3' is not a choice for stage encoder2"),
         ("R-M2-M4-X-M6-R-M2-R", "token 'X' is not a choice for stage latent"),
-        ("R-M2-M4-R-M8-R-M2-R", "stage decoder3 \\(6 teacher blocks\\); choose one of R, M6, M4, M2"),
+        ("R-M2-M4-R-M8-R-M2-R", "stage decoder3 \\(6 teacher blocks, families M\\); choose one of R, M6, M4, M2"),
     ],
 )
 def test_bad_architecture_strings_name_the_token_and_stage(text: str, match: str) -> None:
@@ -59,3 +59,53 @@ def test_bad_architecture_strings_name_the_token_and_stage(text: str, match: str
 def test_unknown_preset() -> None:
     with pytest.raises(ValueError, match="paper, tiny"):
         preset_space("huge")
+
+
+def test_families_extend_every_stage_with_their_own_letter_and_keep_m_the_paper_s() -> None:
+    from edgeens.models.space import FAMILIES, parse_families
+
+    space = preset_space("tiny", parse_families("M,S,G"))
+    assert space.stages[3].choices == ("R", "M4", "M2", "S4", "S2", "G4", "G2", "G1")  # latent: 4 teacher blocks
+    assert space.stages[0].choices == ("R", "M2", "S2", "G2", "G1")
+    assert space.size == 5**7 * 8
+    assert len(space.surrogates()) == 7 * 4 + 7
+    assert space.parse("G1-S2-M2-G4-R-R-G2-G1") == ("G1", "S2", "M2", "G4", "R", "R", "G2", "G1")
+    assert space.name_suffix == "+MSG" and preset_space("tiny").name_suffix == ""
+    assert space.family_only("G") == ("G2", "G2", "G2", "G4", "G2", "G2", "G2", "G2")
+    # M stays MambaIR at the paper's settings, whatever else the space holds.
+    assert space.family("M") == FAMILIES["M"] and FAMILIES["M"].settings == {
+        "d_state": 16,
+        "directions": 4,
+        "expand": 2,
+    }
+    with pytest.raises(ArchitectureError, match="token 'G1' is not a choice for stage latent"):
+        preset_space("tiny").parse("R-R-R-G1-R-R-R-R")
+
+
+def test_custom_families_declare_their_knobs() -> None:
+    from edgeens.models.space import families_from_dict, families_to_dict, parse_families
+
+    families = parse_families("X=mambair:d_state=2,directions=2; G")
+    assert [f.letter for f in families] == ["X", "G"]
+    assert families[0].settings == {"d_state": 2, "directions": 2}
+    assert families_from_dict(families_to_dict(families)) == families
+    assert families_from_dict(None) == parse_families("M")  # files from before families existed
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("Q", "unknown surrogate family 'Q'"),
+        ("M,M", "family letters must be distinct"),
+        ("R=gated_conv", "one letter other than R"),
+        ("X=transformer", "unknown block kind 'transformer'"),
+        ("X=mambair:heads=2", "mambair has no knob heads; its knobs are d_state, directions, expand"),
+        ("X=mambair:d_state=four", "knob 'd_state=four' is not name=number"),
+        ("", "no surrogate family given"),
+    ],
+)
+def test_bad_family_definitions_say_what_is_wrong(text: str, match: str) -> None:
+    from edgeens.models.space import parse_families
+
+    with pytest.raises(ArchitectureError, match=match):
+        parse_families(text)

@@ -48,9 +48,61 @@ def test_distillation_lowers_alignment_error_and_writes_a_pool(teacher, features
     assert not list((tmp_path / "pool" / "partial").iterdir())
     pool = load_pool(tmp_path / "pool", teacher)
     hybrid = HybridUNet.from_teacher(teacher, "M1-R-R-M2-R-R-R-R", surrogates=pool)
-    assert hybrid.latent is pool[("latent", 2)]
+    assert _same_weights(hybrid.latent, pool[("latent", "M2")]) and hybrid.latent is not pool[("latent", "M2")]
     with torch.no_grad():
         assert hybrid.eval()(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_every_family_distils_and_a_pool_grows_by_family(teacher, features, tmp_path) -> None:
+    from edgeens.models.space import parse_families
+
+    recipe = DistillRecipe(steps=30, lr=2e-3, checkpoint_every=10)
+    only = ["decoder2-M1", "decoder2-S1", "decoder2-G1"]
+    distill_pool(teacher, features, tmp_path / "pool", recipe, parse_families("M"), only=only, show_progress=False)
+    assert load_pool(tmp_path / "pool", teacher).space.families == parse_families("M")
+    manifest = distill_pool(
+        teacher, features, tmp_path / "pool", recipe, parse_families("S,G"), only=only, show_progress=False
+    )
+    assert set(manifest["surrogates"]) == set(only) and list(manifest["families"]) == ["M", "S", "G"]
+    assert manifest["families"]["S"]["knobs"] == {"d_state": 4, "directions": 2, "expand": 1.0}  # declared, not guessed
+    for entry in manifest["surrogates"].values():
+        assert entry["alignment_after"]["relative_l2"] < entry["alignment_before"]["relative_l2"], entry["token"]
+    pool = load_pool(tmp_path / "pool", teacher)
+    assert pool.space.families == parse_families("M,S,G")
+    hybrid = HybridUNet.from_teacher(teacher, "R-R-R-R-R-G1-R-R", surrogates=pool)
+    assert _same_weights(hybrid.decoder_level2, pool[("decoder2", "G1")])
+    with pytest.raises(CheckpointError, match="defines family S as .* not .*another letter"):
+        distill_pool(teacher, features, tmp_path / "pool", recipe, parse_families("S=gated_conv"), show_progress=False)
+
+
+def test_a_pool_from_before_families_loads_as_mambair(teacher, features, tmp_path) -> None:
+    from edgeens.models.space import parse_families
+
+    distill_pool(teacher, features, tmp_path / "pool", DistillRecipe(steps=2), only=["latent-M2"], show_progress=False)
+    path = tmp_path / "pool" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["families"]
+    manifest["surrogate_config"] = {"d_state": 16, "expand": 2.0}
+    for entry in manifest["surrogates"].values():
+        del entry["token"], entry["family"]
+    path.write_text(json.dumps(manifest))
+    pool = load_pool(tmp_path / "pool", teacher)
+    assert pool.space.families == parse_families("M") and ("latent", "M2") in pool
+
+
+def test_surrogates_distilled_in_two_processes_equal_those_distilled_in_one(teacher, features, tmp_path) -> None:
+    from edgeens.models.space import parse_families
+
+    recipe = DistillRecipe(steps=4, checkpoint_every=2)
+    only = ["encoder2-M1", "encoder2-G1", "latent-S2"]
+    families = parse_families("M,S,G")
+    for jobs in (1, 2):
+        distill_pool(teacher, features, tmp_path / f"pool{jobs}", recipe, families, only, False, jobs=jobs)
+    for name in only:
+        one, two = (load_file(tmp_path / f"pool{jobs}" / f"{name}.safetensors") for jobs in (1, 2))
+        assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one), name
+    manifest = json.loads((tmp_path / "pool2" / "manifest.json").read_text())
+    assert set(manifest["surrogates"]) == set(only) and not list((tmp_path / "pool2").glob("manifest.rank*"))
 
 
 def test_a_rerun_keeps_finished_surrogates(teacher, features, tmp_path) -> None:
@@ -144,3 +196,7 @@ def test_torchrun_shards_surrogates_across_two_cpu_processes(teacher, tmp_path) 
     assert {entry["rank"] for entry in manifest["surrogates"].values()} == {0, 1}
     assert not list((tmp_path / "run" / "pool").glob("manifest.rank*.json"))
     assert len(load_pool(tmp_path / "run" / "pool", teacher)) == 8
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from edgeens.metrics import psnr
-from edgeens.models.hybrid import HybridUNet, SurrogateConfig, build_surrogate
+from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace
+from edgeens.models.space import FAMILIES, SearchSpace
+from edgeens.models.surrogates import build_surrogate
 from edgeens.train.evaluate import HybridEvaluator, SearchError
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
@@ -17,8 +18,7 @@ def small_teacher_and_pool(seed: int = 0):
     torch.manual_seed(seed)
     teacher = Restormer(**SMALL).eval()
     pool = {
-        (s.name, d): build_surrogate(s, d, SurrogateConfig()).eval()
-        for s, d in SearchSpace(teacher.config).surrogates()
+        (s.name, t): build_surrogate(s, t, FAMILIES["M"]).eval() for s, t in SearchSpace(teacher.config).surrogates()
     }
     return teacher, pool
 
@@ -60,6 +60,6 @@ def test_a_tight_cache_evicts_but_stays_correct() -> None:
 
 def test_a_pool_missing_a_surrogate_is_refused_before_any_evaluation() -> None:
     teacher, pool = small_teacher_and_pool()
-    del pool[("latent", 2)]
+    del pool[("latent", "M2")]
     with pytest.raises(SearchError, match="latent--M2"):
         HybridEvaluator(teacher, pool, pairs())

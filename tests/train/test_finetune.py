@@ -11,9 +11,11 @@ import torch
 
 from edgeens.data.bundled import bundled_photo
 from edgeens.data.transforms import ProgressiveSchedule
-from edgeens.models.hybrid import HybridUNet, SurrogateConfig, build_surrogate
+from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace
+from edgeens.models.space import FAMILIES, SearchSpace, parse_families
+from edgeens.models.surrogates import build_surrogate
+from edgeens.train.distill import BlockPool
 from edgeens.train.evaluate import SearchError
 from edgeens.train.finetune import finetune_candidates
 from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
@@ -25,7 +27,7 @@ def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
     torch.manual_seed(0)
     teacher = Restormer(**SMALL).eval()
     space = SearchSpace(teacher.config)
-    pool = {(s.name, d): build_surrogate(s, d, SurrogateConfig()) for s, d in space.surrogates()}
+    pool = {(s.name, t): build_surrogate(s, t, FAMILIES["M"]) for s, t in space.surrogates()}
     data = SyntheticPairs([bundled_photo("astronaut")[:96, :96]], sigma=25)
     recipe = TeacherRecipe(iterations=6, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
     validation = bundled_validation("gaussian_noise", 25, size=32)
@@ -41,6 +43,23 @@ def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
     assert (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns == stamp  # finished: kept
     with pytest.raises(SearchError, match="no candidates"):
         finetune_candidates(teacher, pool, [], data, recipe, tmp_path, validation)
+
+
+def test_candidates_fine_tuned_two_at_a_time_equal_those_fine_tuned_one_by_one(tmp_path) -> None:
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL).eval()
+    space = SearchSpace(teacher.config, parse_families("M,G"))
+    pool = BlockPool(space, {(s.name, t): build_surrogate(s, t, space.family(t[0])) for s, t in space.surrogates()})
+    data = SyntheticPairs([bundled_photo("astronaut")[:96, :96]], sigma=25)
+    recipe = TeacherRecipe(iterations=3, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
+    validation = bundled_validation("gaussian_noise", 25, size=32)
+    candidates = ["G1-R-R-R-R-R-R-R", "R-R-R-M2-R-R-R-G1"]
+    for jobs in (1, 2):
+        finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path / str(jobs), validation, False, jobs)
+    for name in candidates:
+        one, two = (HybridUNet.load(tmp_path / str(jobs) / name / "hybrid.safetensors") for jobs in (1, 2))
+        assert one.space.families == parse_families("M,G")
+        assert all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), two.state_dict().values(), strict=True))
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "head
 
 def synthetic(problem: Problem, seed: int = 1):
     """A PSNR drop that is additive over stages, with an interaction between neighbours (like the spec's problem)."""
-    weights = np.random.default_rng(seed).uniform(0.2, 1.0, size=(8, 5))
+    weights = np.random.default_rng(seed).uniform(0.2, 1.0, size=(8, max(problem.cardinalities)))
 
     def evaluate(name: str) -> dict:
         index = problem.encode(name)
@@ -75,6 +75,33 @@ def test_ens_spends_its_budget_on_distinct_architectures_and_beats_random(tmp_pa
         assert names[:12] == [r["architecture"] for r in TrialLog(tmp_path / "ens.jsonl").records[:12]]  # same start
         found[method] = hypervolume(np.array([(r["psnr_drop"], r["penalty"]) for r in log.records]), reference) / truth
     assert found["ens"] > found["random"] and found["ens"] >= 0.95, found
+
+
+def test_a_space_too_large_to_enumerate_is_screened_by_sample_and_neighbourhood(tmp_path) -> None:
+    from edgeens.models.space import parse_families
+    from edgeens.train.search import ENUMERATE_LIMIT
+
+    space = preset_space("tiny", parse_families("M,S,G"))
+    assert space.size > ENUMERATE_LIMIT
+    problem = Problem(space, heuristic_penalty(space))
+    seen = torch.tensor([problem.encode("R-R-R-R-R-R-R-R"), problem.encode("G1-R-S2-M4-R-R-G2-R")])
+    candidates = problem.candidate_indices(seen, seed=0)
+    names = {problem.decode(row) for row in candidates}
+    assert "G1-R-S2-M4-R-R-G2-G1" in names and "R-R-R-R-R-R-R-G2" in names  # one-stage changes of both
+    assert "R-R-R-R-R-R-R-R" not in names and len(names) == len(candidates) > 19_000
+    evaluate = synthetic(problem)
+    volumes = {}
+    for method in ("ens", "random"):
+        log = TrialLog(tmp_path / f"{method}.jsonl")
+        objectives = Objectives(problem, evaluate, log, method)
+        if method == "ens":
+            ens(objectives, SearchSettings(budget=36, initial=12, batch=4))
+        else:
+            random_search(objectives, 36, seed=0)
+        volumes[method] = np.array([(r["psnr_drop"], r["penalty"]) for r in log.records])
+    reference = (float(min(v[:, 0].min() for v in volumes.values())) - 0.1, problem.max_penalty + 0.1)
+    ens_volume, random_volume = (hypervolume(volumes[m], reference) for m in ("ens", "random"))
+    assert ens_volume > random_volume, (ens_volume, random_volume)
 
 
 def test_the_paper_encoding_runs_and_never_repeats(tmp_path) -> None:

@@ -1,5 +1,8 @@
-"""Lowering in parallel: export and lowering are single-threaded Python, so N independent programs build about N
-times faster in N processes (each lowering of a paper-size program takes minutes and under 2 GiB)."""
+"""Work in parallel processes, and a quiet toolchain.
+
+Lowering and small-model training are single-threaded at heart (Python-level export passes; small tensors that one
+thread keeps busy), so N independent jobs (stage programs, surrogates) finish about N times faster in N processes
+than in one process with N threads."""
 
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ Task = TypeVar("Task", bound=tuple)
 
 def _worker_setup() -> None:
     import torch
-
-    from edgeens.compile.artifact import quiet_toolchain
 
     torch.set_num_threads(1)  # N workers on N cores: more threads each would only oversubscribe
     quiet_toolchain()
@@ -42,3 +43,17 @@ def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: 
             for future in futures:
                 future.cancel()
             raise
+
+
+def quiet_toolchain() -> None:
+    """torch.export, ExecuTorch and torchao warn about their own internals on every lowering (deprecations, optional
+    CUDA kernels that a CPU machine cannot load): none of it is actionable for a user of this command."""
+    import logging
+    import warnings
+
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    # The search's libraries warn about fits and candidate pools on every iteration; the trial log records outcomes.
+    warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|pymoo)(\.|$)")
+    for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
+        logging.getLogger(name).setLevel(logging.ERROR)

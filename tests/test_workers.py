@@ -4,7 +4,7 @@ import operator
 
 import pytest
 
-from edgeens.compile.workers import run_in_processes
+from edgeens.workers import run_in_processes
 
 
 def test_parallel_results_match_serial_and_pair_with_their_tasks() -> None:
