@@ -284,7 +284,10 @@ def compile_command(
     kind: str = typer.Option("restormer", help="With --untrained: restormer, mambairunet or hybrid (needs --arch)."),
     size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
     out: Path = typer.Option(None, help="Output folder (default: exports/<model>-<HxW>)."),
-    target: list[str] = typer.Option(["executorch", "onnx"], help="executorch, onnx, aihub (repeatable)."),
+    target: list[str] = typer.Option(
+        ["executorch", "onnx"], help="executorch, onnx, aihub, android-assets (repeatable)."
+    ),
+    android_app: Path = typer.Option(Path("android_app"), help="The demo app that android-assets bundles into."),
     backend: str = typer.Option("xnnpack", help="ExecuTorch backend: xnnpack, or qnn (needs QNN_SDK_ROOT)."),
     int8: bool = typer.Option(False, help="Post-training int8 (PT2E, XNNPACK quantizer) for the ExecuTorch target."),
     calibration: Path = typer.Option(None, help="Folder of images for int8 calibration (default: bundled photos)."),
@@ -336,7 +339,17 @@ def compile_command(
         model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
         name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
         folder = out or Path("exports") / f"{name}-{height}x{width}"
-        options = CompileOptions(tuple(target), backend, int8, aihub_device, aihub_runtime, aihub_source, force=force)
+        options = CompileOptions(
+            tuple(target),
+            backend,
+            int8,
+            aihub_device,
+            aihub_runtime,
+            aihub_source,
+            force=force,
+            android_app=android_app,
+        )
+        options.check()  # bad options fail before anything is lowered
         calibration_images = _calibration_images(calibration, height, width) if int8 else []
         console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
         compile_model(model, height, width, folder, options, calibration_images, log=console.print)

@@ -30,7 +30,7 @@ from edgeens.compile.artifact import (
 from edgeens.compile.executorch import lower_to_executorch, quantize_int8, run_program
 from edgeens.models import EXPORT_FORM_VERSION
 
-TARGETS = ("executorch", "onnx", "aihub")
+TARGETS = ("executorch", "onnx", "aihub", "android-assets")
 
 
 @dataclass
@@ -46,11 +46,18 @@ class CompileOptions:
     aihub_timeout_s: float = 3600.0
     aihub_poll_s: float = 10.0
     force: bool = False
+    android_app: Path = Path("android_app")  # where android-assets puts the program
 
     def check(self) -> None:
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or not self.targets:
             raise CompileError(f"unknown target {', '.join(unknown) or '(none)'}; choose from: {', '.join(TARGETS)}")
+        if "android-assets" in self.targets:
+            from edgeens.compile.android import check_app
+
+            check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
+            if self.int8 or self.backend != "xnnpack":
+                raise CompileError("the demo app runs float XNNPACK programs: android-assets takes no --int8/--backend")
         if "aihub" in self.targets and not self.aihub_device:
             raise CompileError("the aihub target needs a device: --aihub-device 'Snapdragon 8 Elite QRD'")
         if self.aihub_source not in ("export", "onnx"):
@@ -78,10 +85,16 @@ def compile_model(
     example = fixed_input(card.in_channels, height, width)
     with torch.no_grad():
         reference = model(example)
-    if "executorch" in options.targets:
+    if "executorch" in options.targets or "android-assets" in options.targets:
         entry = _executorch(model, example, reference, out, options, calibration)
         record(out, manifest, "executorch", entry)
         log(_summary("executorch", entry))
+    if "android-assets" in options.targets:
+        from edgeens.compile.android import bundle_for_android
+
+        bundled = bundle_for_android(out / manifest["targets"]["executorch"]["file"], card, options.android_app)
+        record(out, manifest, "android-assets", {"bundle": str(bundled)})  # not "file": outside the folder
+        log(f"android-assets: {bundled} and its program, for the demo app")
     if "onnx" in options.targets:
         entry = _onnx(model, example, reference, out)
         record(out, manifest, "onnx", entry)

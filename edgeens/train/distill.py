@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,7 @@ def _distill_one(
 
 def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task) -> dict:
     name = _surrogate_name(stage, token)
+    started = time.perf_counter()
     partial = pool_dir / "partial" / f"{name}.pt"
     torch.manual_seed(recipe.seed)
     surrogate = build_surrogate(stage, token, family)
@@ -275,6 +277,7 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
         "steps": recipe.steps,
         "alignment_before": before,
         "alignment_after": after,
+        "seconds": round(time.perf_counter() - started, 1),  # this run's share if it resumed
     }
 
 
