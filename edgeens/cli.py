@@ -639,6 +639,9 @@ def search(
     encoding: str = typer.Option("categorical", help="categorical (edgeens) or relaxed (the paper's thresholds)."),
     top_k: int = typer.Option(5, min=1, help="Candidates nearest the knee to hand to fine-tuning."),
     max_drop: float = typer.Option(None, help="Largest PSNR drop (dB) that counts (default: from the initial design)."),
+    max_penalty: float = typer.Option(
+        None, help="Penalty budget (ms of stages with --table): search within it, candidates the best inside it."
+    ),
     out: Path = typer.Option(Path("runs/default/search"), help="Search folder (resumes its trials.jsonl)."),
     compare: bool = typer.Option(
         False, help="Compare ENS, its paper encoding, random, NSGA-II and the rule-based hybrid."
@@ -754,6 +757,7 @@ def search(
                 force,
                 progress=status.update,
                 batch_evaluate=workers,
+                max_penalty=max_penalty,
             )
     except (CheckpointError, ProfileError, SearchError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
@@ -971,11 +975,12 @@ def run_command(
     size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
     penalty: str = typer.Option("calibrated", help="calibrated (the latency table) or heuristic (the paper's)."),
     families: str = typer.Option(None, help="Surrogate families (default M,S,G; M alone: the paper's search)."),
+    speedup: float = typer.Option(None, help="Latency budget: search within teacher/SPEEDUP (default: the knee)."),
     teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
     distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
     top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
-    finetune_iterations: int = typer.Option(150, min=1, help="Fine-tuning iterations per model."),
+    finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
     profiles: Path = typer.Option(Path("profiles"), help="Folder of latency tables (reused when one fits)."),
     reports: Path = typer.Option(Path("reports"), help="The report goes to <reports>/<run folder name>/."),
     steps: str = typer.Option(",".join(STEP_NAMES), help="Comma-separated steps to run (default: all)."),
@@ -1007,6 +1012,7 @@ def run_command(
         profiles=profiles,
         penalty=penalty,
         **({"families": families} if families else {}),
+        speedup=speedup,
         budget=budget,
         top_k=top_k,
         finetune_iterations=finetune_iterations,

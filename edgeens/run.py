@@ -51,7 +51,8 @@ class RunConfig:
     initial: int = 16
     batch: int = 4
     top_k: int = 3
-    finetune_iterations: int = 150
+    speedup: float | None = None  # a latency budget: the search keeps to teacher / speedup (calibrated penalty)
+    finetune_iterations: int = 100  # every trained model of the run gets the same; sized for make demo
     seed: int = 0
     reports: Path = Path("reports")
     only_steps: tuple[str, ...] = field(default=STEPS)
@@ -62,6 +63,8 @@ class RunConfig:
         if self.size % 8:
             raise ValueError(f"--size must be a multiple of 8, got {self.size}")
         parse_families(self.families)
+        if self.speedup is not None and (self.speedup <= 1 or self.penalty != "calibrated"):
+            raise ValueError("--speedup needs a value above 1 and the calibrated penalty (a measured latency table)")
         if self.penalty not in ("calibrated", "heuristic"):
             raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
         unknown = set(self.only_steps) - set(STEPS)
@@ -236,8 +239,14 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         "validation": {"set": "bundled", "degradation": config.degradation, "sigma": config.sigma},
         "families": families_to_dict(space.families),
     }
+    max_penalty = None
+    if config.speedup:  # stage latencies that fit: the teacher's end-to-end prediction / speed-up, less the fixed part
+        max_penalty = table.predict_ms(space.teacher_only) / config.speedup - table.fixed.median_ms
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
-    return run_search(Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say), False
+    front = run_search(
+        Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say, max_penalty=max_penalty
+    )
+    return front, False
 
 
 def _recipe(config: RunConfig):

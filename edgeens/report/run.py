@@ -82,7 +82,7 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
             ],
         )
     )
-    latency_rows = [["stage", *_choices(table)]]
+    latency_rows = [["stage", *_choices(table, config.families)]]
     latency_rows.append(["fixed part", f"{table.fixed.median_ms:.1f}"] + [""] * (len(latency_rows[0]) - 2))
     for stage, row in table.stages.items():
         latency_rows.append([stage] + [f"{row[c].median_ms:.1f}" if c in row else "" for c in latency_rows[0][1:]])
@@ -122,8 +122,13 @@ def _ms(row: dict[str, Any]) -> str:
     return f"{row['measured_ms']:.0f} (m)" if row["measured_ms"] else f"{row['predicted_ms']:.0f} (p)"
 
 
-def _choices(table: Any) -> list[str]:
-    return sorted({c for row in table.stages.values() for c in row}, key=lambda c: (c != "R", -int(c[1:] or 0)))
+def _choices(table: Any, families: str) -> list[str]:
+    """The run's choices as columns: R, then each of its families (the table may hold more), deepest first."""
+    from edgeens.models.space import parse_families
+
+    letters = [family.letter for family in parse_families(families)]
+    held = {c for row in table.stages.values() for c in row if c == "R" or c[0] in letters}
+    return sorted(held, key=lambda c: (c != "R", letters.index(c[0]) if c != "R" else 0, -int(c[1:] or 0)))
 
 
 def _restored_crops(state: dict[str, Any], degradation: str, sigma: float, path: Path) -> None:

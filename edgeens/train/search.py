@@ -239,11 +239,20 @@ class Objectives:
         return record["psnr_drop"], penalty
 
 
-def reference_point(problem: Problem, drops: list[float], max_drop: float | None = None) -> tuple[float, float]:
+def reference_point(
+    problem: Problem, drops: list[float], max_drop: float | None = None, max_penalty: float | None = None
+) -> tuple[float, float]:
     """(lowest PSNR drop that counts, highest penalty that counts): the drop bound is `-max_drop` if given, else 10%
-    of the observed range below the worst drop seen (fixed once chosen, so hypervolumes stay comparable)."""
+    of the observed range below the worst drop seen (fixed once chosen, so hypervolumes stay comparable); the
+    penalty bound is `max_penalty` (a latency budget: the search then spends itself below it) or just above the
+    space's largest penalty."""
     span = problem.max_penalty - problem.min_penalty
-    penalty_ref = problem.max_penalty + 0.1 * (span if span > 0 else 1.0)
+    penalty_ref = problem.max_penalty + 0.1 * (span if span > 0 else 1.0) if max_penalty is None else max_penalty
+    if max_penalty is not None and max_penalty <= problem.min_penalty:
+        raise SearchError(
+            f"the penalty budget {max_penalty:.4g} is below the cheapest architecture's {problem.min_penalty:.4g}; "
+            "raise it (ask for a smaller --speedup)"
+        )
     if max_drop is not None:
         return -abs(max_drop), penalty_ref
     low, high = min(drops), max(drops)
@@ -270,6 +279,7 @@ def ens(
     reference: tuple[float, float] | None = None,
     max_drop: float | None = None,
     on_reference: Callable[[tuple[float, float]], None] | None = None,
+    max_penalty: float | None = None,
 ) -> tuple[float, float]:
     """Run ENS until `settings.budget` architectures are in the log; returns the reference point used."""
     problem = objectives.problem
@@ -289,7 +299,7 @@ def ens(
         for name in initial_design(problem, settings.initial, settings.seed):
             objectives(name)
     if reference is None:
-        reference = reference_point(problem, [r["psnr_drop"] for r in objectives.log.records], max_drop)
+        reference = reference_point(problem, [r["psnr_drop"] for r in objectives.log.records], max_drop, max_penalty)
     if on_reference:
         on_reference(reference)
     while objectives.count < settings.budget:

@@ -62,16 +62,20 @@ def run_search(
     force: bool = False,
     progress: Callable[[str], None] | None = None,
     batch_evaluate: BatchEvaluate | None = None,
+    max_penalty: float | None = None,
 ) -> dict[str, Any]:
     """ENS into `out_dir` (resuming its trial log), then the front, knee and top-k written to front.json.
-    `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool)."""
+    `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool). With `max_penalty` (a latency
+    budget) the search counts only architectures within it and the candidates are the best of those."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings.check(problem.space.size)
     meta_path = out / "search.json"
     # The budget is not part of the identity: a finished search can be extended by raising it.
     knobs = {k: v for k, v in asdict(settings).items() if k != "budget"}
-    meta = _open_identity(meta_path, {**identity, "settings": knobs, "max_drop": max_drop}, force)
+    meta = _open_identity(
+        meta_path, {**identity, "settings": knobs, "max_drop": max_drop, "max_penalty": max_penalty}, force
+    )
     log = TrialLog(out / "trials.jsonl")
     objectives = Objectives(
         problem, evaluate, log, f"ens-{settings.encoding}", progress=progress, batch_evaluate=batch_evaluate
@@ -83,17 +87,23 @@ def run_search(
             write_json(meta_path, meta)
 
     stored = meta.get("reference")
-    ens(objectives, settings, tuple(stored) if stored else None, max_drop, keep_reference)
-    front = summarize(log.records, tuple(meta["reference"]), top_k)
+    ens(objectives, settings, tuple(stored) if stored else None, max_drop, keep_reference, max_penalty)
+    front = summarize(log.records, tuple(meta["reference"]), top_k, max_penalty)
     write_json(out / "front.json", front)
     return front
 
 
-def summarize(records: list[dict[str, Any]], reference: tuple[float, float], top_k: int) -> dict[str, Any]:
-    """The front (by increasing penalty), its knee and the `top_k` candidates nearest the knee."""
+def summarize(
+    records: list[dict[str, Any]], reference: tuple[float, float], top_k: int, max_penalty: float | None = None
+) -> dict[str, Any]:
+    """The front (by increasing penalty), its knee and the `top_k` candidates: those nearest the knee, or with a
+    penalty budget, the `top_k` smallest PSNR drops within it (the knee if none is)."""
     points = np.array([(r["psnr_drop"], r["penalty"]) for r in records])
     chosen = knee(points)
     candidates = nearest_to_knee(points, chosen.index, top_k)
+    within = [i for i in range(len(records)) if max_penalty is not None and records[i]["penalty"] <= max_penalty]
+    if within:
+        candidates = sorted(within, key=lambda i: -records[i]["psnr_drop"])[:top_k]
 
     def row(i: int) -> dict[str, Any]:
         r = records[i]
@@ -111,6 +121,8 @@ def summarize(records: list[dict[str, Any]], reference: tuple[float, float], top
         "front": [row(i) | {"knee_distance": float(chosen.distances[i])} for i in chosen.front],
         "knee": row(chosen.index),
         "knee_method": KNEE_METHOD,
+        "selection": "budget" if within else "knee",
+        "max_penalty": max_penalty,
         "candidates": [row(i) for i in candidates],
     }
 

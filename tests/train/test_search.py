@@ -265,3 +265,22 @@ def test_bad_search_inputs_fail_before_any_evaluation(small_run, tmp_path) -> No
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
     assert not (tmp_path / "s" / "trials.jsonl").exists()
+
+
+def test_a_penalty_budget_bounds_the_search_and_picks_the_best_inside_it(tmp_path) -> None:
+    from edgeens.train.search_run import summarize
+
+    problem = tiny_problem()
+    budget = problem.min_penalty + (problem.max_penalty - problem.min_penalty) / 3
+    assert reference_point(problem, [-1.0, 0.0], max_penalty=budget)[1] == budget
+    with pytest.raises(SearchError, match="below the cheapest architecture"):
+        reference_point(problem, [-1.0, 0.0], max_penalty=problem.min_penalty)
+    log = TrialLog(tmp_path / "budget.jsonl")
+    settings = SearchSettings(budget=24, initial=8, batch=4)
+    ens(Objectives(problem, synthetic(problem), log, "ens"), settings, max_penalty=budget)
+    proposed = [r["penalty"] for r in log.records[8:]]
+    assert sum(p <= budget for p in proposed) >= 0.75 * len(proposed)  # the search spends itself inside the budget
+    front = summarize(log.records, reference_point(problem, [0.0], max_penalty=budget), 3, budget)
+    inside = sorted((r for r in log.records if r["penalty"] <= budget), key=lambda r: -r["psnr_drop"])
+    assert front["selection"] == "budget"
+    assert [c["architecture"] for c in front["candidates"]] == [r["architecture"] for r in inside[:3]]
