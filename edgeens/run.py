@@ -85,10 +85,22 @@ def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     state: dict[str, Any] = {}
     for name in STEPS:
-        if name not in config.only_steps:
-            continue
+        selected = name in config.only_steps
+        if not selected and name not in summary["steps"]:
+            continue  # not asked for and never run: a later step that needs it says so
         start = time.perf_counter()
-        state[name], reused = globals()[f"_{name}"](config, state, say)
+        try:
+            # A step that is not selected but finished before only loads its outputs (they exist), for later steps.
+            state[name], reused = globals()[f"_{name}"](config, state, say)
+        except KeyError as missing:
+            if missing.args and missing.args[0] in STEPS:
+                raise ValueError(
+                    f"step {name} needs the outputs of step {missing.args[0]}, which has not run in {run}; "
+                    f"run it first (add it to --steps, or leave --steps out)"
+                ) from None
+            raise
+        if not selected:
+            continue
         seconds = time.perf_counter() - start
         summary["steps"][name] = {"reused": reused, "seconds": round(seconds, 1), "finished": now()}
         write_json(summary_path, summary)

@@ -68,3 +68,9 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert again.exit_code == 0, again.output
     steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]
     assert all(steps[name]["reused"] for name in STEPS if name != "report")
+
+
+def test_a_step_whose_inputs_never_ran_says_which_step_to_run(tmp_path) -> None:
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--steps", "report"])
+    assert result.exit_code == 2
+    assert "needs the outputs of step" in " ".join(result.output.split())
