@@ -61,5 +61,5 @@ def tiny_stage_programs(tmp_path_factory):
     torch.manual_seed(0)
     teacher = Restormer(**PRESETS["tiny"].to_dict()).eval()
     folder = tmp_path_factory.mktemp("tiny-stages-8")
-    manifest = build_stage_programs(teacher, 8, 8, folder, show_progress=False)
+    manifest = build_stage_programs(teacher, 8, 8, folder, show_progress=False, jobs=2)  # halves the suite's longest
     return teacher, folder, manifest

@@ -49,21 +49,23 @@ def nano_teacher(tmp_path):  # a checkpoint for the error cases
 
 @pytest.mark.slow
 def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_teacher) -> None:
-    # A one-block-per-stage teacher at 8x8: the whole command (17 stage programs, 3 architectures lowered end to
-    # end) in a few minutes. The tiny preset's programs are checked in tests/compile/test_stages.py.
+    # A one-block-per-stage teacher at 8x8 with families M and G: the whole command (25 stage programs, 3
+    # architectures lowered end to end) in a few minutes. The tiny preset's programs: tests/compile/test_stages.py.
     args = ["profile", "--teacher", str(nano_teacher), "--size", "8", "--validate", "3", "--min-repeats", "3"]
+    args += ["--families", "M,G"]
     args += ["--max-repeats", "6", "--out", str(tmp_path / "profiles"), "--programs", str(tmp_path / "programs")]
     args += ["--reports", str(tmp_path / "reports"), "--jobs", "2"]  # stage and end-to-end lowering in 2 processes
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--nano.json"
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--nano-mg.json"  # the families name the table
     table = LatencyTable.load(path)
-    assert sum(len(row) for row in table.stages.values()) == 16 and table.fixed.samples >= 3
+    assert sum(len(row) for row in table.stages.values()) == 24 and table.fixed.samples >= 3
+    assert set(table.families) == {"M", "G"} and table.stages["latent"]["G1"].median_ms > 0
     assert table.threads == 1 and table.command.startswith("edgeens profile --device host --teacher")
     predicted = sorted(table.predict_ms(a) for a in table.space.architectures())
     measured = sorted(table.predict_ms(a) for a in table.end_to_end)
     assert len(measured) == 3 and measured[0] == predicted[0] and measured[-1] == predicted[-1]  # both extremes
-    stem = "host--executorch-xnnpack--8x8--nano"
+    stem = "host--executorch-xnnpack--8x8--nano-mg"
     report = json.loads((tmp_path / "reports" / f"validation--{stem}.json").read_text())
     assert report["architectures"] == 3 and -1 <= report["calibrated"]["spearman"] <= 1
     assert (tmp_path / "reports" / f"validation--{stem}.png").stat().st_size > 10_000

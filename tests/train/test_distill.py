@@ -184,6 +184,8 @@ def test_torchrun_shards_surrogates_across_two_cpu_processes(teacher, tmp_path) 
         "4",
         "--patch",
         "16",
+        "--families",
+        "M",
         "--steps",
         "2",
     ]
