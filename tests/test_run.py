@@ -74,3 +74,44 @@ def test_a_step_whose_inputs_never_ran_says_which_step_to_run(tmp_path) -> None:
     result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--steps", "report"])
     assert result.exit_code == 2
     assert "needs the outputs of step" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_middle_of_a_step_stops_cleanly_and_the_next_run_continues(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL)
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "teacher.safetensors"))
+    command = [sys.executable, "-m", "edgeens", "run", "--out", str(tmp_path / "run"), "--teacher"]
+    command += [str(tmp_path / "teacher.safetensors"), "--families", "G", "--distill-steps", "300"]
+    command += ["--steps", "teacher,distill"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
+    pool = tmp_path / "run" / "pool"
+    deadline = time.time() + 240
+    while not list(pool.glob("manifest.rank*.json")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)  # until the first surrogate is finished and recorded
+    assert process.poll() is None, "distillation ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "run `edgeens run --out" in " ".join(output.split())
+    first = json.loads(next(pool.glob("manifest.rank*.json")).read_text())["surrogates"]
+    assert 1 <= len(first) < 9  # interrupted in the middle: some surrogates done, not all
+    name = next(iter(first))
+    stamp = (pool / first[name]["file"]).stat().st_mtime_ns
+
+    again = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    manifest = json.loads((pool / "manifest.json").read_text())
+    assert len(manifest["surrogates"]) == 9  # SMALL with family G: G1 at every stage, G2 at the latent
+    assert (pool / first[name]["file"]).stat().st_mtime_ns == stamp  # finished before the interrupt: kept
+    steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]
+    assert steps["teacher"]["reused"] and not steps["distill"]["reused"]
