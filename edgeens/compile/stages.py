@@ -32,7 +32,7 @@ from edgeens.compile.executorch import lower_to_executorch, run_program
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import PAPER_FAMILIES, RESTORMER, SearchSpace, Stage, families_to_dict
+from edgeens.models.space import PAPER_FAMILIES, RESTORMER, SearchSpace, Stage, families_to_dict, merge_families
 from edgeens.models.surrogates import build_surrogate
 from edgeens.workers import run_in_processes
 
@@ -211,14 +211,8 @@ def _open_manifest(
 def _add_families(manifest: dict[str, Any], space: SearchSpace, path: Path) -> dict[str, Any]:
     """Record the space's family definitions; a letter already built with other knobs would mix programs."""
     # Folders from before families existed hold MambaIR programs at the paper's settings.
-    known = manifest.setdefault("families", families_to_dict(PAPER_FAMILIES) if manifest["programs"] else {})
-    for letter, definition in families_to_dict(space.families).items():
-        if known.get(letter, definition) != definition:
-            raise CompileError(
-                f"{path} holds programs of family {letter} = {known[letter]}, not {definition}; choose another "
-                "folder (--programs) or give the new family another letter"
-            )
-        known[letter] = definition
+    known = manifest.get("families", families_to_dict(PAPER_FAMILIES) if manifest["programs"] else {})
+    manifest["families"] = merge_families(known, space.families, str(path))
     return manifest
 
 

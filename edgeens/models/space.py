@@ -137,6 +137,20 @@ def families_to_dict(families: tuple[Family, ...]) -> dict[str, dict]:
     return {f.letter: f.to_dict() for f in families}
 
 
+def merge_families(known: dict[str, dict], added: tuple[Family, ...], where: str) -> dict[str, dict]:
+    """`known` family definitions plus `added`; a letter that `where` already defines with other knobs is refused
+    (a pool, or a folder of programs, must not mix two meanings of one letter)."""
+    merged = dict(known)
+    for letter, definition in families_to_dict(added).items():
+        if merged.get(letter, definition) != definition:
+            raise ArchitectureError(
+                f"{where} defines family {letter} as {merged[letter]}, not {definition}; give the new family another "
+                "letter (e.g. --families 'X=mambair:d_state=4') or use another folder"
+            )
+        merged[letter] = definition
+    return merged
+
+
 def families_from_dict(data: dict[str, dict] | None) -> tuple[Family, ...]:
     """The inverse of families_to_dict; None (a file written before families existed) is the paper's M."""
     if not data:

@@ -28,7 +28,15 @@ from torch import Tensor, nn
 from edgeens.files import write_json
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import PAPER_FAMILIES, Family, SearchSpace, Stage, families_from_dict, families_to_dict
+from edgeens.models.space import (
+    PAPER_FAMILIES,
+    Family,
+    SearchSpace,
+    Stage,
+    families_from_dict,
+    families_to_dict,
+    merge_families,
+)
 from edgeens.models.surrogates import build_surrogate
 from edgeens.train.resume import load_training_state, save_training_state
 from edgeens.workers import run_in_processes
@@ -141,7 +149,8 @@ def distill_pool(
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}..., this teacher "
             f"{digest[:12]}...); use a new pool folder for this teacher"
         )
-    manifest["families"] = _merge_families(manifest, families, manifest_path)
+    known = families_to_dict(pool_families(manifest)) if manifest["surrogates"] else {}
+    manifest["families"] = merge_families(known, families, str(manifest_path))
     space = SearchSpace(teacher.config, families)
     todo = [(s, t) for s, t in space.surrogates() if only is None or _surrogate_name(s, t) in only]
     mine = todo[rank::world]  # under torchrun each rank distils its own share of the (stage, depth) pairs
@@ -203,19 +212,6 @@ def _read_manifest(pool_dir: Path) -> dict | None:
             else:  # a fragment is newer: it may declare families the manifest does not have yet
                 merged["surrogates"].update(part["surrogates"])
                 merged["families"] = {**merged.get("families", {}), **part.get("families", {})}
-    return merged
-
-
-def _merge_families(manifest: dict, families: tuple[Family, ...], manifest_path: Path) -> dict[str, dict]:
-    """The pool's families plus `families`; a letter the pool already defines with other knobs is refused."""
-    merged = families_to_dict(pool_families(manifest)) if manifest["surrogates"] else {}
-    for letter, definition in families_to_dict(families).items():
-        if merged.get(letter, definition) != definition:
-            raise CheckpointError(
-                f"{manifest_path} defines family {letter} as {merged[letter]}, not {definition}; give the new "
-                "family another letter (e.g. --families 'X=mambair:d_state=4') or use a new pool folder"
-            )
-        merged[letter] = definition
     return merged
 
 

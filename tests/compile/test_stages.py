@@ -94,3 +94,14 @@ def test_every_stage_program_of_the_tiny_preset_builds_and_runs(tiny_stage_progr
 def test_unknown_program_keys_are_refused(tmp_path) -> None:
     with pytest.raises(CompileError, match="no stage program latent--M8"):
         build_stage_programs(tiny_teacher(), 16, 16, tmp_path, only=["latent--M8"], show_progress=False)
+
+
+def test_a_programs_folder_grows_by_family_but_never_mixes_two_meanings_of_a_letter(tmp_path) -> None:
+    from edgeens.compile.stages import _add_families
+    from edgeens.models.space import ArchitectureError, parse_families, preset_space
+
+    legacy = {"programs": {"fixed": {}, "latent--M2": {}}}  # a folder from before families: MambaIR at M
+    grown = _add_families(legacy, preset_space("tiny", parse_families("M,G")), tmp_path)
+    assert list(grown["families"]) == ["M", "G"]
+    with pytest.raises(ArchitectureError, match="defines family G as"):
+        _add_families(grown, preset_space("tiny", parse_families("G=mambair:d_state=2")), tmp_path)

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from edgeens.models.checkpoint import CheckpointError
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
+from edgeens.models.space import ArchitectureError
 from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
@@ -71,7 +72,7 @@ def test_every_family_distils_and_a_pool_grows_by_family(teacher, features, tmp_
     assert pool.space.families == parse_families("M,S,G")
     hybrid = HybridUNet.from_teacher(teacher, "R-R-R-R-R-G1-R-R", surrogates=pool)
     assert _same_weights(hybrid.decoder_level2, pool[("decoder2", "G1")])
-    with pytest.raises(CheckpointError, match="defines family S as .* not .*another letter"):
+    with pytest.raises(ArchitectureError, match="defines family S as .* not .*another letter"):
         distill_pool(teacher, features, tmp_path / "pool", recipe, parse_families("S=gated_conv"), show_progress=False)
 
 
