@@ -7,6 +7,9 @@ than in one process with N threads."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
@@ -14,11 +17,20 @@ from typing import Any, TypeVar
 Task = TypeVar("Task", bound=tuple)
 
 
-def _worker_setup() -> None:
+def _worker_setup(parent: int) -> None:
     import torch
 
     torch.set_num_threads(1)  # N workers on N cores: more threads each would only oversubscribe
     quiet_toolchain()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when its parent is gone: a parent killed outright (SIGKILL, `kill PID`) cannot shut its pool
+    down, and its workers would otherwise keep a core busy on a task nobody will collect."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: int = 1) -> Iterator[tuple[Task, Any]]:
@@ -34,7 +46,9 @@ def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: 
             yield task, function(*task)
         return
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_setup) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_setup, initargs=(os.getpid(),)
+    ) as pool:
         futures = {pool.submit(function, *task): task for task in tasks}
         try:
             for future in as_completed(futures):

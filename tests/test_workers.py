@@ -19,3 +19,49 @@ def test_a_failing_task_raises_in_the_caller() -> None:
         list(run_in_processes(operator.truediv, [(1, 1), (1, 0)], jobs=2))
     with pytest.raises(ValueError, match="at least 1"):
         list(run_in_processes(operator.add, [(1, 1)], jobs=0))
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` and that run a spawned worker (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_workers_end_when_their_parent_is_killed_outright(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\nfrom edgeens.workers import run_in_processes\n"
+        "if __name__ == '__main__':\n    list(run_in_processes(time.sleep, [(300,), (300,)], jobs=2))\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.time() + 60
+        while len(_children(parent.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers' initializer has started their watch
+        parent.send_signal(signal.SIGKILL)  # no chance to shut the pool down
+        parent.wait()
+        deadline = time.time() + 30
+        while any(os.path.exists(f"/proc/{pid}") for pid in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(os.path.exists(f"/proc/{pid}") for pid in workers), "orphaned workers kept running"
+    finally:
+        parent.kill()
