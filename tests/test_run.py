@@ -90,7 +90,8 @@ def test_ctrl_c_in_the_middle_of_a_step_stops_cleanly_and_the_next_run_continues
     teacher = Restormer(**SMALL)
     save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "teacher.safetensors"))
     command = [sys.executable, "-m", "edgeens", "run", "--out", str(tmp_path / "run"), "--teacher"]
-    command += [str(tmp_path / "teacher.safetensors"), "--families", "G", "--distill-steps", "300"]
+    # Long enough per surrogate (a few seconds each) that the interrupt lands with most of them still to do.
+    command += [str(tmp_path / "teacher.safetensors"), "--families", "G", "--distill-steps", "2000"]
     command += ["--steps", "teacher,distill"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
