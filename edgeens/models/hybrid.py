@@ -22,7 +22,6 @@ from torch import nn
 from edgeens.models.checkpoint import CheckpointError, load_strict
 from edgeens.models.restormer import Restormer, RestormerConfig
 from edgeens.models.space import (
-    MAMBA,
     PAPER_FAMILIES,
     RESTORMER,
     Family,
@@ -30,6 +29,7 @@ from edgeens.models.space import (
     families_from_dict,
     families_to_dict,
     format_architecture,
+    legacy_families,
 )
 from edgeens.models.surrogates import build_surrogate
 
@@ -154,6 +154,4 @@ def _families(metadata: dict[str, str]) -> tuple[Family, ...]:
     expansion as `surrogate_config`."""
     if "families" in metadata:
         return families_from_dict(json.loads(metadata["families"]))
-    legacy = json.loads(metadata.get("surrogate_config", "{}"))
-    knobs = {"d_state": 16, "directions": 4, "expand": 2.0, **legacy}
-    return (Family(MAMBA, "mambair", tuple(sorted(knobs.items()))),)
+    return legacy_families(json.loads(metadata.get("surrogate_config", "{}")))

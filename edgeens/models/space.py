@@ -151,6 +151,13 @@ def merge_families(known: dict[str, dict], added: tuple[Family, ...], where: str
     return merged
 
 
+def legacy_families(surrogate_config: dict | None) -> tuple[Family, ...]:
+    """The family of a file written before families existed: MambaIR at its recorded `surrogate_config`
+    (d_state, expand), with MambaIR's four scan directions."""
+    knobs = {"d_state": 16, "directions": 4, "expand": 2.0, **(surrogate_config or {})}
+    return (Family(MAMBA, "mambair", tuple(sorted(knobs.items()))),)
+
+
 def families_from_dict(data: dict[str, dict] | None) -> tuple[Family, ...]:
     """The inverse of families_to_dict; None (a file written before families existed) is the paper's M."""
     if not data:

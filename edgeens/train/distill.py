@@ -35,6 +35,7 @@ from edgeens.models.space import (
     Stage,
     families_from_dict,
     families_to_dict,
+    legacy_families,
     merge_families,
 )
 from edgeens.models.surrogates import build_surrogate
@@ -114,8 +115,7 @@ def pool_families(manifest: dict) -> tuple[Family, ...]:
     `surrogate_config`)."""
     if "families" in manifest:
         return families_from_dict(manifest["families"])
-    legacy = {"d_state": 16, "directions": 4, "expand": 2.0, **manifest.get("surrogate_config", {})}
-    return (Family("M", "mambair", tuple(sorted(legacy.items()))),)
+    return legacy_families(manifest.get("surrogate_config"))
 
 
 def distill_pool(
