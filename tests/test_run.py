@@ -94,7 +94,15 @@ def test_ctrl_c_in_the_middle_of_a_step_stops_cleanly_and_the_next_run_continues
     command += [str(tmp_path / "teacher.safetensors"), "--families", "G", "--distill-steps", "2000"]
     command += ["--steps", "teacher,distill"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
+    # A CI runner started in the background passes SIGINT down as ignored; a terminal's Ctrl-C is what we test.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     pool = tmp_path / "run" / "pool"
     deadline = time.time() + 240
     while not list(pool.glob("manifest.rank*.json")) and time.time() < deadline and process.poll() is None:
