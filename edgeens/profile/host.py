@@ -8,6 +8,7 @@ spread over all of them instead of lining up with one block type.
 
 from __future__ import annotations
 
+import json
 import platform
 import random
 import time
@@ -110,11 +111,27 @@ def measure_programs(
     policy: TimingPolicy,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
+    context: dict[str, Any] | None = None,
 ) -> dict[str, list[float]]:
     """Samples (ms) per program key. `runners` maps a key to a factory, so that each program is loaded just before
-    its turn and released after it (a paper-size table would not fit in memory all at once)."""
+    its turn and released after it (a paper-size table would not fit in memory all at once).
+
+    With `checkpoint`, the samples are saved to that JSON file after every program, and a later call with the same
+    programs, policy, seed and `context` resumes after the last program measured (a paper-size table takes an
+    hour). The file is removed once every program is measured."""
     rng = random.Random(seed)
     samples: dict[str, list[float]] = {key: [] for key in runners}
+    identity = {"keys": sorted(runners), "policy": policy.to_dict(), "seed": seed, "context": context or {}}
+    done: set[tuple[int, str]] = set()
+    if checkpoint is not None and Path(checkpoint).is_file():
+        try:
+            saved = json.loads(Path(checkpoint).read_text())
+        except (OSError, ValueError):
+            saved = {}  # a checkpoint cut off mid-write: start over rather than trust it
+        if saved.get("identity") == identity:
+            samples = {key: [float(v) for v in values] for key, values in saved["samples"].items()}
+            done = {(int(r), str(k)) for r, k in saved["done"]}
     per_round = TimingPolicy(
         **{
             **policy.to_dict(),
@@ -128,11 +145,21 @@ def measure_programs(
         order = list(runners)
         rng.shuffle(order)
         for key in order:
+            if (round_index, key) in done:
+                continue
             if progress:
-                progress(f"round {round_index + 1}/{policy.rounds}: {key}")
+                progress(f"round {round_index + 1}/{policy.rounds}: {key} ({len(done)}/{len(runners) * policy.rounds})")
             run = runners[key]()
             samples[key] += time_runs(run, per_round)
             del run
+            done.add((round_index, key))
+            if checkpoint is not None:
+                state = {"identity": identity, "done": sorted(done), "samples": samples}
+                temporary = Path(f"{checkpoint}.tmp")
+                temporary.write_text(json.dumps(state))
+                temporary.replace(checkpoint)  # atomic: an interruption leaves the previous checkpoint whole
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     return samples
 
 
@@ -201,7 +228,15 @@ def profile_host(
             runners[key] = lambda path=folder / entry["file"], x=example: executorch_runner(path, x)
         else:
             runners[key] = lambda path=folder / entry["onnx_file"], x=example: onnxruntime_runner(path, x, threads)
-    samples = measure_programs(runners, policy, progress=progress)
+    context = {
+        "runtime": runtime,
+        "threads": threads,
+        "height": height,
+        "width": width,
+        "cpu": host_description()["cpu"],
+    }
+    checkpoint = folder / f"timing--{runtime}--{threads}t--{space_name or 'space'}.partial.json"
+    samples = measure_programs(runners, policy, progress=progress, checkpoint=checkpoint, context=context)
     stages: dict[str, dict[str, Latency]] = {}
     for key, entry in programs.items():
         if entry["stage"] is not None:

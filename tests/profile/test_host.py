@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgeens.cli import app
 from edgeens.models import Restormer
-from edgeens.profile.host import TimingPolicy, time_runs
+from edgeens.profile.host import TimingPolicy, measure_programs, time_runs
 from edgeens.profile.table import LatencyTable
 
 runner = CliRunner()
@@ -36,6 +36,44 @@ def test_timing_loop_caps_warm_up_and_keeps_a_floor_of_samples_for_slow_programs
     samples = time_runs(slow, policy)
     assert len(samples) == 4  # the time budget ran out after one sample, the floor kept going
     assert 2 <= len(calls) - len(samples) <= 4  # warm-up stopped at its time cap, not after 50 runs
+
+
+def test_interrupted_timing_resumes_after_the_last_program_measured(tmp_path) -> None:
+    policy = TimingPolicy(warmup_runs=0, warmup_seconds=0, min_repeats=4, max_repeats=4, rounds=2)  # 2 a turn
+    checkpoint = tmp_path / "timing.partial.json"
+    keys = ["fixed", "encoder1--R", "encoder1--M2"]
+    order: list[str] = []
+    # The user stops the job while the 6th of 6 (round, program) turns loads: 5 turns are saved.
+    with pytest.raises(KeyboardInterrupt):
+        measure_programs(_runners(keys, order, stop_at=6), policy, checkpoint=checkpoint, context={"threads": 1})
+    saved = json.loads(checkpoint.read_text())
+    assert len(saved["done"]) == 5 and sum(len(v) for v in saved["samples"].values()) == 10
+    resumed: list[str] = []
+    samples = measure_programs(_runners(keys, resumed), policy, checkpoint=checkpoint, context={"threads": 1})
+    assert resumed == [order[5]]  # only the turn that never finished runs again
+    assert all(len(v) == 4 for v in samples.values())
+    assert not checkpoint.exists()  # finished: nothing left to resume
+    # A checkpoint taken in another context (here: thread count) is ignored, not merged.
+    with pytest.raises(KeyboardInterrupt):
+        measure_programs(_runners(keys, [], stop_at=3), policy, checkpoint=checkpoint, context={"threads": 1})
+    fresh: list[str] = []
+    measure_programs(_runners(keys, fresh), policy, checkpoint=checkpoint, context={"threads": 2})
+    assert len(fresh) == 6
+
+
+def _runners(keys: list[str], order: list[str], stop_at: int | None = None):
+    """Runner factories that record the order programs load in, and interrupt the job on load number `stop_at`."""
+
+    def factory(key: str):
+        def load():
+            order.append(key)
+            if len(order) == stop_at:
+                raise KeyboardInterrupt
+            return lambda: None
+
+        return load
+
+    return {k: factory(k) for k in keys}
 
 
 @pytest.fixture
