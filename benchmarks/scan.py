@@ -114,6 +114,7 @@ def child(args: argparse.Namespace) -> dict:
         # Keep the program alive as long as its method: the method points into it.
         program = Runtime.get().load_program(args.pte)
         method = program.load_method("forward")
+        arena = peak_gb() - base  # ExecuTorch's planned memory: copies of the inputs and the output
         times = timed(lambda: method.execute(inputs), args.repeats)
         peak = peak_gb()
         with torch.no_grad():
@@ -125,6 +126,7 @@ def child(args: argparse.Namespace) -> dict:
             "min_seconds": min(times),
             "repeats": len(times),
             "peak_extra_gb": max(0.0, peak - base),
+            "arena_gb": max(0.0, arena),
             "threads": portable._threadpool_get_thread_count(),
         }
     else:
@@ -218,6 +220,8 @@ def main() -> None:
                     f"lowering {r['lower_seconds']:.0f}s, {r['delegated_calls']} XNNPACK calls, "
                     f"portable: {sum(r['portable_ops'].values())} ops"
                 )
+            if "arena_gb" in r:
+                notes.append(f"of which {r['arena_gb'] / 1.073741824:.2f} GiB planned inputs and output")
             if "max_abs_error" in r:
                 notes.append(f"max abs err vs eager {r['max_abs_error']:.1e}")
             print(
