@@ -10,7 +10,8 @@ import operator
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,16 +96,44 @@ def lower_to_executorch(
         model = model.eval()
     with torch.no_grad():
         exported = torch.export.export(model, example_inputs)
-    edge = to_edge_transform_and_lower(exported, partitioner=[partitioner])
-    ops = Counter(
-        str(getattr(node.target, "__name__", node.target))
-        for node in edge.exported_program().graph.nodes
-        if node.op == "call_function"
-    )
-    delegated = ops.pop("executorch_call_delegate", 0)
-    ops.pop("getitem", None)
-    buffer = edge.to_executorch().buffer
+    with _shallow_provenance():
+        edge = to_edge_transform_and_lower(exported, partitioner=[partitioner])
+        ops = Counter(
+            str(getattr(node.target, "__name__", node.target))
+            for node in edge.exported_program().graph.nodes
+            if node.op == "call_function"
+        )
+        delegated = ops.pop("executorch_call_delegate", 0)
+        ops.pop("getitem", None)
+        buffer = edge.to_executorch().buffer
     return LoweredProgram(buffer, delegated, dict(ops), time.perf_counter() - start)
+
+
+@contextmanager
+def _shallow_provenance() -> Iterator[None]:
+    """Keep one level of each node's provenance (`meta["from_node"]`) while lowering.
+
+    torch.fx gives every node a pass rewrites a deep copy of the node's whole provenance chain, and the chain grows
+    by a level with every pass: over ExecuTorch's hundred-odd passes the copying alone was 15-20% of lowering time
+    (scan-heavy stage programs, measured). Only debug tooling reads the chain (ETRecord and the Inspector map
+    delegate ops back to source lines; edgeens uses neither); the program runs the same."""
+    from torch.fx import traceback as fx_traceback
+
+    original = fx_traceback.NodeSource.__init__
+
+    def shallow(self, node, pass_name="", action=None):  # noqa: ANN001 (torch's own signature)
+        chain = node.meta.pop("from_node", None) if node is not None else None
+        try:
+            original(self, node, pass_name, action)
+        finally:
+            if chain is not None:
+                node.meta["from_node"] = chain
+
+    fx_traceback.NodeSource.__init__ = shallow
+    try:
+        yield
+    finally:
+        fx_traceback.NodeSource.__init__ = original
 
 
 def _xnnpack_partitioner():
