@@ -417,6 +417,13 @@ def profile(
     programs: Path = typer.Option(None, help="Folder of stage programs (default: exports/stages-<space>-<HxW>)."),
     validate: int = typer.Option(0, min=0, help="Also measure N architectures end to end and report the fit."),
     reports: Path = typer.Option(Path("reports"), help="Folder for the validation table and plot."),
+    validate_programs: str = typer.Option(
+        "lowered",
+        help="Validation programs: lowered (each architecture lowered whole) or linked (from the stage programs).",
+    ),
+    validate_spacing: str = typer.Option(
+        "linear", help="Validation architectures evenly spaced in linear or log latency."
+    ),
     min_repeats: int = typer.Option(10, min=1, help="Timed runs per program, at least."),
     max_repeats: int = typer.Option(100, min=1, help="Timed runs per program, at most."),
     remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
@@ -506,6 +513,8 @@ def profile(
                 )
             _print_table(table, table.save(out))
             return
+        if validate_programs not in ("lowered", "linked"):
+            raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
         policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
 
         def measure() -> LatencyTable:
@@ -537,7 +546,20 @@ def profile(
         if repeat_check:
             _repeat_check(table, measure(), path, reports)
         if validate:
-            _validate(table, path, validate, teacher_model, folder, policy, surrogates, reports, jobs)
+            linked = validate_programs == "linked"
+            _validate(
+                table,
+                path,
+                validate,
+                teacher_model,
+                folder,
+                policy,
+                surrogates,
+                reports,
+                jobs,
+                linked,
+                validate_spacing,
+            )
     except (CompileError, CheckpointError, ProfileError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
@@ -585,14 +607,24 @@ def _repeat_check(first, second, path: Path, reports: Path) -> None:
 
 
 def _validate(
-    table, path: Path, count: int, teacher_model, folder: Path, policy, surrogates, reports: Path, jobs: int
+    table,
+    path: Path,
+    count: int,
+    teacher_model,
+    folder: Path,
+    policy,
+    surrogates,
+    reports: Path,
+    jobs: int,
+    linked: bool,
+    spacing: str,
 ) -> None:
     import json
 
     from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
     from edgeens.profile.host import measure_architectures
 
-    architectures = spread_architectures(table, count)
+    architectures = spread_architectures(table, count, spacing=spacing)
     with console.status("validating") as status:
         measure_architectures(
             table,
@@ -604,6 +636,7 @@ def _validate(
             surrogates,
             progress=lambda text: status.update(text),
             jobs=jobs,
+            linked=linked,
         )
     report = validation_report(table)
     reports.mkdir(parents=True, exist_ok=True)

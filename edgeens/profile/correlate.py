@@ -16,12 +16,20 @@ from edgeens.profile.table import LatencyTable, heuristic_penalty, total_penalty
 ENUMERATE_LIMIT = 200_000  # spaces up to this size are enumerated; larger ones are sampled
 
 
-def spread_architectures(table: LatencyTable, count: int, seed: int = 0) -> list[str]:
+SPACINGS = ("linear", "log")
+
+
+def spread_architectures(table: LatencyTable, count: int, seed: int = 0, spacing: str = "linear") -> list[str]:
     """`count` architectures whose predicted latencies are evenly spaced between the fastest and the slowest
-    (both included), so the validation covers the whole range the search will see."""
+    (both included), so the validation covers the whole range the search will see. `spacing="log"` spaces them
+    evenly in log latency: every architecture weighs the same in MAPE and rank correlation, so when the range
+    spans two orders of magnitude (paper-size MambaIR stacks) log spacing covers it evenly in relative terms and
+    does not spend most of the measuring time on the slowest architectures."""
     space = table.space
     if count < 2:
         raise ValueError("validation needs at least 2 architectures")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of: {', '.join(SPACINGS)}")
     if space.size <= ENUMERATE_LIMIT:
         candidates = list(space.architectures())
     else:
@@ -31,7 +39,8 @@ def spread_architectures(table: LatencyTable, count: int, seed: int = 0) -> list
         ] + [space.teacher_only, space.mamba_only]
     predicted = np.array([table.predict_ms(a) for a in candidates])
     order = np.argsort(predicted, kind="stable")
-    targets = np.linspace(predicted[order[0]], predicted[order[-1]], count)
+    low, high = predicted[order[0]], predicted[order[-1]]
+    targets = np.geomspace(low, high, count) if spacing == "log" else np.linspace(low, high, count)
     chosen: list[str] = []
     position = 0
     for target in targets:  # nearest unused candidate to each evenly spaced target
@@ -83,6 +92,7 @@ def validation_report(table: LatencyTable) -> dict[str, Any]:
     relative = np.abs(calibrated - measured) / measured
     return {
         "architectures": len(names),
+        "end_to_end_programs": table.end_to_end_programs,
         "calibrated": {
             **agreement(calibrated, measured),
             "mape": float(relative.mean()),  # the prediction itself, without any fit
@@ -109,7 +119,7 @@ def plot_validation(table: LatencyTable, report: dict[str, Any], path: str) -> N
     heuristic = np.array([r["heuristic_penalty"] for r in rows])
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6))
     low, high = 0.9 * min(measured.min(), predicted.min()), 1.1 * max(measured.max(), predicted.max())
-    line = np.array([low, high])
+    line = np.geomspace(low, high, 50)
     left.plot(line, line, "k-", lw=1, label="y = x")
     left.fill_between(line, 0.9 * line, 1.1 * line, color="0.85", label="+-10%")
     left.scatter(predicted, measured, s=18, color="tab:blue")
@@ -120,10 +130,15 @@ def plot_validation(table: LatencyTable, report: dict[str, Any], path: str) -> N
         title=f"calibrated: Spearman {c['spearman']:.3f}, MAPE {c['mape']:.1%}",
     )
     left.legend(loc="upper left")
+    if high / low > 20:  # a range over orders of magnitude (paper-size spaces): relative errors read on log axes
+        left.set(xscale="log", yscale="log")
+        right.set(yscale="log")
     h = report["heuristic"]
     right.scatter(heuristic, measured, s=18, color="tab:orange")
     order = np.argsort(heuristic)
-    right.plot(heuristic[order], h["fit_intercept_ms"] + h["fit_slope"] * heuristic[order], "k--", lw=1, label="fit")
+    fit = h["fit_intercept_ms"] + h["fit_slope"] * heuristic[order]
+    shown = fit > 0  # a fitted line below zero has no place on a log axis
+    right.plot(heuristic[order][shown], fit[shown], "k--", lw=1, label="fit")
     right.set(
         xlabel="paper's heuristic penalty (sum over stages)",
         ylabel="measured end to end (ms)",

@@ -272,16 +272,28 @@ def measure_architectures(
     surrogates: Any = None,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    linked: bool = False,
 ) -> None:
     """Measure whole architectures end to end into `table.end_to_end`, saving the table after each one, so an
     interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
-    `end_to_end/<architecture>.pte`), exactly as it would ship. All are lowered (`jobs` at a time) before any is
-    timed, so no timing shares the machine with a lowering."""
+    `end_to_end/<architecture>.pte`), exactly as `edgeens compile` makes it. All are lowered (`jobs` at a time)
+    before any is timed, so no timing shares the machine with a lowering.
+
+    With `linked`, each architecture is instead linked from the table's own stage programs and glue programs
+    (edgeens.compile.link: seconds, where lowering a paper-size hybrid takes up to an hour): one program running
+    exactly the delegates the table timed, so the check isolates what running them together costs."""
     from edgeens.profile.table import Latency
     from edgeens.workers import run_in_processes
 
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
+    programs = "linked" if linked else "lowered"
+    if table.end_to_end and table.end_to_end_programs != programs:
+        raise ValueError(
+            f"this table's end-to-end entries were measured on {table.end_to_end_programs} programs; a validation "
+            f"on {programs} programs would mix the two: start from a fresh table (--remeasure) or keep the method"
+        )
+    table.end_to_end_programs = programs
     folder = Path(programs_dir) / "end_to_end"
     folder.mkdir(parents=True, exist_ok=True)
     example = (
@@ -290,6 +302,18 @@ def measure_architectures(
         ),
     )
     pending = [a for a in architectures if a not in table.end_to_end]
+    if linked:
+        from edgeens.compile.link import link_architecture
+
+        set_threads(table.threads)
+        for index, architecture in enumerate(pending):
+            if progress:
+                progress(f"[{index + 1}/{len(pending)}] linking and timing {architecture}")
+            program = link_architecture(teacher, table.space.parse(architecture), programs_dir)
+            samples = time_runs(executorch_runner(program, example), policy)
+            table.end_to_end[architecture] = Latency.of(samples)
+            table.save(table_path)
+        return
     families = table.space.families
     to_lower = [(teacher, a, surrogates, families, example, folder / f"{a}.pte") for a in pending]
     to_lower = [task for task in to_lower if not task[-1].is_file()]

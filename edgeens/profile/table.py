@@ -75,6 +75,9 @@ class LatencyTable:
     command: str = ""
     space_name: str | None = None
     end_to_end: dict[str, Latency] = field(default_factory=dict)  # architecture string -> latency
+    # How the end-to-end programs were made: "lowered" (each architecture lowered whole, as edgeens compile does)
+    # or "linked" (linked from this table's stage programs, edgeens.compile.link).
+    end_to_end_programs: str = "lowered"
     families: dict[str, Any] | None = None  # letter -> block kind and knobs (None: a table of the paper's MambaIR)
 
     @property

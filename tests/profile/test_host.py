@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from edgeens.cli import app
 from edgeens.models import Restormer
-from edgeens.profile.host import TimingPolicy, measure_programs, time_runs
+from edgeens.profile.host import TimingPolicy, measure_architectures, measure_programs, time_runs
 from edgeens.profile.table import LatencyTable
 
 runner = CliRunner()
@@ -113,6 +113,23 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_te
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "repeat run:" in again.output
     assert (tmp_path / "reports" / f"repeatability--{stem}.json").is_file()
+
+
+@pytest.mark.slow
+def test_linked_validation_times_linked_programs_and_never_mixes_methods(tiny_stage_programs, tmp_path) -> None:
+    from tests.profile.test_table import synthetic_table
+
+    teacher, folder, _ = tiny_stage_programs
+    table = synthetic_table("tiny", height=8)
+    policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
+    architectures = ["R-R-R-R-R-R-R-R", "M2-R-M2-M4-R-R-M2-R"]
+    measure_architectures(table, architectures, teacher, folder, tmp_path / "table.json", policy, linked=True)
+    saved = LatencyTable.load(tmp_path / "table.json")
+    assert saved.end_to_end_programs == "linked" and set(saved.end_to_end) == set(architectures)
+    assert all(latency.samples == 3 and latency.median_ms > 0 for latency in saved.end_to_end.values())
+    assert not any((folder / "end_to_end" / f"{a}.pte").exists() for a in architectures)  # nothing lowered whole
+    with pytest.raises(ValueError, match="would mix"):
+        measure_architectures(saved, ["R-R-R-R-R-R-R-M2"], teacher, folder, tmp_path / "table.json", policy)
 
 
 def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:

@@ -114,6 +114,21 @@ def test_spread_architectures_cover_the_predicted_range() -> None:
     assert gaps.max() < 3 * (every[-1] - every[0]) / 11  # no large hole in the coverage
 
 
+def test_log_spread_spaces_predictions_evenly_in_log_latency() -> None:
+    table = synthetic_table()
+    chosen = spread_architectures(table, 12, spacing="log")
+    predicted = np.log(sorted(table.predict_ms(a) for a in chosen))
+    every = np.log(sorted(table.predict_ms(a) for a in table.space.architectures()))
+    assert (
+        len(set(chosen)) == 12 and predicted[0] == pytest.approx(every[0]) and predicted[-1] == pytest.approx(every[-1])
+    )
+    assert np.diff(predicted).max() < 3 * (every[-1] - every[0]) / 11
+    linear = sorted(table.predict_ms(a) for a in spread_architectures(table, 12))
+    assert np.median(np.exp(predicted)) < np.median(linear)  # log spacing puts more of them among the fast ones
+    with pytest.raises(ValueError, match="unknown spacing"):
+        spread_architectures(table, 12, spacing="square")
+
+
 def test_validation_report_of_a_perfectly_additive_device() -> None:
     table = synthetic_table()
     for architecture in spread_architectures(table, 10):
