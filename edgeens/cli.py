@@ -419,13 +419,17 @@ def profile(
     reports: Path = typer.Option(Path("reports"), help="Folder for the validation table and plot."),
     validate_programs: str = typer.Option(
         "lowered",
-        help="Validation programs: lowered (each architecture lowered whole) or linked (from the stage programs).",
+        help="Validation programs: lowered (each architecture lowered whole) or linked (from the stage programs; "
+        "timed in the table's own rounds when the table is measured in the same run).",
     ),
     validate_spacing: str = typer.Option(
         "linear", help="Validation architectures evenly spaced in linear or log latency."
     ),
     min_repeats: int = typer.Option(10, min=1, help="Timed runs per program, at least."),
     max_repeats: int = typer.Option(100, min=1, help="Timed runs per program, at most."),
+    min_samples: int = typer.Option(
+        3, min=1, help="Timed runs of a program slower than the time budget (seconds-long stacks), at least."
+    ),
     remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
     repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
     hub_runtime: str = typer.Option("tflite", help="AI Hub runtime: tflite, qnn_context_binary or onnx."),
@@ -438,6 +442,7 @@ def profile(
     from edgeens.compile.artifact import CompileError, parse_size
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
+    from edgeens.profile.correlate import spread_architectures
     from edgeens.profile.host import TimingPolicy, profile_host
     from edgeens.profile.table import LatencyTable, ProfileError, existing_table
 
@@ -489,6 +494,7 @@ def profile(
                 str(min_repeats),
                 "--max-repeats",
                 str(max_repeats),
+                *(["--min-samples", str(min_samples)] if min_samples != 3 else []),
             ]
         )
         if device != "host":
@@ -515,9 +521,11 @@ def profile(
             return
         if validate_programs not in ("lowered", "linked"):
             raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
-        policy = TimingPolicy(min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats))
+        policy = TimingPolicy(
+            min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples
+        )
 
-        def measure() -> LatencyTable:
+        def measure(architectures: list[str] | None = None) -> LatencyTable:
             with console.status("profiling") as status:
                 return profile_host(
                     teacher_model,
@@ -533,11 +541,22 @@ def profile(
                     progress=status.update,
                     jobs=jobs,
                     space=space,
+                    architectures=architectures,
                 )
 
         table = existing_table(out, teacher_model, height, width, runtime, threads, space_name, space)
+        # Linked validation architectures are timed in the table's own shuffled rounds, so that drift of the
+        # machine between two sessions cannot pass for a prediction error; choosing them needs a table first.
+        interleave = bool(validate) and validate_programs == "linked" and runtime == "executorch"
         if table is None or remeasure:
-            table = measure()
+            architectures = None
+            if interleave:
+                if table is None:
+                    console.print("measuring the table once to choose the validation architectures")
+                    table = measure()
+                    table.save(out)
+                architectures = spread_architectures(table, validate, spacing=validate_spacing)
+            table = measure(architectures)
             path = table.save(out)
         else:
             path = out / table.filename()
@@ -622,9 +641,16 @@ def _validate(
     import json
 
     from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
-    from edgeens.profile.host import measure_architectures
+    from edgeens.profile.host import INTERLEAVED, measure_architectures
 
     architectures = spread_architectures(table, count, spacing=spacing)
+    if table.end_to_end_programs == INTERLEAVED:
+        if len(table.end_to_end) != count:
+            raise ValueError(
+                f"this table's {len(table.end_to_end)} validation architectures were timed in its own rounds; "
+                f"add --remeasure to validate {count}"
+            )
+        architectures = list(table.end_to_end)
     with console.status("validating") as status:
         measure_architectures(
             table,

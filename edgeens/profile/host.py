@@ -192,10 +192,16 @@ def profile_host(
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
     space: Any = None,
+    architectures: list[str] | None = None,
 ) -> Any:
     """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on this machine:
     builds the stage programs that are missing (see edgeens.compile.stages; `jobs` at a time), then times every
-    one in `runtime`."""
+    one in `runtime`.
+
+    With `architectures` (ExecuTorch only), each is also linked whole from the stage programs (edgeens.compile.link)
+    and timed in the same shuffled rounds as the stage programs, into `end_to_end`: slow drift of the machine
+    (an hour apart, this VM ran 1.1-1.4x slower) then falls on the prediction and the measurement alike, so the
+    validation measures additivity, not the drift."""
     from edgeens.compile.artifact import now, tool_versions
     from edgeens.compile.stages import build_stage_programs, stage_programs
     from edgeens.models.space import SearchSpace, families_to_dict
@@ -217,6 +223,8 @@ def profile_host(
         jobs=jobs,
         space=space,
     )
+    if architectures and runtime != "executorch":
+        raise ValueError(f"linked architectures run in ExecuTorch; this table's runtime is {runtime}")
     set_threads(threads)
     folder = Path(programs_dir)
     runners: dict[str, Callable[[], Callable[[], Any]]] = {}
@@ -228,6 +236,8 @@ def profile_host(
             runners[key] = lambda path=folder / entry["file"], x=example: executorch_runner(path, x)
         else:
             runners[key] = lambda path=folder / entry["onnx_file"], x=example: onnxruntime_runner(path, x, threads)
+    for architecture, program in _linked_programs(teacher, space, architectures or [], folder, progress).items():
+        runners[END_TO_END + architecture] = lambda pte=program: executorch_runner(pte, _image(teacher, height, width))
     context = {
         "runtime": runtime,
         "threads": threads,
@@ -242,6 +252,7 @@ def profile_host(
         if entry["stage"] is not None:
             stages.setdefault(entry["stage"], {})[entry["choice"]] = Latency.of(samples[key])
     host = host_description()
+    end_to_end = {a: Latency.of(samples[END_TO_END + a]) for a in architectures or []}
     return LatencyTable(
         device="host",
         chipset=host["cpu"],
@@ -259,7 +270,34 @@ def profile_host(
         command=command,
         space_name=space_name,
         families=families_to_dict(space.families),
+        end_to_end=end_to_end,
+        end_to_end_programs=INTERLEAVED if end_to_end else "lowered",
     )
+
+
+END_TO_END = "end_to_end--"  # timing key prefix of a whole architecture among the stage programs
+INTERLEAVED = "linked-interleaved"  # end_to_end_programs of architectures timed in the table's own rounds
+
+
+def _image(teacher: Any, height: int, width: int) -> tuple[Tensor]:
+    """The input every end-to-end timing runs on (fixed, so repeated timings run the same work)."""
+    generator = torch.Generator().manual_seed(0)
+    return (torch.rand(1, teacher.config.inp_channels, height, width, generator=generator),)
+
+
+def _linked_programs(
+    teacher: Any, space: Any, architectures: list[str], folder: Path, progress: Callable[[str], None] | None
+) -> dict[str, bytes]:
+    """Each architecture linked from the stage programs, all before any timing (linking is seconds of CPU work
+    that must not share the machine with a timed run)."""
+    from edgeens.compile.link import link_architecture
+
+    programs: dict[str, bytes] = {}
+    for index, architecture in enumerate(architectures):
+        if progress:
+            progress(f"linking {architecture} ({index + 1}/{len(architectures)})")
+        programs[architecture] = link_architecture(teacher, space.parse(architecture), folder)
+    return programs
 
 
 def measure_architectures(
@@ -288,6 +326,9 @@ def measure_architectures(
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
     programs = "linked" if linked else "lowered"
+    pending = [a for a in architectures if a not in table.end_to_end]
+    if not pending:
+        return
     if table.end_to_end and table.end_to_end_programs != programs:
         raise ValueError(
             f"this table's end-to-end entries were measured on {table.end_to_end_programs} programs; a validation "
@@ -296,12 +337,7 @@ def measure_architectures(
     table.end_to_end_programs = programs
     folder = Path(programs_dir) / "end_to_end"
     folder.mkdir(parents=True, exist_ok=True)
-    example = (
-        torch.rand(
-            1, teacher.config.inp_channels, table.height, table.width, generator=torch.Generator().manual_seed(0)
-        ),
-    )
-    pending = [a for a in architectures if a not in table.end_to_end]
+    example = _image(teacher, table.height, table.width)
     if linked:
         from edgeens.compile.link import link_architecture
 

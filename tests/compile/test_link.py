@@ -76,3 +76,16 @@ def test_linking_refuses_what_does_not_fit(tiny_stage_programs, tmp_path) -> Non
         link_programs([LinkPart(glue, ("nowhere",), "x")], "input", "x")
     with pytest.raises(CompileError, match="takes 1 inputs"):
         link_programs([LinkPart(glue, ("input", "input"), "x")], "input", "x")
+
+    # A part whose planned memory reuses the graph input's bytes would corrupt the input a later part reads.
+    from dataclasses import replace
+
+    from executorch.exir._serialize._program import deserialize_pte_binary, serialize_pte_binary
+
+    pte = deserialize_pte_binary(glue)
+    plan = pte.program.execution_plan[0]
+    output = plan.values[plan.outputs[0]].val
+    output.allocation_info = replace(output.allocation_info, **vars(plan.values[plan.inputs[0]].val.allocation_info))
+    clobbering = bytes(serialize_pte_binary(pte, extract_delegate_segments=True))
+    with pytest.raises(CompileError, match="reuses the memory of the graph input"):
+        link_programs([LinkPart(clobbering, ("input",), "x")], "input", "x")

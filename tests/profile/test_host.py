@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
 import pytest
@@ -9,8 +10,15 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from edgeens.cli import app
+from edgeens.compile.stages import stage_programs
 from edgeens.models import Restormer
-from edgeens.profile.host import TimingPolicy, measure_architectures, measure_programs, time_runs
+from edgeens.profile.host import (
+    INTERLEAVED,
+    TimingPolicy,
+    measure_architectures,
+    measure_programs,
+    time_runs,
+)
 from edgeens.profile.table import LatencyTable
 
 runner = CliRunner()
@@ -85,25 +93,30 @@ def nano_teacher(tmp_path):  # a checkpoint for the error cases
     return path
 
 
+def _profile_args(programs, tmp_path, validate: int) -> list[str]:
+    # The tiny preset at 8x8, on a copy of the session's stage programs (the command builds none of them).
+    args = ["profile", "--preset", "tiny", "--families", "M", "--size", "8", "--validate", str(validate)]
+    args += ["--min-repeats", "3", "--max-repeats", "6", "--out", str(tmp_path / "profiles")]
+    return args + ["--programs", str(programs), "--reports", str(tmp_path / "reports"), "--jobs", "2"]
+
+
 @pytest.mark.slow
-def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_teacher) -> None:
-    # A one-block-per-stage teacher at 8x8 with families M and G: the whole command (25 stage programs, 3
-    # architectures lowered end to end) in a few minutes. The tiny preset's programs: tests/compile/test_stages.py.
-    args = ["profile", "--teacher", str(nano_teacher), "--size", "8", "--validate", "3", "--min-repeats", "3"]
-    args += ["--families", "M,G"]
-    args += ["--max-repeats", "6", "--out", str(tmp_path / "profiles"), "--programs", str(tmp_path / "programs")]
-    args += ["--reports", str(tmp_path / "reports"), "--jobs", "2"]  # stage and end-to-end lowering in 2 processes
+def test_profile_host_builds_the_table_validates_and_reuses_it(tiny_stage_programs, tmp_path) -> None:
+    programs = tmp_path / "programs"
+    shutil.copytree(tiny_stage_programs[1], programs)
+    args = _profile_args(programs, tmp_path, validate=3)  # 3 architectures lowered whole, 2 processes
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--nano-mg.json"  # the families name the table
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json"
     table = LatencyTable.load(path)
-    assert sum(len(row) for row in table.stages.values()) == 24 and table.fixed.samples >= 3
-    assert set(table.families) == {"M", "G"} and table.stages["latent"]["G1"].median_ms > 0
-    assert table.threads == 1 and table.command.startswith("edgeens profile --device host --teacher")
+    assert sum(len(row) for row in table.stages.values()) == len(stage_programs(table.space)) - 1
+    assert table.fixed.samples >= 3 and table.stages["latent"]["M4"].median_ms > 0
+    assert table.threads == 1 and table.command.startswith("edgeens profile --device host --preset tiny")
     predicted = sorted(table.predict_ms(a) for a in table.space.architectures())
     measured = sorted(table.predict_ms(a) for a in table.end_to_end)
     assert len(measured) == 3 and measured[0] == predicted[0] and measured[-1] == predicted[-1]  # both extremes
-    stem = "host--executorch-xnnpack--8x8--nano-mg"
+    assert table.end_to_end_programs == "lowered" and len(list((programs / "end_to_end").glob("*.pte"))) == 3
+    stem = "host--executorch-xnnpack--8x8--tiny"
     report = json.loads((tmp_path / "reports" / f"validation--{stem}.json").read_text())
     assert report["architectures"] == 3 and -1 <= report["calibrated"]["spearman"] <= 1
     assert (tmp_path / "reports" / f"validation--{stem}.png").stat().st_size > 10_000
@@ -113,6 +126,33 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tmp_path, nano_te
     assert again.exit_code == 0, again.output
     assert "reusing" in again.output and "repeat run:" in again.output
     assert (tmp_path / "reports" / f"repeatability--{stem}.json").is_file()
+
+
+@pytest.mark.slow
+def test_linked_validation_is_timed_in_the_tables_own_rounds(tiny_stage_programs, tmp_path) -> None:
+    programs = tmp_path / "programs"
+    shutil.copytree(tiny_stage_programs[1], programs)
+    args = [*_profile_args(programs, tmp_path, validate=4), "--validate-programs", "linked", "--min-samples", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "measuring the table once to choose the validation architectures" in result.output
+    table = LatencyTable.load(tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json")
+    assert table.end_to_end_programs == INTERLEAVED and len(table.end_to_end) == 4
+    assert "--min-samples 2" in table.command
+    assert not (programs / "end_to_end").exists()  # linked in memory, nothing lowered whole
+    assert not list(programs.glob("timing--*.partial.json"))  # the shared timing checkpoint is done with
+    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--tiny.json").read_text())
+    assert report["end_to_end_programs"] == INTERLEAVED and report["architectures"] == 4
+
+    again = runner.invoke(app, args)  # reused: the same 4 timings are reported again, nothing is measured alone
+    assert again.exit_code == 0, again.output
+    reread = LatencyTable.load(tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json")
+    assert "reusing" in again.output and reread.end_to_end == table.end_to_end
+    assert args[7:9] == ["--validate", "4"]
+    other = runner.invoke(app, [*args[:8], "5", *args[9:]])
+    assert other.exit_code == 2 and "add --remeasure to validate 5" in " ".join(other.output.split())
+    with pytest.raises(ValueError, match="would mix"):
+        measure_architectures(table, ["R-R-R-R-R-R-R-M2"], tiny_stage_programs[0], programs, tmp_path / "t.json")
 
 
 @pytest.mark.slow
