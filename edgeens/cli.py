@@ -430,6 +430,9 @@ def profile(
     min_samples: int = typer.Option(
         3, min=1, help="Timed runs of a program slower than the time budget (seconds-long stacks), at least."
     ),
+    rounds: int = typer.Option(
+        2, min=1, help="Shuffled rounds over all programs (each gets its share of the runs in every round)."
+    ),
     remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
     repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
     hub_runtime: str = typer.Option("tflite", help="AI Hub runtime: tflite, qnn_context_binary or onnx."),
@@ -495,6 +498,7 @@ def profile(
                 "--max-repeats",
                 str(max_repeats),
                 *(["--min-samples", str(min_samples)] if min_samples != 3 else []),
+                *(["--rounds", str(rounds)] if rounds != 2 else []),
             ]
         )
         if device != "host":
@@ -522,7 +526,7 @@ def profile(
         if validate_programs not in ("lowered", "linked"):
             raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
         policy = TimingPolicy(
-            min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples
+            min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
         )
 
         def measure(architectures: list[str] | None = None) -> LatencyTable:

@@ -43,7 +43,7 @@ class TimingPolicy:
             f"warm-up >= {self.warmup_runs} runs and {self.warmup_seconds:g} s (at most {self.warmup_max_seconds:g} s "
             f"once one run is done); {self.min_repeats}-{self.max_repeats} runs until the median moves < "
             f"{self.stable_within:.0%} (or {self.max_seconds:g} s, but never fewer than {self.min_samples}); "
-            f"{self.rounds} shuffled rounds"
+            f"{self.rounds} shuffled round{'s' if self.rounds > 1 else ''}"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -132,13 +132,21 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tiny_stage_progra
 def test_linked_validation_is_timed_in_the_tables_own_rounds(tiny_stage_programs, tmp_path) -> None:
     programs = tmp_path / "programs"
     shutil.copytree(tiny_stage_programs[1], programs)
-    args = [*_profile_args(programs, tmp_path, validate=4), "--validate-programs", "linked", "--min-samples", "2"]
+    args = [
+        *_profile_args(programs, tmp_path, validate=4),
+        "--validate-programs",
+        "linked",
+        "--min-samples",
+        "2",
+        "--rounds",
+        "1",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "measuring the table once to choose the validation architectures" in result.output
     table = LatencyTable.load(tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json")
     assert table.end_to_end_programs == INTERLEAVED and len(table.end_to_end) == 4
-    assert "--min-samples 2" in table.command
+    assert "--min-samples 2 --rounds 1" in table.command and table.repeats.endswith("; 1 shuffled round")
     assert not (programs / "end_to_end").exists()  # linked in memory, nothing lowered whole
     assert not list(programs.glob("timing--*.partial.json"))  # the shared timing checkpoint is done with
     report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--tiny.json").read_text())
