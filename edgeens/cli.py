@@ -647,14 +647,15 @@ def _validate(
     from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
     from edgeens.profile.host import INTERLEAVED, measure_architectures
 
-    architectures = spread_architectures(table, count, spacing=spacing)
-    if table.end_to_end_programs == INTERLEAVED:
+    if table.end_to_end_programs == INTERLEAVED:  # its architectures were chosen and timed with the table
         if len(table.end_to_end) != count:
             raise ValueError(
                 f"this table's {len(table.end_to_end)} validation architectures were timed in its own rounds; "
                 f"add --remeasure to validate {count}"
             )
         architectures = list(table.end_to_end)
+    else:
+        architectures = spread_architectures(table, count, spacing=spacing)
     with console.status("validating") as status:
         measure_architectures(
             table,

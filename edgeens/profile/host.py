@@ -211,6 +211,8 @@ def profile_host(
 
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    if architectures and runtime != "executorch":
+        raise ValueError(f"linked architectures run in ExecuTorch; this table's runtime is {runtime}")
     target = "onnx" if runtime == "onnxruntime" else "executorch"
     manifest = build_stage_programs(
         teacher,
@@ -223,8 +225,6 @@ def profile_host(
         jobs=jobs,
         space=space,
     )
-    if architectures and runtime != "executorch":
-        raise ValueError(f"linked architectures run in ExecuTorch; this table's runtime is {runtime}")
     set_threads(threads)
     folder = Path(programs_dir)
     runners: dict[str, Callable[[], Callable[[], Any]]] = {}
