@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeens.models.space import PRESETS, preset_space
+from edgeens.models.space import PRESETS, SearchSpace, parse_families, preset_space
 from edgeens.profile.correlate import spread_architectures, validation_report
 from edgeens.profile.table import (
     Latency,
@@ -138,3 +138,11 @@ def test_validation_report_of_a_perfectly_additive_device() -> None:
     assert calibrated["spearman"] == pytest.approx(1.0) and calibrated["mape"] == pytest.approx(0.02 / 1.02)
     assert calibrated["within_10pct"] == 1.0 and calibrated["fit_mape"] < 1e-9
     assert -1 <= report["heuristic"]["spearman"] <= 1 and len(report["rows"]) == 10
+
+
+def test_a_table_of_other_families_gets_its_own_file_name() -> None:
+    # `edgeens profile --families M,S,G` names its space "<preset>+MSG"; tables of two family sets must not collide.
+    table = synthetic_table("tiny", height=8)
+    assert table.filename() == "host--executorch-xnnpack--8x8--tiny.json"
+    table.space_name = "tiny" + SearchSpace(table.space.teacher, parse_families("M,S,G")).name_suffix
+    assert table.filename() == "host--executorch-xnnpack--8x8--tiny-msg.json"
