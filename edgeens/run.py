@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, familie
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
+TEACHER_FINETUNED = "teacher, fine-tuned"
 STEPS = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")
 
 
@@ -319,14 +321,11 @@ def _compile(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
 
 
 def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
-    """The paper's comparison at this scale: the teacher, the ENS hybrid and the alternatives, each trained with
-    the fine-tuning recipe, scored on the held-out photos, with the table's predicted and (where measured) the
-    end-to-end host latency."""
-    from edgeens.compile.executorch import lower_to_executorch
+    """The paper's comparison at this scale: the teacher, the ENS hybrid and the alternatives (the teacher itself
+    among them), each trained with the fine-tuning recipe, scored on the held-out photos, with the table's predicted
+    latency and, on the host, the teacher and the ENS hybrid timed end to end together."""
     from edgeens.models.hybrid import HybridUNet
     from edgeens.models.space import format_architecture
-    from edgeens.profile.host import TimingPolicy, executorch_runner, set_threads, time_runs
-    from edgeens.profile.table import Latency
     from edgeens.train.finetune import RESULT, _write_hybrid
     from edgeens.train.teacher import train_in_processes
 
@@ -341,9 +340,12 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     mamba_only = "-".join(space.family_only("M") if has_mambair else space.mamba_only)
     random_arch = "-".join(s.choices[int(rng.integers(len(s.choices)))] for s in space.stages)
     fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
+    teacher_architecture = format_architecture(space.teacher_only)
     rows_spec = [
-        ("teacher", format_architecture(space.teacher_only), None),
+        ("teacher", teacher_architecture, None),
         ("ENS hybrid", best.architecture_string, None),
+        # The teacher given the same extra training as every hybrid: the fair baseline for the PSNR loss.
+        (TEACHER_FINETUNED, teacher_architecture, "pool"),
         ("MambaIR only", mamba_only, "pool"),
         ("random hybrid", random_arch, "pool"),
         ("50/50 hybrid", fifty, "pool"),
@@ -364,6 +366,7 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, two at a time")
         train_in_processes(pending, _training_data(config), _recipe(config), _write_hybrid, validation, 2, say)
+    measured, timing = _time_teacher_and_hybrid(config, state, folder, say) if config.device == "host" else ({}, {})
     rows = []
     for label, architecture, how in rows_spec:
         if how is None:
@@ -371,20 +374,6 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         else:
             model = HybridUNet.load(folders[label] / RESULT)
         psnr, ssim = score(model, validation)
-        measured = table.end_to_end.get(architecture)
-        if label in ("teacher", "ENS hybrid") and config.device == "host" and measured is None:
-            # The two models the speed-up is about are always timed end to end: the ENS hybrid as compiled, the
-            # teacher lowered here (unless the latency table's validation already measured it).
-            set_threads(1)
-            example = (torch.rand(1, 3, config.size, config.size, generator=torch.Generator().manual_seed(0)),)
-            if label == "ENS hybrid":
-                program = config.run_dir / "export" / state["compile"]["targets"]["executorch"]["file"]
-            else:
-                program = folder / "teacher.pte"
-                if not program.is_file():
-                    folder.mkdir(parents=True, exist_ok=True)
-                    lower_to_executorch(teacher, example).save(program)
-            measured = Latency.of(time_runs(executorch_runner(program, example), TimingPolicy()))
         rows.append(
             {
                 "model": label,
@@ -392,7 +381,7 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
                 "psnr": psnr,
                 "ssim": ssim,
                 "predicted_ms": table.predict_ms(architecture),
-                "measured_ms": measured.median_ms if measured else None,
+                "measured_ms": measured.get(label),
             }
         )
     for row in rows:  # like with like: measured against measured, else prediction against prediction
@@ -401,10 +390,41 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
         )
         row["speedup_from"] = "measured" if both else "predicted"
-    result = {"rows": rows, "iterations": config.finetune_iterations, "created": now()}
+    result = {"rows": rows, "iterations": config.finetune_iterations, "timing": timing, "created": now()}
     folder.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     return result, False
+
+
+def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: Say) -> tuple[dict, dict]:
+    """Median ms of the teacher and the compiled ENS hybrid, whole programs timed in the same shuffled rounds (a
+    speed-up from two timings taken at different times would carry the machine's drift between them)."""
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs, set_threads
+
+    threads = 1
+    set_threads(threads)
+    example = (torch.rand(1, 3, config.size, config.size, generator=torch.Generator().manual_seed(0)),)
+    teacher_program = folder / "teacher.pte"
+    if not teacher_program.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        lower_to_executorch(state["teacher"], example).save(teacher_program)
+    programs = {
+        "teacher": teacher_program,
+        "ENS hybrid": config.run_dir / "export" / state["compile"]["targets"]["executorch"]["file"],
+    }
+    policy = TimingPolicy(rounds=4, max_seconds=20.0)
+    say(f"compare: timing the teacher and the ENS hybrid end to end ({policy.rounds} shuffled rounds, 1 thread)")
+    samples = measure_programs({k: partial(executorch_runner, p, example) for k, p in programs.items()}, policy)
+    timing = {
+        "runtime": "executorch-xnnpack",
+        "threads": threads,
+        "policy": policy.to_dict(),
+        "host": host_description(),
+        "samples": {k: len(v) for k, v in samples.items()},
+        "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))] for k, v in samples.items()},
+    }
+    return {k: float(np.median(v)) for k, v in samples.items()}, timing
 
 
 def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:

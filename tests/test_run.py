@@ -63,6 +63,11 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert [r["model"] for r in compare["rows"]][:2] == ["teacher", "ENS hybrid"]
     ens = compare["rows"][1]
     assert ens["measured_ms"] > 0 and compare["rows"][0]["measured_ms"] > 0 and ens["speedup_from"] == "measured"
+    # The fair PSNR baseline: the teacher trained as long as the hybrids; both programs timed in the same rounds.
+    retrained = next(r for r in compare["rows"] if r["model"] == "teacher, fine-tuned")
+    assert retrained["architecture"] == compare["rows"][0]["architecture"] and retrained["measured_ms"] is None
+    assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
+    assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
     assert ens["architecture"] in (report / "report.md").read_text()
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
