@@ -50,10 +50,14 @@ def plot_front(records: list[dict[str, Any]], front: dict[str, Any], path: str |
         xytext=(5, -12),
         textcoords="offset points",
     )
+    if front.get("max_penalty") is not None:  # a --speedup run: candidates come from left of this line
+        axes.axvline(front["max_penalty"], ls="--", lw=1, color="grey", label="latency budget")
+    if penalties.min() > 0 and penalties.max() / penalties.min() > 20:
+        axes.set_xscale("log")  # tens of ms to seconds: on a linear axis the fast end is one blob
     axes.set_xlabel(penalty_label)
     axes.set_ylabel("PSNR drop vs teacher (dB)")
     axes.set_title(f"ENS: {len(records)} evaluations, front of {len(front['front'])}")
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="best")
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -93,7 +97,7 @@ def plot_compare(result: dict[str, Any], path: str | Path) -> None:
     )
     axes.set_ylim(0, 1.02)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
