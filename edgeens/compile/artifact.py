@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from edgeens.files import now, write_json  # noqa: F401 (re-exported: compile's modules import them from here)
+from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 
 FORMAT = "edgeens.compile.v1"
@@ -156,8 +157,9 @@ def fixed_input(channels: int, height: int, width: int) -> Tensor:
     return (0.6 * ramp + 0.4 * texture).unsqueeze(0)
 
 
-def tool_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
+def tool_versions() -> dict[str, str | int | None]:
+    """Versions of everything that shapes a program: Python, the toolchain packages and edgeens's export form."""
+    versions: dict[str, str | int | None] = {"python": platform.python_version(), "export_form": EXPORT_FORM_VERSION}
     for name in ("torch", "executorch", "onnx", "onnxruntime", "onnxscript", "qai-hub"):
         try:
             versions[name] = metadata.version(name)

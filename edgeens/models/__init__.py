@@ -14,7 +14,7 @@ from edgeens.models.scan import selective_scan
 
 # Bumped whenever the torch.export form of a model changes (scan layout, export-only rewrites), so that programs
 # lowered from an older form are rebuilt instead of being timed as if they were current.
-EXPORT_FORM_VERSION = 2
+EXPORT_FORM_VERSION = 3  # 3: export chunks of up to 128 steps (were 32)
 
 __all__ = [
     "EXPORT_FORM_VERSION",

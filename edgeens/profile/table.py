@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.restormer import RestormerConfig
 from edgeens.models.space import RESTORMER, SearchSpace, families_from_dict, families_to_dict, split_token
 
@@ -89,6 +90,18 @@ class LatencyTable:
         tokens = self.space.parse(architecture) if isinstance(architecture, str) else architecture
         return self.fixed.median_ms + sum(
             self.stages[s.name][t].median_ms for s, t in zip(self.space.stages, tokens, strict=True)
+        )
+
+    def stale_programs(self) -> str | None:
+        """A warning when this table timed programs of an older export form than this edgeens lowers, else None.
+        Such a table still ranks architectures, but its scan stages were timed in a form since made faster."""
+        form = self.versions.get("export_form", 2)  # tables from before the field existed timed form 2
+        if form == EXPORT_FORM_VERSION:
+            return None
+        return (
+            f"its stage programs were lowered from export form {form}, this edgeens lowers form "
+            f"{EXPORT_FORM_VERSION} (selective scans in longer chunks, faster in ExecuTorch): scan stages may be "
+            "slower in it than they now are; --remeasure with a fresh --programs folder to refresh it"
         )
 
     def check_fits(self, space: SearchSpace, height: int, width: int) -> None:

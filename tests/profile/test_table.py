@@ -146,3 +146,15 @@ def test_a_table_of_other_families_gets_its_own_file_name() -> None:
     assert table.filename() == "host--executorch-xnnpack--8x8--tiny.json"
     table.space_name = "tiny" + SearchSpace(table.space.teacher, parse_families("M,S,G")).name_suffix
     assert table.filename() == "host--executorch-xnnpack--8x8--tiny-msg.json"
+
+
+def test_a_table_of_programs_from_an_older_export_form_says_so() -> None:
+    from edgeens.compile.artifact import tool_versions
+    from edgeens.models import EXPORT_FORM_VERSION
+
+    table = synthetic_table("tiny", height=8)
+    assert table.stale_programs() is not None  # no export form recorded: a table from before the field (form 2)
+    table.versions = tool_versions()  # what profile_host records now
+    assert table.versions["export_form"] == EXPORT_FORM_VERSION and table.stale_programs() is None
+    table.versions["export_form"] = EXPORT_FORM_VERSION - 1
+    assert "--remeasure with a fresh --programs folder" in table.stale_programs()
