@@ -565,8 +565,8 @@ def profile(
         else:
             path = out / table.filename()
             console.print(f"reusing {path} (measured {table.date}; --remeasure to measure again)")
-            if table.stale_programs():
-                console.print(f"[yellow]note:[/yellow] {table.stale_programs()}")
+            if stale := table.stale_programs():
+                console.print(f"[yellow]note:[/yellow] {stale}")
         _print_table(table, path)
         if repeat_check:
             _repeat_check(table, measure(), path, reports)

@@ -196,8 +196,8 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     table = existing_table(config.profiles, teacher, config.size, config.size, "executorch", 1, space_name, space)
     if table is not None:
         say(f"profile: reusing {config.profiles / table.filename()} (measured {table.date})")
-        if table.stale_programs():
-            say(f"profile: note: {table.stale_programs()}")
+        if stale := table.stale_programs():
+            say(f"profile: note: {stale}")
         return table, True
     space_args = f"--preset {config.preset}" if config.teacher is None else f"--teacher {config.teacher}"
     command = f"edgeens profile --device host {space_args} --families {families} --size {config.size}x{config.size}"

@@ -29,7 +29,7 @@ IMPLEMENTATIONS = ("reference", "chunked", "cuda")
 # per-op overhead; measured best on a 2 MB-L2 Xeon). Under torch.export the chunk stays short: the graph is unrolled.
 _EAGER_STEP_ELEMENTS = 1_500_000
 # Longer export chunks mean smaller per-step tensors (level 1 of a 256x256 image: 12.6 MB at T = 128 against
-# 50 MB at 32), run 1.4x faster in ExecuTorch and plan less memory, but lower about 2.5x slower (17 s -> 45 s).
+# 50 MB at 32), run 1.4x faster in ExecuTorch and plan less memory, but lower about 2.4x slower (17 s -> 41 s).
 _EXPORT_MAX_CHUNK = 128
 
 

@@ -18,6 +18,7 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
     """Write the report for `run_dir` into `target`; returns the index.html path."""
     from edgeens.profile.correlate import plot_validation, validation_report
     from edgeens.report.search import family_mix, plot_front
+    from edgeens.run import TEACHER_FINETUNED
     from edgeens.train.search import TrialLog
 
     target.mkdir(parents=True, exist_ok=True)
@@ -32,7 +33,7 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
     rows = compare["rows"]
     ens = next(r for r in rows if r["model"] == "ENS hybrid")
     teacher = rows[0]
-    retrained = next((r for r in rows if r["model"] == "teacher, fine-tuned"), None)
+    retrained = next((r for r in rows if r["model"] == TEACHER_FINETUNED), None)
     against_retrained = (
         f" and the teacher fine-tuned for as long, {retrained['psnr']:.2f} dB "
         f"({ens['psnr'] - retrained['psnr']:+.2f} dB)"
