@@ -29,6 +29,7 @@ from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, familie
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
 TEACHER_FINETUNED = "teacher, fine-tuned"
+SEARCHED_TABLE = "latency-table.json"
 STEPS = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")
 
 
@@ -262,7 +263,17 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     front = run_search(
         Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say, max_penalty=max_penalty
     )
+    table.save(folder / SEARCHED_TABLE)
     return front, False
+
+
+def searched_table(run_dir: Path, current: Any) -> Any:
+    """The latency table the run's search used (pinned beside its front), else the one the profile step found:
+    predictions and the report must quote the table the choice was made with, not one measured since."""
+    from edgeens.profile.table import LatencyTable
+
+    pinned = run_dir / "search" / SEARCHED_TABLE
+    return LatencyTable.load(pinned) if pinned.is_file() else current
 
 
 def _recipe(config: RunConfig):
@@ -335,7 +346,8 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     path = folder / "compare.json"
     if path.is_file():
         return json.loads(path.read_text()), True
-    teacher, table, best = state["teacher"], state["profile"], state["finetune"]
+    teacher, best = state["teacher"], state["finetune"]
+    table = searched_table(config.run_dir, state["profile"])
     space = _space(config, state)
     rng = np.random.default_rng(config.seed)
     has_mambair = any(f.letter == "M" for f in space.families)

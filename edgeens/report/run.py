@@ -18,11 +18,11 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
     """Write the report for `run_dir` into `target`; returns the index.html path."""
     from edgeens.profile.correlate import plot_validation, validation_report
     from edgeens.report.search import family_mix, plot_front
-    from edgeens.run import TEACHER_FINETUNED
+    from edgeens.run import TEACHER_FINETUNED, searched_table
     from edgeens.train.search import TrialLog
 
     target.mkdir(parents=True, exist_ok=True)
-    table = state["profile"]
+    table = searched_table(run_dir, state["profile"])
     front = json.loads((run_dir / "search" / "front.json").read_text())
     compare = json.loads((run_dir / "compare" / "compare.json").read_text())
     compiled = json.loads((run_dir / "export" / "compile.json").read_text())
