@@ -3,7 +3,8 @@
     python benchmarks/scan.py [--levels 1 2 3 4] [--repeats 3] [--json out.json]
 
 Per level (level 1: L = 65536, 4 directions x 96 channels, state 16; level 2: 16384 x 192; level 3: 4096 x 384;
-level 4: 1024 x 768), it times every implementation in eager PyTorch and the chunked scan in the ExecuTorch runtime
+level 4: 1024 x 768), it times every implementation in eager PyTorch (the chunked scan in the schedule these
+shapes get, blocks, and in its two-pass schedule for comparison) and the chunked scan in the ExecuTorch runtime
 (XNNPACK-lowered), with peak extra memory, and in the same run the floor: a bare torch.exp plus two multiply-adds
 over the same number of (channel, position, state) elements. Each measurement runs in a fresh process so that
 peak memory (ru_maxrss above the level reached after building the inputs) belongs to it alone. One thread
@@ -89,6 +90,10 @@ def child(args: argparse.Namespace) -> dict:
         times = timed(floor, args.repeats)
     elif args.what.startswith("eager_"):
         impl = args.what.removeprefix("eager_")
+        if impl == "chunked_two_pass":  # the eager schedule narrow scans use, forced on for comparison
+            from edgeens.models import scan
+
+            impl, scan._BLOCK_MIN_LANES = "chunked", 1 << 62
         base = peak_gb()
         with torch.no_grad():
             times = timed(lambda: selective_scan(**x, delta_softplus=True, impl=impl), args.repeats)
@@ -196,7 +201,7 @@ def main() -> None:
             f"({L * DIRECTIONS * di * STATE / 1e6:.0f}M (channel, position, state) elements)"
         )
         results = {what: run_child(what, level, args.repeats) for what in FLOOR_BLOCKS}
-        for impl in ("reference", "chunked"):
+        for impl in ("reference", "chunked", "chunked_two_pass"):
             if f"eager_{impl}" not in args.skip:
                 results[f"eager_{impl}"] = run_child(f"eager_{impl}", level, args.repeats)
         if "executorch_chunked" not in args.skip:

@@ -3,12 +3,18 @@
     h_l = exp(delta_l * A) * h_{l-1} + delta_l * B_l * u_l        y_l = <h_l, C_l> + D * u      out = y * silu(z)
 
 - ``reference``: the step-by-step recurrence over L, the ground truth in tests.
-- ``chunked``: the export path. The sequence is cut into ``nc`` chunks of ``T`` positions. Pass 1 runs the
-  recurrence inside every chunk at once (T steps, each vectorised over all chunks, starting from a zero state);
-  the chunk-end states are combined by a log-depth (Hillis-Steele) scan over chunks; pass 2 adds each chunk's
-  carried-in state, decayed step by step. The number of graph steps (2T + log2 nc) is fixed by static shapes,
-  only decays exp(delta * A) of single steps are ever formed (no exp of a growing cumulative sum), and the largest
-  tensor is one step, (b, d, N, nc), never (b, d, L, N).
+- ``chunked``: the export path. The sequence is cut into chunks of ``T`` positions; three schedules, one result.
+  - Functional (torch.export and autograd): pass 1 runs the recurrence inside every chunk at once (T steps, each
+    vectorised over all chunks, starting from a zero state); the chunk-end states are combined by a log-depth
+    (Hillis-Steele) scan over chunks; pass 2 adds each chunk's carried-in state, decayed step by step. The number
+    of graph steps (2T + log2 nc) is fixed by static shapes, and the largest tensor is one step, (b, d, N, nc).
+  - Eager inference, two-pass: the same two passes with in-place ops on preallocated step buffers.
+  - Eager inference, blocks (when b * d * N is wide enough to carry per-op overhead): chunks are cache-sized
+    blocks taken in order, the state carried from one to the next. Decays, inputs and read-outs are computed for
+    a whole block at once; only one multiply-add per position is sequential. Each element is exponentiated once
+    (pass 2 exponentiates it again), which keeps the level-1 SS2D scan of a 256x256 image within 2x of a bare exp
+    plus two multiply-adds (benchmarks/scan.py). The largest tensor is one block, (T, b, N, d).
+  All form only decays exp(delta * A) of single steps (no exp of a growing cumulative sum), never (b, d, L, N).
 - ``cuda``: mamba_ssm's fused kernel, when it imports and the tensors live on a GPU.
 """
 
@@ -25,8 +31,15 @@ from torch import Tensor
 ScanImpl = Literal["auto", "reference", "chunked", "cuda"]
 IMPLEMENTATIONS = ("reference", "chunked", "cuda")
 
-# Eager steps hold about 1.5M fp32 elements (6 MB: fewer, larger steps stream from memory, more, smaller steps pay
-# per-op overhead; measured best on a 2 MB-L2 Xeon). Under torch.export the chunk stays short: the graph is unrolled.
+# Eager blocks: decays and states of about 768K elements each (3 MB): longer blocks leave the caches, shorter ones
+# pay more per-op overhead (measured on level 1-4 SS2D shapes: 128, 64, 32, 16-32 positions were best).
+_EAGER_BLOCK_ELEMENTS = 768 * 1024
+# Blocks run one op per position over b * d * N lanes (~1.8 us each); on narrow scans that overhead costs more
+# than the two-pass form's second exp (measured at L = 65536 against two-pass: 128 lanes 3.6x slower, 1024 lanes
+# 1.1x slower, 2048 lanes 1.3x faster, 6144 lanes 1.7x faster).
+_BLOCK_MIN_LANES = 1536
+# Two-pass eager steps hold about 1.5M fp32 elements (6 MB: fewer, larger steps stream from memory, more, smaller
+# steps pay per-op overhead; measured best on a 2 MB-L2 Xeon).
 _EAGER_STEP_ELEMENTS = 1_500_000
 # Longer export chunks mean smaller per-step tensors (level 1 of a 256x256 image: 12.6 MB at T = 128 against
 # 50 MB at 32), run 1.4x faster in ExecuTorch and plan less memory, but lower about 2.4x slower (17 s -> 41 s).
@@ -164,17 +177,22 @@ def _scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -
     return torch.stack(ys, dim=-1)
 
 
-def default_chunk_size(u: Tensor, n_state: int) -> int:
-    """Chunk length T for the chunked scan: cache-sized in eager, short under torch.export.
+def default_chunk_size(u: Tensor, n_state: int, functional: bool = False) -> int:
+    """Chunk length T: a cache-sized block in eager inference, a short chunk in the functional form (torch.export,
+    autograd).
 
-    Eager: about 1.5M elements per step (T = 256 at level 1 of a 256x256 image). Export: the graph holds about
-    20 nodes per step, so T grows only with the square root of L (8 at L = 768, 128 at L = 65536)."""
+    Eager: a block's decays hold about 768K elements (3 MB; T = 128 at level 1 of a 256x256 image, 16 at level 4).
+    Export: the graph holds about 20 nodes per step, so T grows only with the square root of L (8 at L = 768,
+    128 at L = 65536)."""
     b, d, L = u.shape
-    if torch.compiler.is_exporting():
+    if functional:
         target = 2 ** math.floor(math.log2(max(1, L)) / 2 - 1)
         return int(min(L, max(4, min(_EXPORT_MAX_CHUNK, target))))
-    step_elements = b * d * n_state
-    target = 2 ** round(math.log2(max(1.0, step_elements * L / _EAGER_STEP_ELEMENTS)))
+    lanes = b * d * n_state
+    if lanes >= _BLOCK_MIN_LANES:
+        target = 2 ** round(math.log2(max(1.0, _EAGER_BLOCK_ELEMENTS / lanes)))
+    else:
+        target = 2 ** round(math.log2(max(1.0, lanes * L / _EAGER_STEP_ELEMENTS)))
     return int(min(L, max(16, min(256, target))))
 
 
@@ -204,19 +222,22 @@ def _scan_chunked(
 ) -> Tensor:
     b, d, L = u.shape
     G, N = B.shape[1], B.shape[2]
-    T = chunk_size or default_chunk_size(u, N)
+    tensors = (u, delta, A, B, C, D, delta_bias)
+    functional = torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(*tensors))
+    T = chunk_size or default_chunk_size(u, N, functional)
     if T < 1:
         raise ValueError(f"selective_scan: chunk_size must be positive, got {T}")
+    if not functional and b * d * N >= _BLOCK_MIN_LANES:
+        return _chunked_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, min(T, L))
     nc = math.ceil(L / T)
     pad = nc * T - L
     if pad:  # padded positions come after every real one, so they never reach a real output
         u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
     shape = _Chunks(b, G, d // G, N, T, nc, L)
-    tensors = (u, delta, A, B, C, D, delta_bias)
-    if torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(*tensors)):
-        delta = _prepare_delta(delta, delta_bias, delta_softplus)
-        return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L] if pad else u, D)
-    return _chunked_inplace(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
+    if not functional:
+        return _chunked_inplace(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
+    delta = _prepare_delta(delta, delta_bias, delta_softplus)
+    return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L] if pad else u, D)
 
 
 def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, shape: _Chunks) -> Tensor:
@@ -263,6 +284,86 @@ def _chunked_functional(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tenso
     y = torch.cat(ys, dim=0).reshape(T, b, nc, G, Dg)
     y = y.permute(1, 3, 4, 2, 0).reshape(b, G * Dg, nc * T)
     return y[..., :L] if nc * T != L else y  # a full slice exports as alias_copy, which XNNPACK leaves out
+
+
+def _chunked_blocks(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    block: int,
+) -> Tensor:
+    """Eager inference: blocks of ``block`` positions, the state carried from block to block.
+
+    Inside a block, everything with a per-position cost is one op over the whole block: the decays
+    exp(delta * A) (the one exp per element), the inputs delta * B * u and the read-outs <h, C>. What stays
+    sequential is a single fused multiply-add per position, h_l = decay_l * h_{l-1} + input_l, over every
+    (batch, channel, state) lane at once, written over that position's input. No second pass: the two-pass form
+    must exponentiate every element twice, which alone costs more than the floor. Every buffer is block-sized
+    and reused, laid out (position, batch, state, channel) so the products broadcast along contiguous channels;
+    the block's inputs are transposed in cache-sized tiles.
+    """
+    b, d, L = u.shape
+    G, N = B.shape[1], B.shape[2]
+    Dg, K = d // G, block
+    A_t = A.t().contiguous()  # (N, d)
+    B_rows, C_rows = B.reshape(b, G * N, L), C.reshape(b, G * N, L)  # a view, also for time-invariant B or C
+    tile, tile_bc = u.new_empty(b, d, K), u.new_empty(b, G * N, K)
+    dl, du, y = u.new_empty(K, b, d), u.new_empty(K, b, d), u.new_empty(K, b, d)
+    Bb, Cb = u.new_empty(K, b, G * N), u.new_empty(K, b, G * N)
+    decay, state = u.new_empty(K, b, N, d), u.new_empty(K, b, N, d)
+    decays, states = decay.unbind(0), state.unbind(0)  # views made once: ~0.5 us each, K of them per block
+    carry = u.new_zeros(b, N, d)
+    out = torch.empty_like(u)
+
+    def read_out_views(k: int) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """(y, h[n], C[n]) views of the first k positions, for y = sum_n h[n] * C[n] as N multiply-adds."""
+        h, C_k, y_g = state[:k].view(k, b, N, G, Dg), Cb[:k].view(k, b, G, N), y[:k].view(k, b, G, Dg)
+        return [(y_g, h[:, :, n], C_k[:, :, :, n, None]) for n in range(N)]
+
+    full_block_read_out = read_out_views(K)  # the buffers are reused, so are their views
+
+    def load(src: Tensor, tile: Tensor, dst: Tensor, l0: int, k: int) -> None:
+        """dst[:k] = src[..., l0:l0 + k] as (position, batch, rows): a row copy, then torch's tiled 2-D transpose."""
+        tile = tile[..., :k]
+        tile.copy_(src[..., l0 : l0 + k])
+        for i in range(b):
+            dst[:k, i].copy_(tile[i].t())
+
+    for l0 in range(0, L, K):
+        k = min(K, L - l0)
+        load(delta, tile, dl, l0, k)
+        load(u, tile, du, l0, k)
+        load(B_rows, tile_bc, Bb, l0, k)
+        load(C_rows, tile_bc, Cb, l0, k)
+        dl_k, du_k, y_k = dl[:k], du[:k], y[:k]
+        if delta_bias is not None:
+            dl_k.add_(delta_bias)
+        if delta_softplus:
+            torch.ops.aten.softplus.out(dl_k, 1, 20, out=dl_k)
+        if D is not None:
+            torch.mul(du_k, D, out=y_k)  # the skip first, while du_k still holds u
+        else:
+            y_k.zero_()
+        du_k.mul_(dl_k)
+        torch.mul(dl_k.unsqueeze(2), A_t, out=decay[:k]).exp_()
+        B_k = Bb[:k].view(k, b, G, N).transpose(2, 3).unsqueeze(-1)  # (k, b, N, G, 1)
+        torch.mul(du_k.view(k, b, 1, G, Dg), B_k, out=state[:k].view(k, b, N, G, Dg))
+        states[0].addcmul_(carry, decays[0])
+        for t in range(1, k):
+            states[t].addcmul_(states[t - 1], decays[t])
+        carry.copy_(states[k - 1])
+        for y_g, h_n, C_n in full_block_read_out if k == K else read_out_views(k):  # no (k, b, N, d) temporary
+            y_g.addcmul_(h_n, C_n)
+        tile_k = tile[..., :k]
+        for i in range(b):
+            tile_k[i].copy_(y_k[:, i].t())
+        out[..., l0 : l0 + k].copy_(tile_k)
+    return out
 
 
 def _chunked_inplace(

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from edgeens.models import scan
 from edgeens.models.scan import default_chunk_size, selective_scan
 from tests.conftest import FIXTURES
 
@@ -32,44 +35,61 @@ def test_matches_mamba_ssm_reference_fixture(impl: str) -> None:
     assert (out - f["out"]).abs().max().item() <= 1e-5
 
 
+FORMS = ["blocks", "two-pass", "functional"]
+
+
+def chunked(x: dict, form: str, **kwargs) -> torch.Tensor:
+    """The chunked scan in one of its schedules: eager blocks, eager two-pass, or functional (autograd, export).
+    The eager schedule is chosen by the lane count b * d * N; the threshold is moved to force one."""
+    if form in ("blocks", "two-pass"):
+        min_lanes = 0 if form == "blocks" else 1 << 62
+        with torch.no_grad(), mock.patch.object(scan, "_BLOCK_MIN_LANES", min_lanes):
+            return selective_scan(**x, impl="chunked", **kwargs)
+    with torch.enable_grad():
+        leaves = {k: v.clone().requires_grad_() if v is not None else None for k, v in x.items()}
+        return selective_scan(**leaves, impl="chunked", **kwargs).detach()
+
+
 @pytest.mark.parametrize("L", [1, 7, 64, 257, 1000])
 @pytest.mark.parametrize("groups", [0, 1, 4])
 @pytest.mark.parametrize("chunk_size", [None, 16, 33])
-def test_chunked_agrees_with_reference_on_random_shapes(L: int, groups: int, chunk_size: int | None) -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_chunked_agrees_with_reference_on_random_shapes(L: int, groups: int, chunk_size: int | None, form: str) -> None:
     x = random_scan_inputs(b=2, d=8, n=4, L=L, groups=groups, seed=L + groups)
     kwargs = {"delta_softplus": True}
     ref = selective_scan(**x, impl="reference", **kwargs)
-    out = selective_scan(**x, impl="chunked", chunk_size=chunk_size, **kwargs)
+    out = chunked(x, form, chunk_size=chunk_size, **kwargs)
     assert torch.isfinite(out).all()
     scale = ref.abs().max().clamp(min=1.0)
     assert ((out - ref).abs().max() / scale).item() <= 1e-5
 
 
-def test_time_invariant_and_mixed_b_c_forms() -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_time_invariant_and_mixed_b_c_forms(form: str) -> None:
     x = random_scan_inputs(b=1, d=6, n=3, L=50, groups=3)
     x["B"] = torch.randn(6, 3)  # (d, N): the same B at every position
-    for impl in ("reference", "chunked"):
-        out = selective_scan(**x, delta_softplus=True, impl=impl, chunk_size=8 if impl == "chunked" else None)
-        assert out.shape == (1, 6, 50)
     ref = selective_scan(**x, delta_softplus=True, impl="reference")
-    assert torch.allclose(selective_scan(**x, delta_softplus=True, impl="chunked", chunk_size=8), ref, atol=1e-5)
+    assert ref.shape == (1, 6, 50)
+    assert torch.allclose(chunked(x, form, delta_softplus=True, chunk_size=8), ref, atol=1e-5)
 
 
-def test_without_softplus_bias_d_or_z() -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_without_softplus_bias_d_or_z(form: str) -> None:
     x = random_scan_inputs(b=1, d=4, n=4, L=100, groups=1, delta_range=1.0)
     x["delta"] = x["delta"].abs()  # raw positive steps, no softplus
     x.update(D=None, z=None, delta_bias=None)
     ref = selective_scan(**x, impl="reference")
-    assert torch.allclose(selective_scan(**x, impl="chunked", chunk_size=10), ref, atol=1e-5)
+    assert torch.allclose(chunked(x, form, chunk_size=10), ref, atol=1e-5)
 
 
-def test_extreme_steps_stay_finite_and_exact() -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_extreme_steps_stay_finite_and_exact(form: str) -> None:
     """delta in [-20, 20] with softplus gives decays down to exp(-20 * |A|): nothing may overflow or turn NaN."""
     x = random_scan_inputs(b=1, d=8, n=16, L=2048, groups=4, delta_range=20.0)
     x["A"] = -torch.arange(1, 17.0).repeat(8, 1) * 4  # |A| up to 64: exp(+cumsum) tricks would overflow here
     ref = selective_scan(**x, delta_softplus=True, impl="reference")
     for chunk in (16, 256, 2048):
-        out = selective_scan(**x, delta_softplus=True, impl="chunked", chunk_size=chunk)
+        out = chunked(x, form, delta_softplus=True, chunk_size=chunk)
         assert torch.isfinite(out).all()
         assert ((out - ref).abs().max() / ref.abs().max()).item() <= 1e-5
 
@@ -104,28 +124,37 @@ def test_output_dtype_follows_u() -> None:
 
 
 def test_chunked_never_builds_a_whole_sequence_state_tensor(monkeypatch) -> None:
-    """The largest tensor the chunked scan allocates is one step (b, d, N, nc), far below (b, d, L, N)."""
-    b, d, n, L = 1, 16, 16, 4096
+    """Functional form: the largest tensor is one step (b, d, N, nc). Eager form: the largest buffer is one block
+    (T, b, N, d). Both far below (b, d, L, N)."""
+    b, d, n, L, T = 1, 16, 16, 4096, 64
     x = random_scan_inputs(b=b, d=d, n=n, L=L, groups=4)
-    biggest = 0
-    original_exp = torch.exp
+    biggest = {"exp": 0, "new_empty": 0}
+    original_exp, original_new_empty = torch.exp, torch.Tensor.new_empty
 
-    def spy(t, *args, **kwargs):
-        nonlocal biggest
-        biggest = max(biggest, t.numel())
+    def spy_exp(t, *args, **kwargs):
+        biggest["exp"] = max(biggest["exp"], t.numel())
         return original_exp(t, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "exp", spy)
-    with torch.enable_grad():  # the functional path (autograd and torch.export) uses torch.exp
-        leaves = {k: v.requires_grad_() for k, v in x.items()}
-        selective_scan(**leaves, delta_softplus=True, impl="chunked", chunk_size=64)
-    assert 0 < biggest <= b * d * n * (L // 64)
+    def spy_new_empty(self, *size, **kwargs):
+        out = original_new_empty(self, *size, **kwargs)
+        biggest["new_empty"] = max(biggest["new_empty"], out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "exp", spy_exp)
+    monkeypatch.setattr(torch.Tensor, "new_empty", spy_new_empty)
+    out = chunked(x, "functional", delta_softplus=True, chunk_size=T)
+    assert 0 < biggest["exp"] <= b * d * n * (L // T)
+    assert torch.allclose(chunked(x, "blocks", delta_softplus=True, chunk_size=T), out, atol=1e-5)
+    assert 0 < biggest["new_empty"] <= T * b * n * d
 
 
 def test_default_chunk_size_is_cache_sized_and_bounded() -> None:
-    assert default_chunk_size(torch.empty(1, 384, 65536), 16) == 256
-    assert 16 <= default_chunk_size(torch.empty(1, 3072, 1024), 16) <= 64
+    assert default_chunk_size(torch.empty(1, 384, 65536), 16) == 128  # a 3 MB block at level 1
+    assert default_chunk_size(torch.empty(1, 3072, 1024), 16) == 16  # level 4
+    assert default_chunk_size(torch.empty(1, 32, 65536), 4) == 16  # 128 lanes: two-pass steps of 1.5M elements
     assert default_chunk_size(torch.empty(1, 4, 10), 4) == 10
+    assert default_chunk_size(torch.empty(1, 384, 65536), 16, functional=True) == 128  # sqrt(L) / 2
+    assert default_chunk_size(torch.empty(1, 384, 768), 16, functional=True) == 8
 
 
 @pytest.mark.parametrize(
