@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Two cores: one intra-op thread per process unless the caller says otherwise (oversubscription is 10-60x slower).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test demo demo-full lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/edgeens run --out runs/demo
+
+# The configuration behind reports/tiny-2x: a 2x latency bound and 1500 fine-tuning iterations (about an hour).
+demo-full: $(STAMP)
+	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 1500
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeens tests benchmarks
