@@ -235,7 +235,7 @@ def _scan_chunked(
         u, delta, B, C = (F.pad(x, (0, pad)) for x in (u, delta, B, C))
     shape = _Chunks(b, G, d // G, N, T, nc, L)
     if not functional:
-        return _chunked_inplace(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
+        return _chunked_two_pass(u, delta, A, B, C, D, delta_bias, delta_softplus, shape)
     delta = _prepare_delta(delta, delta_bias, delta_softplus)
     return _skip(_chunked_functional(u, delta, A, B, C, shape), u[..., :L] if pad else u, D)
 
@@ -366,7 +366,7 @@ def _chunked_blocks(
     return out
 
 
-def _chunked_inplace(
+def _chunked_two_pass(
     u: Tensor,
     delta: Tensor,
     A: Tensor,
@@ -377,8 +377,9 @@ def _chunked_inplace(
     delta_softplus: bool,
     shape: _Chunks,
 ) -> Tensor:
-    """Eager inference fast path: preallocated step buffers and in-place updates (no per-op page faults),
-    laid out as (b, G, channel, state, chunk) so every step slice is a set of contiguous rows. The step bias,
+    """Eager inference of narrow scans: the functional form's two passes, with preallocated step buffers and
+    in-place updates (no per-op page faults), laid out as (b, G, channel, state, chunk) so every step slice is a
+    set of contiguous rows. The step bias,
     softplus and the D skip are applied in place, without temporaries of their own."""
     b, G, Dg, N, T, nc, L = shape.b, shape.G, shape.Dg, shape.N, shape.T, shape.nc, shape.L
 
