@@ -94,12 +94,18 @@ def test_extreme_steps_stay_finite_and_exact(form: str) -> None:
         assert ((out - ref).abs().max() / ref.abs().max()).item() <= 1e-5
 
 
-@pytest.mark.slow
-def test_long_sequence_65536() -> None:
-    """Level-1 length of a 256x256 image: the chunked scan agrees with the recurrence and stays finite."""
+@pytest.fixture(scope="module")
+def long_sequence() -> tuple[dict, torch.Tensor]:
     x = random_scan_inputs(b=1, d=4, n=4, L=65536, groups=4, seed=3)
-    ref = selective_scan(**x, delta_softplus=True, impl="reference")
-    out = selective_scan(**x, delta_softplus=True, impl="chunked")
+    return x, selective_scan(**x, delta_softplus=True, impl="reference")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", FORMS)
+def test_long_sequence_65536(long_sequence: tuple[dict, torch.Tensor], form: str) -> None:
+    """Level-1 length of a 256x256 image: the chunked scan agrees with the recurrence and stays finite."""
+    x, ref = long_sequence
+    out = chunked(x, form, delta_softplus=True)
     assert torch.isfinite(out).all()
     assert ((out - ref).abs().max() / ref.abs().max()).item() <= 1e-5
 
