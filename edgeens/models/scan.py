@@ -14,7 +14,7 @@
     a whole block at once; only one multiply-add per position is sequential. Each element is exponentiated once
     (pass 2 exponentiates it again), which keeps the level-1 SS2D scan of a 256x256 image within 2x of a bare exp
     plus two multiply-adds (benchmarks/scan.py). The largest tensor is one block, (T, b, N, d).
-  All form only decays exp(delta * A) of single steps (no exp of a growing cumulative sum), never (b, d, L, N).
+  All three form only decays exp(delta * A) of single steps (no exp of a growing cumulative sum), never (b, d, L, N).
 - ``cuda``: mamba_ssm's fused kernel, when it imports and the tensors live on a GPU.
 """
 
@@ -177,6 +177,11 @@ def _scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -
     return torch.stack(ys, dim=-1)
 
 
+def _runs_in_blocks(lanes: int) -> bool:
+    """Whether eager inference takes the block schedule for a scan of b * d * N lanes (else two-pass)."""
+    return lanes >= _BLOCK_MIN_LANES
+
+
 def default_chunk_size(u: Tensor, n_state: int, functional: bool = False) -> int:
     """Chunk length T: a cache-sized block in eager inference, a short chunk in the functional form (torch.export,
     autograd).
@@ -189,7 +194,7 @@ def default_chunk_size(u: Tensor, n_state: int, functional: bool = False) -> int
         target = 2 ** math.floor(math.log2(max(1, L)) / 2 - 1)
         return int(min(L, max(4, min(_EXPORT_MAX_CHUNK, target))))
     lanes = b * d * n_state
-    if lanes >= _BLOCK_MIN_LANES:
+    if _runs_in_blocks(lanes):
         target = 2 ** round(math.log2(max(1.0, _EAGER_BLOCK_ELEMENTS / lanes)))
     else:
         target = 2 ** round(math.log2(max(1.0, lanes * L / _EAGER_STEP_ELEMENTS)))
@@ -227,7 +232,7 @@ def _scan_chunked(
     T = chunk_size or default_chunk_size(u, N, functional)
     if T < 1:
         raise ValueError(f"selective_scan: chunk_size must be positive, got {T}")
-    if not functional and b * d * N >= _BLOCK_MIN_LANES:
+    if not functional and _runs_in_blocks(b * d * N):
         return _chunked_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, min(T, L))
     nc = math.ceil(L / T)
     pad = nc * T - L
