@@ -5,7 +5,10 @@ STAMP  := $(VENV)/.installed-stamp
 # Two cores: one intra-op thread per process unless the caller says otherwise (oversubscription is 10-60x slower).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test demo demo-full lint bench clean
+# Natural photographs from Debian packages and wheels, split into train / val / test (edgeens/data/photos.py).
+PHOTOS := $(or $(EDGEENS_PHOTOS),$(HOME)/.cache/edgeens/photos)
+
+.PHONY: install photos test demo demo-full lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -15,14 +18,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+$(PHOTOS)/manifest.json: $(STAMP) edgeens/data/photos.py
+	$(PY) -m edgeens.data.photos $(PHOTOS)
+
+photos: $(PHOTOS)/manifest.json
+
+test: $(STAMP) photos
 	$(PY) -m pytest -q --timeout=900 --durations=15
 
-demo: $(STAMP)
+demo: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo
 
 # The configuration behind reports/tiny-2x: a 2x latency bound and 1500 fine-tuning iterations (about an hour).
-demo-full: $(STAMP)
+demo-full: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 1500
 
 lint: $(STAMP)

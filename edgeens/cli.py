@@ -89,16 +89,26 @@ def teacher(
     out: Path = typer.Option(Path("runs/default/teacher"), help="Run folder (resumes if it holds a checkpoint)."),
     preset: str = typer.Option("tiny", help="Teacher size: tiny or paper (edgeens.models.space presets)."),
     checkpoint: Path = typer.Option(None, help="Adopt this Restormer checkpoint instead of training."),
-    data: Path = typer.Option(None, help="Paired folder (input/, target/); default: bundled photos + degradation."),
+    data: Path = typer.Option(None, help="Paired folder (input/, target/); default: photos + degradation."),
+    photos: bool = typer.Option(
+        True,
+        "--photos/--bundled",
+        help="Without --data: train on the photo catalogue's train split and validate on its whole val photos "
+        "(make photos installs it), or on scikit-image's bundled photos alone.",
+    ),
     degradation: str = typer.Option("gaussian_noise", help="gaussian_noise, motion_blur or rain_streaks."),
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
     dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
     max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
+    batch_pixels: int = typer.Option(
+        0, min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."
+    ),
+    validate_every: int = typer.Option(0, min=0, help="Iterations between logged validations (0: at the end)."),
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads (recorded in teacher.json)."),
+    threads: int = typer.Option(1, min=1, help="torch intra-op threads per process (recorded in teacher.json)."),
 ) -> None:
-    """Train a Restormer teacher with Restormer's recipe scaled down, or adopt an official checkpoint."""
+    """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
     import dataclasses
 
     import torch
@@ -106,6 +116,7 @@ def teacher(
     from edgeens.data.bundled import bundled_split
     from edgeens.data.images import ImageError
     from edgeens.data.paired import DatasetError, PairedImages, find_pairs
+    from edgeens.data.photos import PhotosError, degraded_pairs, photo_split
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.space import PRESETS
@@ -118,8 +129,14 @@ def teacher(
     )
 
     torch.set_num_threads(threads)
+    distributed, rank = _start_distributed()
     try:
-        validation = bundled_validation(degradation, sigma)
+        use_photos = photos and data is None
+        validation = (
+            list(degraded_pairs("val", degradation, sigma).values())
+            if use_photos
+            else bundled_validation(degradation, sigma)
+        )
         if checkpoint is not None:
             summary = adopt_checkpoint(checkpoint, out, validation)
         else:
@@ -130,26 +147,34 @@ def teacher(
                 if data is None:
                     raise ValueError("--dual-pixel trains on DPDD's views: give the dataset folder with --data")
                 config = dataclasses.replace(config, inp_channels=6, dual_pixel_task=True)
-            pairs = (
-                PairedImages(find_pairs(data, dual_pixel=dual_pixel))
-                if data
-                else SyntheticPairs(list(bundled_split("train").values()), degradation, sigma)
-            )
+            if data:
+                pairs = PairedImages(find_pairs(data, dual_pixel=dual_pixel))
+            else:
+                clean = photo_split("train") if use_photos else bundled_split("train")
+                pairs = SyntheticPairs(list(clean.values()), degradation, sigma)
             if dual_pixel:  # the bundled photos have no dual-pixel views: validate on centre crops of the data
                 validation = pairs.validation_crops(2, 128)
+            schedule = ProgressiveSchedule().scaled(max_patch)
             recipe = TeacherRecipe(
                 iterations=iterations,
-                schedule=ProgressiveSchedule().scaled(max_patch),
+                schedule=schedule.balanced(batch_pixels) if batch_pixels else schedule,
                 checkpoint_every=checkpoint_every,
+                validate_every=validate_every,
             )
-            summary = train_teacher(Restormer(**config.to_dict()), pairs, recipe, out, validation)
-    except (CheckpointError, DatasetError, ImageError, ValueError) as err:
+            model = Restormer(**config.to_dict())
+            summary = train_teacher(model, pairs, recipe, out, validation, show_progress=rank == 0)
+    except (CheckpointError, DatasetError, ImageError, PhotosError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
-    console.print(
-        f"teacher written to {out}/teacher.safetensors; validation PSNR {summary['validation_psnr']:.2f} dB "
-        f"on the held-out bundled photos ({degradation})"
-    )
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+    if rank == 0:
+        where = "whole validation photos of the catalogue" if use_photos else "held-out bundled photos"
+        console.print(
+            f"teacher written to {out}/teacher.safetensors; validation PSNR {summary['validation_psnr']:.2f} dB "
+            f"on the {where} ({degradation})"
+        )
 
 
 @app.command()
@@ -984,29 +1009,48 @@ def restore(
 
 @app.command()
 def bench(
-    model: list[Path] = typer.Option(..., help="A model to compare (repeat): checkpoint, .pte or .onnx."),
-    data: Path = typer.Option(None, help="Paired folder (any layout edgeens reads); default: bundled photos."),
-    degradation: str = typer.Option("gaussian_noise", help="Without --data: degradation of the bundled photos."),
-    sigma: float = typer.Option(25.0, help="Without --data: noise level (0-255 scale)."),
+    model: list[Path] = typer.Option(None, help="A model to compare (repeat): checkpoint, .pte or .onnx."),
+    baseline: list[str] = typer.Option(
+        None, help="A classical denoiser beside the models (repeat): nlm, wavelet or tv (scikit-image)."
+    ),
+    data: Path = typer.Option(None, help="Paired folder (any layout edgeens reads); default: --split's photos."),
+    split: str = typer.Option(
+        "test", help="Without --data: photo catalogue split (test, val, train; make photos installs it) or bundled."
+    ),
+    degradation: str = typer.Option("gaussian_noise", help="Without --data: degradation of the photos."),
+    sigma: float = typer.Option(25.0, help="Noise level (0-255 scale) of the photos, and told to the baselines."),
     out: Path = typer.Option(Path("bench"), help="Folder for bench.csv and bench.md."),
     tile: int = typer.Option(512, min=0, help="Tile side for eager models (0: whole image)."),
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
     threads: int = typer.Option(1, min=1, help="Runtime threads (recorded)."),
 ) -> None:
-    """Compare models side by side on the same images: PSNR / SSIM and latency per image, CSV and Markdown."""
+    """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
     _quiet_toolchain()
+    import torch
+
+    from edgeens.classical import classical_restorer
     from edgeens.compile.artifact import CompileError
     from edgeens.data.images import ImageError
     from edgeens.data.paired import DatasetError, PairedImages, find_pairs
+    from edgeens.data.photos import PhotosError, degraded_pairs
     from edgeens.harness import benchmark_models, summarize, write_results
     from edgeens.models import CheckpointError
     from edgeens.restore import load_restorer
     from edgeens.train.teacher import bundled_validation
 
+    torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
     try:
+        if not model and not baseline:
+            raise ValueError("nothing to compare: give at least one --model or --baseline")
         if data is None:
-            pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(bundled_validation(degradation, sigma))]
-            note = f"Bundled held-out photos, {degradation} (sigma {sigma:g}), {threads} thread(s)."
+            if split == "bundled":
+                found = bundled_validation(degradation, sigma)
+                pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(found)]
+            elif split in ("train", "val", "test"):
+                pairs = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
+            else:
+                raise ValueError(f"--split must be test, val, train or bundled, got {split!r}")
+            note = f"Photos ({split}), {degradation} (sigma {sigma:g}), {threads} thread(s)."
         else:
             found = find_pairs(data)
             images = PairedImages(found, preload_limit=0)
@@ -1014,11 +1058,12 @@ def bench(
                 ((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)
             ]
             note = f"Pairs from {data}, {threads} thread(s)."
-        restorers = [load_restorer(path, threads) for path in model]
+        restorers = [load_restorer(path, threads) for path in model or []]
+        restorers += [classical_restorer(name, sigma) for name in baseline or []]
         with console.status("benchmarking") as status:
             rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
         csv_path, md_path = write_results(rows, out, note)
-    except (CheckpointError, CompileError, DatasetError, ImageError, ValueError) as err:
+    except (CheckpointError, CompileError, DatasetError, ImageError, PhotosError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None
     view = Table(title=note)

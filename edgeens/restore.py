@@ -151,6 +151,7 @@ class Restorer:
     name: str
     run: Callable[[Tensor], Tensor]
     size: tuple[int, int] | None
+    tiles: bool = True  # False: always restore in one piece (classical methods, whose memory is not the model's)
 
 
 def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
@@ -188,7 +189,7 @@ def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
         raise ImageError(f"{path} takes {model.config.inp_channels}-channel input; restore handles RGB photos")
 
     def run_eager(x: Tensor) -> Tensor:
-        with torch.no_grad():
+        with torch.inference_mode():
             return model(x)
 
     return Restorer(path.name, run_eager, None)
@@ -241,6 +242,7 @@ def restore_array(
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"restore takes (H, W, 3) RGB images, got shape {rgb.shape}")
     height, width = rgb.shape[:2]
+    tile = tile if restorer.tiles else 0
     if restorer.size is not None:
         tile_h, tile_w = restorer.size
     else:  # eager: any multiple of 8, never larger than the (padded) image itself

@@ -49,3 +49,33 @@ def test_bench_compares_models_on_the_same_images(tmp_path) -> None:
     assert "model0.safetensors PSNR / SSIM | model1.safetensors PSNR / SSIM" in table
     missing = runner.invoke(app, ["bench", "--model", str(tmp_path / "nope.pte")])
     assert missing.exit_code == 2 and "does not exist" in " ".join(missing.output.split())
+
+
+def test_classical_baselines_sit_beside_the_models(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    from skimage.data import astronaut
+
+    clean = astronaut()[100:196, 150:278].astype(np.float32) / 255
+    noisy = clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape).astype(np.float32)
+    for folder, image in (("target", clean), ("input", np.clip(noisy, 0, 1))):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        write_image(tmp_path / "data" / folder / "a.png", image)
+    args = ["bench", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "bench"), "--model", str(path)]
+    result = runner.invoke(app, [*args, "--baseline", "nlm", "--baseline", "wavelet", "--baseline", "tv"])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in csv.DictReader((tmp_path / "bench" / "bench.csv").open())}
+    assert set(rows) == {"model.safetensors", "nlm (scikit-image)", "wavelet (scikit-image)", "tv (scikit-image)"}
+    from edgeens.data.images import read_image
+
+    pair = [read_image(tmp_path / "data" / folder / "a.png") for folder in ("input", "target")]
+    noisy_psnr = psnr(*pair)
+    for name in ("nlm (scikit-image)", "wavelet (scikit-image)", "tv (scikit-image)"):
+        assert float(rows[name]["psnr"]) > noisy_psnr + 3, name  # each denoises, by several dB
+        assert float(rows[name]["seconds"]) > 0
+    assert "nlm (scikit-image) PSNR / SSIM" in (tmp_path / "bench" / "bench.md").read_text()
+    for bad, message in ((["--baseline", "bm3d"], "unknown baseline 'bm3d'"), ([], "nothing to compare")):
+        failed = runner.invoke(app, ["bench", "--data", str(tmp_path / "data"), *bad])
+        assert failed.exit_code == 2 and message in " ".join(failed.output.split()), failed.output

@@ -60,3 +60,12 @@ class ProgressiveSchedule:
         factor = max_patch / max(self.patch_sizes)
         patches = tuple(max(8, int(round(p * factor / 8)) * 8) for p in self.patch_sizes)
         return ProgressiveSchedule(patches, self.batch_sizes, self.fractions)
+
+    def balanced(self, pixels: int) -> ProgressiveSchedule:
+        """The same patches with each stage's batch set to about `pixels` pixels per mini-batch (at least one crop):
+        Restormer halves its batch as patches grow to fit GPU memory; on a CPU that only wastes the small-patch
+        stages, so here every iteration costs about the same."""
+        if pixels < 1:
+            raise ValueError(f"pixels per mini-batch must be positive, got {pixels}")
+        batches = tuple(max(1, round(pixels / (p * p))) for p in self.patch_sizes)
+        return ProgressiveSchedule(self.patch_sizes, batches, self.fractions)

@@ -52,8 +52,14 @@ class LayerNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if torch.compiler.is_exporting():
             return self._export_forward(x)
-        h, w = x.shape[-2:]
-        return self.body(x.flatten(2).transpose(1, 2)).transpose(1, 2).unflatten(2, (h, w))
+        # The official (b, h*w, c) view puts the reduced axis at stride h*w, where var runs ~20x slower than two
+        # means over dim 1 of the NCHW tensor (a quarter of a tiny teacher's eager time); same values to 3e-7.
+        centred = x - x.mean(1, keepdim=True)
+        scale = torch.rsqrt((centred * centred).mean(1, keepdim=True) + 1e-5)
+        weight = self.body.weight.reshape(1, -1, 1, 1)
+        if isinstance(self.body, BiasFreeLayerNorm):
+            return x * scale * weight
+        return torch.addcmul(self.body.bias.reshape(1, -1, 1, 1), centred * scale, weight)
 
     def _export_forward(self, x: Tensor) -> Tensor:
         """The same normalisation in NCHW with ops XNNPACK delegates (mean/var over the last axis of the

@@ -44,6 +44,7 @@ class TeacherRecipe:
     schedule: ProgressiveSchedule = field(default_factory=ProgressiveSchedule)
     checkpoint_every: int = 1000
     seed: int = 100
+    validate_every: int = 0  # iterations between validations logged as the training curve (0: at the end only)
 
 
 def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
@@ -58,14 +59,30 @@ def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
 
 def validation_psnr(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Mean PSNR (RGB, [0, 1], BasicSR conventions) of the model's restorations of (degraded, clean) pairs."""
+    return float(np.mean(_psnrs(model, pairs)))
+
+
+def _psnrs(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+    was_training = model.training
     model.eval()
     scores = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for lq, gt in pairs:
             x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
             out = model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
             scores.append(psnr(out, gt))
-    return float(np.mean(scores))
+    model.train(was_training)
+    return scores
+
+
+def _shared_validation(model: torch.nn.Module, pairs: list, rank: int, world: int) -> float:
+    """Validation PSNR with the pairs shared out over the ranks (each restores every world-th image)."""
+    scores = _psnrs(model, pairs[rank::world])
+    if world == 1:
+        return float(np.mean(scores))
+    total = torch.tensor([sum(scores), len(scores)], dtype=torch.float64)
+    torch.distributed.all_reduce(total)
+    return float(total[0] / total[1])
 
 
 def _write_teacher(run_dir: Path, model: Restormer, summary: dict) -> None:
@@ -197,6 +214,11 @@ def train_restoration(
             )
             if on_step is not None:
                 on_step(iteration, loss.item())
+            if validation and recipe.validate_every and iteration % recipe.validate_every == 0 and iteration < stop:
+                score = _shared_validation(model, validation, rank, world)
+                log.write(json.dumps({"iteration": iteration, "validation_psnr": score}) + "\n")
+                if rank == 0:
+                    progress.console.print(f"{label} iteration {iteration}: validation PSNR {score:.2f} dB")
             if rank == 0 and (iteration % recipe.checkpoint_every == 0 or iteration == stop):
                 log.flush()
                 save_training_state(checkpoint_path, model, optimizer, iteration, np.random.default_rng())
@@ -209,7 +231,7 @@ def train_restoration(
         "ranks": world,
         "seconds_this_run": time.perf_counter() - started,
         "threads": torch.get_num_threads(),
-        "validation_psnr": validation_psnr(model, validation) if validation and rank == 0 else None,
+        "validation_psnr": _shared_validation(model, validation, rank, world) if validation else None,
         "finished": True,
     }
     if rank == 0:

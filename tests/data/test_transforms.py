@@ -26,3 +26,14 @@ def test_progressive_schedule_matches_restormer_boundaries() -> None:
     assert s.at(156_001, total) == (192, 4)
     assert s.at(276_001, total) == (384, 1)
     assert s.scaled(64).patch_sizes == (24, 24, 32, 40, 56, 64)
+
+
+def test_balanced_schedule_spends_the_same_pixels_at_every_patch() -> None:
+    from edgeens.data.transforms import ProgressiveSchedule
+
+    schedule = ProgressiveSchedule().scaled(128).balanced(32768)
+    assert schedule.patch_sizes == ProgressiveSchedule().scaled(128).patch_sizes
+    assert schedule.batch_sizes == (20, 10, 8, 4, 3, 2)
+    for patch, batch in zip(schedule.patch_sizes, schedule.batch_sizes, strict=True):
+        assert 0.6 < batch * patch * patch / 32768 < 1.4
+    assert ProgressiveSchedule().balanced(100).batch_sizes == (1,) * 6  # never an empty mini-batch

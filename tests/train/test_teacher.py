@@ -60,3 +60,16 @@ def test_a_killed_run_resumes_exactly(data, tmp_path) -> None:
         assert torch.equal(value, fresh.state_dict()[key]), key
     iterations = [json.loads(line)["iteration"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 11))
+
+
+def test_validation_during_training_is_logged_as_the_curve(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    lq, gt = data.sample(48, 1, np.random.default_rng(1))
+    pairs = [(lq[0].transpose(1, 2, 0), gt[0].transpose(1, 2, 0))]
+    model = Restormer(**SMALL)
+    summary = train_teacher(model, data, recipe(12, validate_every=5), tmp_path, pairs, show_progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    curve = [entry for entry in log if "validation_psnr" in entry]
+    assert [entry["iteration"] for entry in curve] == [5, 10]
+    assert all(np.isfinite(entry["validation_psnr"]) for entry in curve)
+    assert summary["validation_psnr"] is not None and summary["iterations"] == 12
