@@ -137,8 +137,10 @@ def main() -> None:
                 flush=True,
             )
     lines = [f"model {args.model.name}, 1 thread, {args.repeats} timed calls per measurement (median)"]
-    lines.append("| tile | eager ms | eager (glibc malloc) ms | ExecuTorch ms | eager / ET | before / ET | "
-                 "system share eager | before |")
+    lines.append(
+        "| tile | eager ms | eager (glibc malloc) ms | ExecuTorch ms | eager / ET | before / ET | "
+        "system share eager | before |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|")
     for size in args.tiles:
         row = {r["mode"]: r for r in results if r["tile"] == size}

@@ -199,7 +199,7 @@ def distill(
     (an existing pool keeps its surrogates and gains the families it lacks)."""
     import torch
 
-    from edgeens.data.bundled import bundled_split
+    from edgeens.data.photos import training_photos
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
     from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
@@ -211,7 +211,7 @@ def distill(
         teacher_model = Restormer.from_checkpoint(teacher_path)
         features = out / "features"
         if rank == 0 and not (features / "refinement.holdout.safetensors").is_file():
-            clean = list(bundled_split("train").values())
+            clean = training_photos()
             capture_features(
                 teacher_model,
                 training_crops(clean, crops, patch, degradation, sigma, seed=0),
@@ -752,6 +752,7 @@ def search(
     import torch
 
     from edgeens.compile.artifact import parse_size
+    from edgeens.data.photos import validation_crops
     from edgeens.files import write_json
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.checkpoint import weights_hash
@@ -762,7 +763,6 @@ def search(
     from edgeens.train.evaluate import HybridEvaluator, SearchError, WorkerPool
     from edgeens.train.search import Problem, SearchSettings
     from edgeens.train.search_run import compare_methods, fraction_at, run_search
-    from edgeens.train.teacher import bundled_validation
 
     torch.set_num_threads(threads)
     try:
@@ -788,7 +788,7 @@ def search(
         else:
             raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
         problem = Problem(space, stage_costs)
-        evaluator = HybridEvaluator(teacher_model, surrogates, bundled_validation(degradation, sigma), space=space)
+        evaluator = HybridEvaluator(teacher_model, surrogates, validation_crops(degradation, sigma), space=space)
 
         def evaluate(architecture: str) -> dict:
             result = evaluator(architecture)
@@ -830,7 +830,7 @@ def search(
             "pool": str(pool),
             "penalty": source,
             "size": [height, width],
-            "validation": {"set": "bundled", "degradation": degradation, "sigma": sigma},
+            "validation": {"set": "photos-val-crops", "degradation": degradation, "sigma": sigma},
             "families": families_to_dict(space.families),
         }
         with console.status("searching") as status, contextlib.ExitStack() as stack:
@@ -898,13 +898,13 @@ def finetune(
 
     import torch
 
-    from edgeens.data.bundled import bundled_split
+    from edgeens.data.photos import training_photos, validation_crops
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.models import CheckpointError, Restormer
     from edgeens.train.distill import load_pool
     from edgeens.train.evaluate import SearchError
     from edgeens.train.finetune import finetune_candidates
-    from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
+    from edgeens.train.teacher import SyntheticPairs, TeacherRecipe
 
     torch.set_num_threads(threads)
     distributed, rank = _start_distributed()
@@ -920,7 +920,7 @@ def finetune(
         recipe = TeacherRecipe(
             iterations=iterations, schedule=ProgressiveSchedule().scaled(max_patch), checkpoint_every=checkpoint_every
         )
-        data = SyntheticPairs(list(bundled_split("train").values()), degradation, sigma)
+        data = SyntheticPairs(training_photos(), degradation, sigma)
         summary = finetune_candidates(
             teacher_model,
             surrogates,
@@ -928,7 +928,7 @@ def finetune(
             data,
             recipe,
             out,
-            bundled_validation(degradation, sigma),
+            validation_crops(degradation, sigma),
             show_progress=rank == 0,
             jobs=jobs,
         )

@@ -5,8 +5,10 @@ its outputs under the run folder and is skipped when they exist and are complete
 (Ctrl-C, a kill, a crash) continues where it stopped; the long steps also resume inside themselves (teacher and
 fine-tuning checkpoints, the distillation pool, the search's trial log).
 
-With no options it runs the embedded default: the tiny preset, Gaussian denoising (sigma 25) of the bundled
-photographs, starting from a teacher that edgeens trained itself (`edgeens/assets/`, with the command that made it).
+With no options it runs the embedded default: the tiny preset, Gaussian denoising (sigma 25) of the photo
+catalogue (`make photos`: trained on its train split, searched and selected on crops of its val split, compared on
+its whole test photos), starting from a teacher that edgeens trained itself (`edgeens/assets/`, with the command
+that made it).
 """
 
 from __future__ import annotations
@@ -115,13 +117,20 @@ def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
 
 
 def _validation(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    from edgeens.train.teacher import bundled_validation
+    from edgeens.data.photos import validation_crops
 
-    return bundled_validation(config.degradation, config.sigma)
+    return validation_crops(config.degradation, config.sigma)
+
+
+def _test_pairs(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The whole test photos: what the comparison quotes (nothing in the run trains, selects or tunes on them)."""
+    from edgeens.data.photos import degraded_pairs
+
+    return list(degraded_pairs("test", config.degradation, config.sigma).values())
 
 
 def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]:
-    from edgeens.data.bundled import bundled_split
+    from edgeens.data.photos import training_photos
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, adopt_checkpoint, train_teacher
 
@@ -138,13 +147,13 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
     else:
         say(f"teacher: training the {config.preset} preset for {config.teacher_iterations} iterations")
         recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=ProgressiveSchedule().scaled(64))
-        data = SyntheticPairs(list(bundled_split("train").values()), config.degradation, config.sigma)
+        data = SyntheticPairs(training_photos(), config.degradation, config.sigma)
         train_teacher(Restormer(**PRESETS[config.preset].to_dict()), data, recipe, folder, _validation(config))
     return Restormer.from_checkpoint(path), False
 
 
 def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
-    from edgeens.data.bundled import bundled_split
+    from edgeens.data.photos import training_photos
     from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool, training_crops
 
     teacher = state["teacher"]
@@ -157,7 +166,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             return pool, True
     features = config.run_dir / "features"
     if not (features / "refinement.holdout.safetensors").is_file():
-        clean = list(bundled_split("train").values())
+        clean = training_photos()
         patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
         capture_features(
             teacher,
@@ -253,7 +262,7 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         "pool": str(config.run_dir / "pool"),
         "penalty": table.filename() if config.penalty == "calibrated" else "heuristic",
         "size": [config.size, config.size],
-        "validation": {"set": "bundled", "degradation": config.degradation, "sigma": config.sigma},
+        "validation": {"set": "photos-val-crops", "degradation": config.degradation, "sigma": config.sigma},
         "families": families_to_dict(space.families),
     }
     max_penalty = None
@@ -286,10 +295,10 @@ def _recipe(config: RunConfig):
 
 
 def _training_data(config: RunConfig):
-    from edgeens.data.bundled import bundled_split
+    from edgeens.data.photos import training_photos
     from edgeens.train.teacher import SyntheticPairs
 
-    return SyntheticPairs(list(bundled_split("train").values()), config.degradation, config.sigma)
+    return SyntheticPairs(training_photos(), config.degradation, config.sigma)
 
 
 def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
@@ -380,6 +389,7 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, two at a time")
         train_in_processes(pending, _training_data(config), _recipe(config), _write_hybrid, validation, 2, say)
+    test = _test_pairs(config)
     measured, timing = _time_teacher_and_hybrid(config, state, folder, say) if config.device == "host" else ({}, {})
     rows = []
     for label, architecture, how in rows_spec:
@@ -387,7 +397,7 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             model = teacher if label == "teacher" else best
         else:
             model = HybridUNet.load(folders[label] / RESULT)
-        psnr, ssim = score(model, validation)
+        psnr, ssim = score(model, test)
         rows.append(
             {
                 "model": label,
@@ -404,7 +414,13 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
         )
         row["speedup_from"] = "measured" if both else "predicted"
-    result = {"rows": rows, "iterations": config.finetune_iterations, "timing": timing, "created": now()}
+    result = {
+        "rows": rows,
+        "scored_on": f"{len(test)} whole test photos of the catalogue",
+        "iterations": config.finetune_iterations,
+        "timing": timing,
+        "created": now(),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
     return result, False
@@ -447,7 +463,7 @@ def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) ->
     from edgeens.models.images import pad_to_multiple
 
     psnrs, ssims = [], []
-    with torch.no_grad():
+    with torch.inference_mode():
         for lq, gt in pairs:
             x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
             out = model.eval()(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)

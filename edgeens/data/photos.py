@@ -88,7 +88,7 @@ CATALOGUE: tuple[Photo, ...] = (
 DEBIAN_PACKAGES = (_MATE_PKG, _PLASMA_PKG)
 
 
-class PhotosError(RuntimeError):
+class PhotosError(ValueError):
     """The photo catalogue is not installed or cannot be installed, with the fix."""
 
 
@@ -200,7 +200,10 @@ def photo_split(split: str, root: Path | None = None) -> dict[str, np.ndarray]:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     root = Path(root or photo_root())
     if not (root / "manifest.json").is_file():
-        raise PhotosError(f"the photo catalogue is not installed in {root}: run 'make photos' first")
+        raise PhotosError(
+            f"the photo catalogue is not installed in {root}: run 'make photos' "
+            "(or python -m edgeens.data.photos) first"
+        )
     return {p.name: read_image(root / p.split / f"{p.name}.png") for p in CATALOGUE if p.split == split}
 
 
@@ -216,6 +219,29 @@ def degraded_pairs(
         name: (degrade(clean, degradation, np.random.default_rng([seed, i]), sigma), clean)
         for i, (name, clean) in enumerate(images.items())
     }
+
+
+def training_photos(root: Path | None = None) -> list[np.ndarray]:
+    """The clean training photographs: what teacher, distillation and fine-tuning crop from by default."""
+    return list(photo_split("train", root).values())
+
+
+def validation_crops(
+    degradation: str, sigma: float, size: int = 128, per_photo: int = 2, seed: int = 0, root: Path | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fixed (degraded, clean) crops of the validation photos, `per_photo` of each along its diagonal: the search's
+    objective and the fine-tuning's model selection (restoring whole photos for every evaluated architecture would
+    cost the search ~45x more). Crop k is degraded with a generator of its own ([seed, k])."""
+    from edgeens.data.synthetic import degrade
+
+    pairs = []
+    for image in photo_split("val", root).values():
+        h, w = image.shape[:2]
+        for j in range(1, per_photo + 1):
+            top, left = (h - size) * j // (per_photo + 1), (w - size) * j // (per_photo + 1)
+            clean = np.ascontiguousarray(image[top : top + size, left : left + size])
+            pairs.append((degrade(clean, degradation, np.random.default_rng([seed, len(pairs)]), sigma), clean))
+    return pairs
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
         (
             "Result",
             [
-                f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the held-out photos against the "
+                f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test photos against the "
                 f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
                 f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
                 f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
@@ -157,10 +157,11 @@ def _restored_crops(state: dict[str, Any], degradation: str, sigma: float, path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from edgeens.data.photos import degraded_pairs
     from edgeens.models.images import pad_to_multiple
-    from edgeens.train.teacher import bundled_validation
 
-    lq, gt = bundled_validation(degradation, sigma)[0]
+    lq, gt = degraded_pairs("test", degradation, sigma)["plasma-EveningGlow"]
+    lq, gt = (np.ascontiguousarray(a[160:352, 240:432]) for a in (lq, gt))  # the boats: detail a blotch would hide
     x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
     images = [lq]
     with torch.no_grad():

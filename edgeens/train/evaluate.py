@@ -142,14 +142,14 @@ _WORKER: HybridEvaluator | None = None
 
 def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float) -> None:
     global _WORKER
+    from edgeens.data.photos import validation_crops
     from edgeens.train.distill import load_pool
-    from edgeens.train.teacher import bundled_validation
     from edgeens.workers import quiet_toolchain
 
     torch.set_num_threads(1)  # one worker per core
     quiet_toolchain()
     teacher = Restormer.from_checkpoint(teacher_path)
-    _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), bundled_validation(degradation, sigma))
+    _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), validation_crops(degradation, sigma))
 
 
 def _evaluate_in_worker(architecture: str) -> dict[str, float]:
