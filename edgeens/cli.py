@@ -970,10 +970,13 @@ def restore(
     from edgeens.compile.artifact import CompileError
     from edgeens.data.images import ImageError
     from edgeens.models import CheckpointError
-    from edgeens.restore import list_inputs, load_restorer, read_photo, restore_array, write_photo
+    from edgeens.restore import list_inputs, load_restorer, output_paths, read_photo, restore_array, write_photo
 
+    files: list[Path] = []
+    written: list[Path] = []
     try:
         files = list_inputs(inputs)
+        targets = output_paths(files, out)
         restorer = load_restorer(model, threads)
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK):
@@ -982,7 +985,7 @@ def restore(
         for column in ("image", "size", "tiles of", "seconds", "written"):
             view.add_column(column)
         with console.status("restoring") as status:
-            for path in files:
+            for path, target in zip(files, targets, strict=True):
                 photo = read_photo(path)
                 start = time.perf_counter()
                 photo.rgb = restore_array(
@@ -993,12 +996,17 @@ def restore(
                     progress=lambda done, total, name=path.name: status.update(f"{name}: tile {done}/{total}"),
                 )
                 seconds = time.perf_counter() - start
-                target = out / path.name
                 write_photo(target, photo)
+                written.append(target)
                 size = restorer.size or ((tile, tile) if tile else None)
                 tiles = f"{size[0]}x{size[1]}" if size else "whole"
                 h, w = photo.rgb.shape[:2]
                 view.add_row(path.name, f"{w}x{h}", tiles, f"{seconds:.2f}", str(target))
+    except KeyboardInterrupt:
+        done = f": {', '.join(map(str, written))}" if written else ""
+        console.print(f"interrupted: {len(written)} of {len(files)} photo(s) written{done}")
+        console.print(f"not restored: {', '.join(map(str, files[len(written) :]))}")
+        raise typer.Exit(code=130) from None
     except (ImageError, CheckpointError, CompileError, ValueError) as err:
         console.print(f"[bold red]error:[/] {err}")
         raise typer.Exit(code=2) from None

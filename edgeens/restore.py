@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from edgeens.data.images import ImageError
@@ -47,18 +47,24 @@ def read_photo(path: str | Path) -> Photo:
         raise ImageError(f"{path}: not a PNG, JPEG or TIFF file (by its name); convert it first")
     if path.suffix.lower() in (".tif", ".tiff"):
         return _from_array(path, _read_tiff(path))
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageError(f"{path}: not a readable image ({err}); is it truncated or corrupt?") from None
-    if image.mode == "RGB" and _is_16_bit_png(path):
+    if _png_colour_16_bit(path) not in (None, 0):  # 16-bit colour or with alpha: Pillow would make it 8-bit
         from edgeens.data.png16 import PngError, read_png16
 
         try:
             return _from_array(path, read_png16(path))
         except PngError as err:
             raise ImageError(str(err)) from None
+    try:
+        image = Image.open(path)
+        image.load()
+        image = ImageOps.exif_transpose(image)  # phone photos: upright as shown, not as the sensor stored them
+    except Image.DecompressionBombError as err:
+        raise ImageError(
+            f"{path}: {err.args[0].split('could be')[0].strip(' ,')}: larger than edgeens restores (Pillow's "
+            "decompression-bomb guard); if the photo is genuine, split it into smaller images first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: not a readable image ({err}); is it truncated or corrupt?") from None
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode == "CMYK":
@@ -70,10 +76,13 @@ def read_photo(path: str | Path) -> Photo:
     return _from_array(path, np.asarray(image))
 
 
-def _is_16_bit_png(path: Path) -> bool:
+def _png_colour_16_bit(path: Path) -> int | None:
+    """The PNG colour type (0 gray, 2 RGB, 4 gray + alpha, 6 RGBA) of a 16-bit PNG, else None."""
     with path.open("rb") as f:
-        head = f.read(25)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 25 and head[24] == 16
+        head = f.read(26)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[24] == 16:
+        return head[25]
+    return None
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -123,9 +132,7 @@ def write_photo(path: str | Path, photo: Photo) -> None:
             import tifffile
 
             tifffile.imwrite(tmp, array, photometric="minisblack" if array.ndim == 2 else "rgb")
-        elif bits == 16 and array.ndim == 3:
-            if array.shape[2] != 3:
-                raise ImageError(f"{path}: 16-bit PNG with alpha is not supported; write a .tif instead")
+        elif bits == 16 and array.ndim == 3:  # RGB, RGBA or gray + alpha: Pillow cannot write these at 16 bits
             from edgeens.data.png16 import write_png16
 
             write_png16(tmp, array)
@@ -185,6 +192,9 @@ def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
 
     torch.set_num_threads(threads)
     model = load_model(path).eval()
+    broken = next((name for name, value in model.state_dict().items() if not torch.isfinite(value).all()), None)
+    if broken is not None:
+        raise ImageError(f"{path}: weight {broken} holds NaN or infinite values; the checkpoint is broken")
     if getattr(model.config, "inp_channels", 3) != 3:
         raise ImageError(f"{path} takes {model.config.inp_channels}-channel input; restore handles RGB photos")
 
@@ -273,7 +283,30 @@ def restore_array(
             if progress:
                 progress(done, len(rows) * len(cols))
     restored_image = (output / weight)[:, :height, :width]
+    if not np.isfinite(restored_image).all():  # clipping would turn NaN into black and call it a photo
+        raise ImageError(f"{restorer.name} produced NaN or infinite values: the model or its weights are broken")
     return np.clip(restored_image.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def output_paths(files: list[Path], out: Path) -> list[Path]:
+    """Where each input is written (`out/<its name>`), refused up front when one would overwrite an input photo or
+    when two inputs share a name (both would land on one file)."""
+    targets = [out / path.name for path in files]
+    inputs = {path.resolve() for path in files}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise ImageError(
+                f"writing {target} would overwrite the input photo {target.name}; choose another folder with --out"
+            )
+    seen: dict[Path, Path] = {}
+    for path, target in zip(files, targets, strict=True):
+        if target in seen:
+            raise ImageError(
+                f"{seen[target]} and {path} would both be written to {target}; restore them in separate runs "
+                "(different --out folders) or rename one"
+            )
+        seen[target] = path
+    return targets
 
 
 def list_inputs(paths: list[Path]) -> list[Path]:

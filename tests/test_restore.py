@@ -101,3 +101,111 @@ def test_restore_command_handles_folders_and_refuses_bad_input(tmp_path) -> None
         assert outcome.exit_code == 2 and message in " ".join(outcome.output.split()), outcome.output
     with pytest.raises(ImageError, match="not writable|cannot write"):
         write_photo(tmp_path / "missing-folder" / "x.png", read_photo(photos / "a.jpg"))
+
+
+def _small_model(tmp_path, nan: bool = False):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if nan:
+        state["output.weight"] = torch.full_like(state["output.weight"], float("nan"))
+    path = tmp_path / ("nan.safetensors" if nan else "m.safetensors")
+    save_file(state, str(path))
+    return path
+
+
+def test_16_bit_alpha_pngs_keep_16_bits_and_gray_stays_gray(tmp_path) -> None:
+    from edgeens.data.png16 import read_png16, write_png16
+
+    rng = np.random.default_rng(4)
+    for name, channels in (("rgba16.png", 4), ("gray-alpha16.png", 2)):
+        pixels = (rng.random((12, 16, channels)) * 65535).astype(np.uint16)
+        write_png16(tmp_path / name, pixels)
+        photo = read_photo(tmp_path / name)
+        assert photo.bits == 16 and photo.gray == (channels == 2) and photo.alpha is not None
+        write_photo(tmp_path / f"out-{name}", photo)
+        again = read_png16(tmp_path / f"out-{name}")
+        assert again.shape == pixels.shape  # not widened to 8-bit RGBA
+        assert np.abs(again.astype(int) - pixels).max() <= 1
+
+
+def test_exif_orientation_is_applied(tmp_path) -> None:
+    image = Image.fromarray((np.random.default_rng(5).random((30, 50, 3)) * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": how phones store portrait photos
+    image.save(tmp_path / "phone.jpg", exif=exif)
+    assert read_photo(tmp_path / "phone.jpg").rgb.shape[:2] == (50, 30)
+
+
+def test_a_decompression_bomb_header_is_named(tmp_path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)  # 1.6 gigapixels claimed, a few bytes of data
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ImageError, match="decompression-bomb"):
+        read_photo(tmp_path / "bomb.png")
+    from edgeens.data.images import read_image
+
+    with pytest.raises(ImageError, match="decompression-bomb"):
+        read_image(tmp_path / "bomb.png")
+
+
+def test_restore_never_overwrites_an_input_nor_writes_two_photos_to_one_file(tmp_path) -> None:
+    model = _small_model(tmp_path)
+    rng = np.random.default_rng(6)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / folder / "x.png")
+    original = (tmp_path / "a" / "x.png").read_bytes()
+    same = ["restore", str(tmp_path / "a" / "x.png"), "--model", str(model), "--out", str(tmp_path / "a")]
+    outcome = runner.invoke(app, same)
+    assert outcome.exit_code == 2 and "would overwrite the input photo" in " ".join(outcome.output.split())
+    assert (tmp_path / "a" / "x.png").read_bytes() == original
+    both = ["restore", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "--model", str(model)]
+    outcome = runner.invoke(app, [*both, "--out", str(tmp_path / "out")])
+    assert outcome.exit_code == 2 and "would both be written to" in " ".join(outcome.output.split())
+    assert not (tmp_path / "out" / "x.png").exists()
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_not_written_black(tmp_path) -> None:
+    model = _small_model(tmp_path, nan=True)
+    Image.fromarray(np.full((24, 32, 3), 128, np.uint8)).save(tmp_path / "x.png")
+    outcome = runner.invoke(
+        app, ["restore", str(tmp_path / "x.png"), "--model", str(model), "--out", str(tmp_path / "o")]
+    )
+    assert outcome.exit_code == 2 and "NaN" in outcome.output
+    assert not (tmp_path / "o" / "x.png").exists()
+    broken = Restorer("broken", lambda x: x * float("nan"), None)
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        restore_array(broken, np.zeros((16, 16, 3), np.float32))
+
+
+def test_ctrl_c_says_what_was_written_and_what_was_not(tmp_path, monkeypatch) -> None:
+    import edgeens.restore
+
+    model = _small_model(tmp_path)
+    (tmp_path / "in").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(np.full((24, 32, 3), 100, np.uint8)).save(tmp_path / "in" / name)
+    real, calls = edgeens.restore.restore_array, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(edgeens.restore, "restore_array", interrupted)
+    outcome = runner.invoke(app, ["restore", str(tmp_path / "in"), "--model", str(model), "--out", str(tmp_path / "o")])
+    text = " ".join(outcome.output.split())
+    assert outcome.exit_code == 130
+    assert "1 of 3 photo(s) written" in text and "a.png" in text and "not restored" in text and "c.png" in text
+    assert (tmp_path / "o" / "a.png").is_file() and not (tmp_path / "o" / "b.png").exists()

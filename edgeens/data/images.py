@@ -29,6 +29,11 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     try:
         image = Image.open(path)
         image.load()
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{path}: more pixels than Pillow's decompression-bomb guard allows; if the image is genuine, split it "
+            "into smaller ones"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ImageError(f"{path}: not a readable image ({err}); check the file or remove it from the folder") from None
     mode = image.mode

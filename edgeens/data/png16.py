@@ -82,10 +82,12 @@ def _unfilter(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
 
 
 def write_png16(path: str | Path, image: np.ndarray) -> None:
-    """Write uint16 (H, W, 3) or (H, W) as a 16-bit PNG (scanlines unfiltered; zlib does the compression)."""
+    """Write uint16 (H, W), (H, W, 2) gray + alpha, (H, W, 3) or (H, W, 4) RGBA as a 16-bit PNG (scanlines
+    unfiltered; zlib does the compression)."""
     image = np.asarray(image, dtype=np.uint16)
     height, width = image.shape[:2]
-    colour = {2: 0, 3: 2}[image.ndim]
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    colour = {value: key for key, value in CHANNELS.items()}[channels]
     rows = image.astype(">u2").reshape(height, -1).view(np.uint8)
     scanlines = np.concatenate([np.zeros((height, 1), dtype=np.uint8), rows], axis=1)
 
