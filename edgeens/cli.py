@@ -161,6 +161,7 @@ def teacher(
                 checkpoint_every=checkpoint_every,
                 validate_every=validate_every,
             )
+            torch.manual_seed(recipe.seed)  # the initial weights too: the same command trains the same teacher
             model = Restormer(**config.to_dict())
             summary = train_teacher(model, pairs, recipe, out, validation, show_progress=rank == 0)
     except (CheckpointError, DatasetError, ImageError, PhotosError, ValueError) as err:
@@ -202,7 +203,7 @@ def distill(
     from edgeens.data.photos import training_photos
     from edgeens.models import CheckpointError, Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
-    from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, training_crops
+    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features
 
     torch.set_num_threads(threads)
     distributed, rank = _start_distributed()
@@ -210,14 +211,9 @@ def distill(
         chosen = parse_families(families or DEFAULT_FAMILIES)
         teacher_model = Restormer.from_checkpoint(teacher_path)
         features = out / "features"
-        if rank == 0 and not (features / "refinement.holdout.safetensors").is_file():
-            clean = training_photos()
-            capture_features(
-                teacher_model,
-                training_crops(clean, crops, patch, degradation, sigma, seed=0),
-                training_crops(clean, max(4, crops // 8), patch, degradation, sigma, seed=1),
-                features,
-            )
+        if rank == 0:
+            holdout = max(4, crops // 8)
+            ensure_features(teacher_model, training_photos(), features, crops, holdout, patch, degradation, sigma)
         if distributed:
             torch.distributed.barrier()  # every rank reads the features rank 0 captured
         manifest = distill_pool(

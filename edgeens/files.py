@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+
+class FolderBusyError(ValueError):
+    """Another process is writing the same run folder."""
 
 
 def write_json(path: str | Path, value: Any) -> None:
@@ -20,3 +27,32 @@ def write_json(path: str | Path, value: Any) -> None:
 def now() -> str:
     """The current UTC time, ISO 8601 to the second (recorded in every artifact)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
+    """Hold `folder/.lock` while this process writes `folder`: a second process on the same folder stops at once,
+    told who holds it, instead of interleaving its records with the first's. The lock goes with the process (a
+    killed holder frees it), so a stale lock file never blocks a resume."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise FolderBusyError(
+            f"{folder} is being written by another edgeens process ({holder}); wait for it to finish or use "
+            "another folder"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}: {what}, since {now()}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeens.files import now, write_json
+from edgeens.files import folder_lock, now, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, families_to_dict, parse_families
 
@@ -83,8 +83,12 @@ Say = Callable[[str], None]
 def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
     """Run (or continue) every step; returns run.json's content (per-step status and seconds)."""
     config.check()
+    with folder_lock(config.run_dir, "edgeens run"):
+        return _run_steps(config, say)
+
+
+def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     run = config.run_dir
-    run.mkdir(parents=True, exist_ok=True)
     summary_path = run / "run.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"steps": {}}
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
@@ -148,32 +152,30 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
         say(f"teacher: training the {config.preset} preset for {config.teacher_iterations} iterations")
         recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=ProgressiveSchedule().scaled(64))
         data = SyntheticPairs(training_photos(), config.degradation, config.sigma)
+        torch.manual_seed(recipe.seed)  # the same run trains the same teacher
         train_teacher(Restormer(**PRESETS[config.preset].to_dict()), data, recipe, folder, _validation(config))
     return Restormer.from_checkpoint(path), False
 
 
 def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.data.photos import training_photos
-    from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool, training_crops
+    from edgeens.models.checkpoint import CheckpointError
+    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features, load_pool
 
     teacher = state["teacher"]
     pool_dir = config.run_dir / "pool"
     space = SearchSpace(teacher.config, parse_families(config.families))
     manifest = pool_dir / "manifest.json"
     if manifest.is_file():
-        pool = load_pool(pool_dir, teacher)
-        if all((stage.name, token) in pool for stage, token in space.surrogates()):
-            return pool, True
+        try:
+            pool = load_pool(pool_dir, teacher)
+            if all((stage.name, token) in pool for stage, token in space.surrogates()):
+                return pool, True
+        except CheckpointError:  # a surrogate's file was deleted or damaged: distill_pool makes it again
+            pass
     features = config.run_dir / "features"
-    if not (features / "refinement.holdout.safetensors").is_file():
-        clean = training_photos()
-        patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
-        capture_features(
-            teacher,
-            training_crops(clean, 64, patch, kind, sigma, seed=0),
-            training_crops(clean, 8, patch, kind, sigma, seed=1),
-            features,
-        )
+    patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
+    ensure_features(teacher, training_photos(), features, 64, 8, patch, kind, sigma)
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
     recipe = DistillRecipe(steps=config.distill_steps)
     # Two cores: two surrogates at a time, one thread each (the scan's small tensors keep one thread busy).

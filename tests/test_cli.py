@@ -38,6 +38,21 @@ def test_teacher_trains_a_few_iterations_and_resumes(tmp_path) -> None:
     assert (tmp_path / "teacher.safetensors").is_file() and (tmp_path / "checkpoint.pt").is_file()
 
 
+def test_teacher_with_the_same_seed_trains_the_same_weights(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    for run in ("a", "b"):
+        args = ["teacher", "--out", str(tmp_path / run), "--iterations", "2", "--max-patch", "16", "--bundled"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    first = [json.loads((tmp_path / r / "log.jsonl").read_text().splitlines()[0])["loss"] for r in ("a", "b")]
+    assert first[0] == first[1]
+    a, b = (load_file(str(tmp_path / r / "teacher.safetensors")) for r in ("a", "b"))
+    assert all(a[k].equal(b[k]) for k in a)
+
+
 def test_teacher_adopts_an_official_checkpoint(tmp_path) -> None:
     ckpt = FIXTURES / "restormer_small_biasfree.state_dict.safetensors"
     result = runner.invoke(app, ["teacher", "--out", str(tmp_path), "--checkpoint", str(ckpt)])

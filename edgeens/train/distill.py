@@ -88,6 +88,62 @@ def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir
             handle.remove()
 
 
+def ensure_features(
+    teacher: Restormer,
+    clean: list[np.ndarray],
+    features_dir: str | Path,
+    crops: int,
+    holdout: int,
+    patch: int,
+    degradation: str,
+    sigma: float,
+) -> None:
+    """Capture the teacher's stage features on `crops` training crops (and `holdout` held-out ones) once; the
+    settings are recorded beside them (`capture.json`), and a later request with other settings is refused rather
+    than answered with the old features (the pool's surrogates were distilled from those)."""
+    features_dir = Path(features_dir)
+    record_path = features_dir / "capture.json"
+    wanted = {
+        "teacher_hash": weights_hash(teacher),
+        "crops": crops,
+        "holdout": holdout,
+        "patch": patch,
+        "degradation": degradation,
+        "sigma": sigma,
+    }
+    complete = (features_dir / "refinement.holdout.safetensors").is_file()
+    if complete and record_path.is_file():
+        have = json.loads(record_path.read_text())
+        differ = {k: (have.get(k), v) for k, v in wanted.items() if have.get(k) != v}
+        if differ:
+            what = ", ".join(f"{k} {old} (asked: {new})" for k, (old, new) in differ.items())
+            raise CheckpointError(
+                f"{features_dir} holds features captured with {what}; its pool was distilled from them. Use a new "
+                "--out folder for these settings, or delete its features/ and pool/ to distil again"
+            )
+        return
+    if complete:  # captured before capture.json existed: its settings are unknown, keep them as they are
+        return
+    capture_features(
+        teacher,
+        training_crops(clean, crops, patch, degradation, sigma, seed=0),
+        training_crops(clean, holdout, patch, degradation, sigma, seed=1),
+        features_dir,
+    )
+    write_json(record_path, wanted)
+
+
+def _intact(pool_dir: Path, entry: dict) -> bool:
+    """Whether a finished surrogate's weights file is there and readable (a deleted or truncated file is not)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(pool_dir / entry["file"]), "pt") as f:
+            return len(list(f.keys())) > 0
+    except Exception:  # safetensors raises several types for missing, truncated and garbage files
+        return False
+
+
 def alignment(surrogate: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
     """Held-out alignment error: relative L2 ||f(x) - y|| / ||y|| and mean per-sample cosine similarity."""
     surrogate.eval()
@@ -155,6 +211,10 @@ def distill_pool(
     todo = [(s, t) for s, t in space.surrogates() if only is None or _surrogate_name(s, t) in only]
     mine = todo[rank::world]  # under torchrun each rank distils its own share of the (stage, depth) pairs
     fragment = pool_dir / f"manifest.rank{rank}.json"
+    for name, entry in list(manifest["surrogates"].items()):
+        if not _intact(pool_dir, entry):  # deleted or truncated since: distil it again
+            print(f"{pool_dir / entry['file']} is missing or unreadable: distilling {name} again")
+            del manifest["surrogates"][name]
     pending = [
         (stage, token, space.family(token[0]), features_dir, recipe, pool_dir)
         for stage, token in mine
@@ -298,6 +358,11 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
     for entry in manifest["surrogates"].values():
         token = entry.get("token", f"M{entry['depth']}")
         module = build_surrogate(stages[entry["stage"]], token, space.family(token[0]))
+        if not _intact(pool_dir, entry):
+            raise CheckpointError(
+                f"{pool_dir / entry['file']} is missing or unreadable; run edgeens distill with the same --out "
+                "again: it distils the missing surrogates and keeps the others"
+            )
         module.load_state_dict(load_file(pool_dir / entry["file"]), strict=True)
         modules[(entry["stage"], token)] = module.eval()
     return BlockPool(space, modules)

@@ -136,36 +136,89 @@ class Problem:
 
 class TrialLog:
     """`trials.jsonl`: one JSON line per evaluated architecture, appended and flushed (and fsynced) as each
-    evaluation ends. A line cut short by a kill is dropped on opening, so the next append starts clean."""
+    evaluation ends. Opening it reads every valid record; a line that is not one (blank, garbage, a record without
+    its numbers, an architecture `check` refuses, a repeat) is skipped, never the valid records after it. Before the
+    first append the file is rewritten without those lines, which are kept in `trials.rejected.jsonl` with the
+    reason (nothing is lost), and a line cut short by a kill at the end is dropped, so the next append starts clean.
+    Read-only users (reports) never change the file."""
 
-    def __init__(self, path: str | Path) -> None:
+    NUMBERS = ("psnr", "psnr_drop", "penalty")
+
+    def __init__(self, path: str | Path, check: Callable[[str], str | None] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict[str, Any]] = []
-        if self.path.is_file():
-            raw = self.path.read_bytes()
-            good = 0
-            for line in raw.splitlines(keepends=True):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    break
-                if not line.endswith(b"\n") or not isinstance(record, dict) or "architecture" not in record:
-                    break
-                self.records.append(record)
-                good += len(line)
-            if good < len(raw):
-                with self.path.open("r+b") as f:
-                    f.truncate(good)
-        self.by_architecture = {r["architecture"]: r for r in self.records}
+        self.rejected: list[tuple[int, str, str]] = []  # (line number, line, reason)
+        self._torn = False
+        self.by_architecture: dict[str, dict[str, Any]] = {}
+        lines = self.path.read_bytes().splitlines(keepends=True) if self.path.is_file() else []
+        for number, line in enumerate(lines, 1):
+            if number == len(lines) and not line.endswith(b"\n"):
+                self._torn = True  # cut short by a kill: its architecture is simply evaluated again
+                continue
+            record, reason = self._parse(line, check)
+            if reason is not None:
+                self.rejected.append((number, line.decode(errors="replace").rstrip("\n"), reason))
+                continue
+            self.records.append(record)
+            self.by_architecture[record["architecture"]] = record
+
+    def _parse(self, line: bytes, check: Callable[[str], str | None] | None) -> tuple[dict, str | None]:
+        if not line.strip():
+            return {}, "blank line"
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}, "not JSON"
+        if not isinstance(record, dict) or not isinstance(record.get("architecture"), str):
+            return {}, "not a trial record (no architecture)"
+        for key in self.NUMBERS:
+            value = record.get(key)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                return {}, f"no finite {key}"
+        if record["architecture"] in self.by_architecture:
+            return {}, "repeats an architecture already logged"
+        reason = check(record["architecture"]) if check else None
+        return record, reason
+
+    def warnings(self) -> list[str]:
+        """One line per skipped line, for the user."""
+        return [f"{self.path}: line {n} skipped ({why}): {text[:80]!r}" for n, text, why in self.rejected]
+
+    def _repair(self) -> None:
+        """Rewrite the log with its valid records only (atomically), the rejected lines kept beside it."""
+        if self.rejected:
+            side = self.path.with_name(self.path.stem + ".rejected.jsonl")
+            with side.open("a") as f:
+                for number, text, why in self.rejected:
+                    f.write(json.dumps({"line": number, "reason": why, "text": text}) + "\n")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
+        os.replace(tmp, self.path)
+        self.rejected, self._torn = [], False
 
     def append(self, record: dict[str, Any]) -> None:
+        if self.rejected or self._torn:
+            self._repair()
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
         self.records.append(record)
         self.by_architecture[record["architecture"]] = record
+
+
+def architecture_check(problem: Problem) -> Callable[[str], str | None]:
+    """A TrialLog check: the reason an architecture string is not one of `problem`'s space, else None."""
+
+    def check(architecture: str) -> str | None:
+        try:
+            problem.encode(architecture)
+        except (ValueError, IndexError) as err:
+            return f"not in the search space: {err}"
+        return None
+
+    return check
 
 
 Evaluate = Callable[[str], dict[str, float]]  # architecture -> {"psnr", "psnr_drop", "seconds", ...}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeens.files import now, write_json
+from edgeens.files import folder_lock, now, write_json
 from edgeens.train.baselines import nsga2, random_search, rule_based
 from edgeens.train.evaluate import SearchError
 from edgeens.train.pareto import KNEE_METHOD, hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
@@ -24,6 +24,7 @@ from edgeens.train.search import (
     Problem,
     SearchSettings,
     TrialLog,
+    architecture_check,
     ens,
     reference_point,
 )
@@ -68,7 +69,25 @@ def run_search(
     `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool). With `max_penalty` (a latency
     budget) the search counts only architectures within it and the candidates are the best of those."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "edgeens search"):
+        return _run_search(
+            problem, evaluate, out, settings, identity, top_k, max_drop, force, progress, batch_evaluate, max_penalty
+        )
+
+
+def _run_search(
+    problem: Problem,
+    evaluate: Evaluate,
+    out: Path,
+    settings: SearchSettings,
+    identity: dict[str, Any],
+    top_k: int,
+    max_drop: float | None,
+    force: bool,
+    progress: Callable[[str], None] | None,
+    batch_evaluate: BatchEvaluate | None,
+    max_penalty: float | None,
+) -> dict[str, Any]:
     settings.check(problem.space.size)
     meta_path = out / "search.json"
     # The budget is not part of the identity: a finished search can be extended by raising it.
@@ -76,7 +95,9 @@ def run_search(
     meta = _open_identity(
         meta_path, {**identity, "settings": knobs, "max_drop": max_drop, "max_penalty": max_penalty}, force
     )
-    log = TrialLog(out / "trials.jsonl")
+    log = TrialLog(out / "trials.jsonl", check=architecture_check(problem))
+    for warning in log.warnings():
+        (progress or print)(warning + "; it is kept in trials.rejected.jsonl and the search goes on")
     objectives = Objectives(
         problem, evaluate, log, f"ens-{settings.encoding}", progress=progress, batch_evaluate=batch_evaluate
     )

@@ -203,3 +203,34 @@ def test_torchrun_shards_surrogates_across_two_cpu_processes(teacher, tmp_path) 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_deleted_or_truncated_surrogate_is_named_and_distilled_again(teacher, features, tmp_path, damage) -> None:
+    recipe = DistillRecipe(steps=4, checkpoint_every=2)
+    only = ["encoder1-M1", "latent-M2"]
+    distill_pool(teacher, features, tmp_path / "pool", recipe, only=only, show_progress=False)
+    target = tmp_path / "pool" / "latent-M2.safetensors"
+    if damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="latent-M2.safetensors is missing or unreadable"):
+        load_pool(tmp_path / "pool", teacher)
+    kept = (tmp_path / "pool" / "encoder1-M1.safetensors").stat().st_mtime_ns
+    distill_pool(teacher, features, tmp_path / "pool", recipe, only=only, show_progress=False)
+    pool = load_pool(tmp_path / "pool", teacher)
+    assert ("latent", "M2") in pool and ("encoder1", "M1") in pool
+    assert (tmp_path / "pool" / "encoder1-M1.safetensors").stat().st_mtime_ns == kept  # the intact one is kept
+
+
+def test_features_captured_with_other_settings_are_not_reused(teacher, tmp_path) -> None:
+    from edgeens.data.bundled import bundled_photo
+    from edgeens.train.distill import ensure_features
+
+    clean = [bundled_photo("astronaut")[:64, :64]]
+    ensure_features(teacher, clean, tmp_path / "features", 8, 4, 16, "gaussian_noise", 25.0)
+    assert load_file(tmp_path / "features" / "latent.train.safetensors")["input"].shape[0] == 8
+    ensure_features(teacher, clean, tmp_path / "features", 8, 4, 16, "gaussian_noise", 25.0)  # same: reused
+    with pytest.raises(CheckpointError, match=r"crops 8 \(asked: 16\)"):
+        ensure_features(teacher, clean, tmp_path / "features", 16, 4, 16, "gaussian_noise", 25.0)

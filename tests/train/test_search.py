@@ -160,10 +160,11 @@ def test_a_batch_goes_to_the_batch_evaluator_and_is_logged_once(tmp_path) -> Non
 
 def test_a_cut_off_last_line_is_dropped_and_appends_continue(tmp_path) -> None:
     path = tmp_path / "trials.jsonl"
-    path.write_text(json.dumps({"architecture": "R-R", "psnr_drop": 0}) + "\n" + '{"architecture": "M2-')
+    full = {"psnr": 30.0, "penalty": 1.0}
+    path.write_text(json.dumps({"architecture": "R-R", "psnr_drop": 0, **full}) + "\n" + '{"architecture": "M2-')
     log = TrialLog(path)
     assert [r["architecture"] for r in log.records] == ["R-R"]
-    log.append({"architecture": "M2-R", "psnr_drop": -1})
+    log.append({"architecture": "M2-R", "psnr_drop": -1, **full})
     assert [json.loads(line)["architecture"] for line in path.read_text().splitlines()] == ["R-R", "M2-R"]
 
 
