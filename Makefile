@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/scan.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -22,14 +22,6 @@ def test_inspect_reports_a_bad_checkpoint_without_a_traceback(tmp_path) -> None:
     assert "error:" in result.output and "Traceback" not in result.output
 
 
-def test_demo_writes_images_and_says_the_weights_are_random(tmp_path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path), "--size", "60"])
-    assert result.exit_code == 0, result.output
-    assert "randomly initialised" in result.output
-    names = {p.name for p in tmp_path.iterdir()}
-    assert {"clean.png", "noisy.png", "restored_restormer.png", "restored_mambairunet.png"} <= names
-
-
 def test_teacher_trains_a_few_iterations_and_resumes(tmp_path) -> None:
     args = ["teacher", "--out", str(tmp_path), "--iterations", "3", "--max-patch", "16", "--checkpoint-every", "2"]
     result = runner.invoke(app, args)
