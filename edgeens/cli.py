@@ -1068,6 +1068,9 @@ def run_command(
     reports: Path = typer.Option(Path("reports"), help="The report goes to <reports>/<run folder name>/."),
     steps: str = typer.Option(",".join(STEP_NAMES), help="Comma-separated steps to run (default: all)."),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
+    jobs: int = typer.Option(
+        os.cpu_count() or 1, min=1, help="Worker processes (one thread each) for distillation, training, lowering."
+    ),
 ) -> None:
     """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
     compare -> report. Every step is skipped when its outputs exist, so a re-run continues an interrupted one."""
@@ -1100,6 +1103,7 @@ def run_command(
         top_k=top_k,
         finetune_iterations=finetune_iterations,
         reports=reports,
+        jobs=jobs,
         only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),
     )
     try:

@@ -14,6 +14,7 @@ that made it).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -59,10 +60,13 @@ class RunConfig:
     speedup: float | None = None  # a latency budget: the search keeps to teacher / speedup (calibrated penalty)
     finetune_iterations: int = 100  # every trained model of the run gets the same; sized for make demo
     seed: int = 0
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes of one thread each
     reports: Path = Path("reports")
     only_steps: tuple[str, ...] = field(default=STEPS)
 
     def check(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
         if self.size % 8:
@@ -179,7 +183,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
     recipe = DistillRecipe(steps=config.distill_steps)
     # Two cores: two surrogates at a time, one thread each (the scan's small tensors keep one thread busy).
-    distill_pool(teacher, features, pool_dir, recipe, families=space.families, show_progress=True, jobs=2)
+    distill_pool(teacher, features, pool_dir, recipe, families=space.families, show_progress=True, jobs=config.jobs)
     return load_pool(pool_dir, teacher), False
 
 
@@ -225,7 +229,7 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
         TimingPolicy(),
         space_name,
         command,
-        jobs=2,
+        jobs=config.jobs,
         space=space,
     )
     table.save(config.profiles)
@@ -320,7 +324,7 @@ def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
         _recipe(config),
         folder,
         _validation(config),
-        jobs=2,  # two candidates at a time on the two cores
+        jobs=config.jobs,  # candidates at a time, one process (one thread) each
     )
     return HybridUNet.load(folder / "best.safetensors"), False
 
@@ -389,8 +393,9 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
             model = HybridUNet(teacher.config, architecture, families=space.families)
         pending.append((model, folders[label], label))
     if pending:
-        say(f"compare: training {', '.join(label for *_, label in pending)}, two at a time")
-        train_in_processes(pending, _training_data(config), _recipe(config), _write_hybrid, validation, 2, say)
+        say(f"compare: training {', '.join(label for *_, label in pending)}, {config.jobs} at a time")
+        data, recipe = _training_data(config), _recipe(config)
+        train_in_processes(pending, data, recipe, _write_hybrid, validation, config.jobs, say)
     test = _test_pairs(config)
     measured, timing = _time_teacher_and_hybrid(config, state, folder, say) if config.device == "host" else ({}, {})
     rows = []
