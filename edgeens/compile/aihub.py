@@ -11,10 +11,12 @@ import configparser
 import difflib
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -40,17 +42,45 @@ def import_hub() -> Any:
     return qai_hub
 
 
+DEFAULT_API_URL = "https://app.aihub.qualcomm.com"
+REACH_TIMEOUT_S = 5.0
+
+
 def connect() -> Any:
-    """The `qai_hub` client, after checking that a token is configured (without ever reading it out)."""
+    """The `qai_hub` client, after checking that a token is configured (without ever reading it out) and, for the
+    real client, that the service answers at all: without a network the client retries for about a minute and
+    then reports an "Internal API failure"."""
     path = Path(os.environ.get("QAIHUB_CLIENT_INI") or Path.home() / ".qai_hub" / "client.ini")
     config = configparser.ConfigParser()
     try:
-        config.read(path)
-    except configparser.Error:
-        raise AIHubError(f"Qualcomm AI Hub's configuration {path} is unreadable; run: {CONFIGURE}") from None
+        config.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        raise AIHubError(
+            f"Qualcomm AI Hub's configuration {path} is unreadable (not a UTF-8 INI file); run: {CONFIGURE}"
+        ) from None
     if not config.get("api", "api_token", fallback="").strip():
         raise AIHubError(f"no Qualcomm AI Hub token is configured ({path} has none); run: {CONFIGURE}")
-    return import_hub()
+    hub = import_hub()
+    if getattr(hub, "__name__", "") == "qai_hub":  # the real client; a test Hub simulates the network itself
+        check_reachable(config.get("api", "api_url", fallback=DEFAULT_API_URL))
+    return hub
+
+
+def check_reachable(api_url: str, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Open (and close) one TCP connection to the Hub, or to the HTTPS proxy when one is set, within `timeout_s`."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    target = urlparse(proxy if proxy else api_url)
+    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    if not host:
+        raise AIHubError(f"Qualcomm AI Hub's api_url {api_url!r} names no host; run: {CONFIGURE}")
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as err:
+        via = f" through the proxy {host}:{port}" if proxy else f" ({host}:{port})"
+        raise AIHubError(
+            f"Qualcomm AI Hub cannot be reached from this machine{via}: {err.strerror or err}. Check the network "
+            "(and HTTPS_PROXY if you need one); nothing was submitted"
+        ) from None
 
 
 def call(hub: Any, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

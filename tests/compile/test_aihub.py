@@ -125,3 +125,35 @@ def test_compile_model_aihub_target_records_the_job(hub, tmp_path) -> None:
     entry = manifest["targets"]["aihub--tflite"]
     assert entry["job_id"] == hub.submitted[0].job_id and type(hub.submitted[0].model).__name__ == "ExportedProgram"
     assert entry["file"] in manifest["files"]
+
+
+def test_without_a_network_the_hub_is_named_unreachable_within_seconds(token, tmp_path, monkeypatch) -> None:
+    import time
+    import types
+
+    real_client = types.SimpleNamespace(__name__="qai_hub")  # what the real package looks like to connect()
+    monkeypatch.setattr(aihub, "import_hub", lambda: real_client)
+    tried = []
+
+    def no_route(address, timeout=None):
+        tried.append((address, timeout))
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(aihub.socket, "create_connection", no_route)
+    start = time.perf_counter()
+    with pytest.raises(AIHubError, match="cannot be reached from this machine.*nothing was submitted") as caught:
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+    assert time.perf_counter() - start < 5 and SECRET not in str(caught.value)
+    assert tried == [(("workbench.aihub.qualcomm.com", 443), aihub.REACH_TIMEOUT_S)]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    with pytest.raises(AIHubError, match="through the proxy proxy.internal:3128"):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+
+
+def test_a_malformed_client_ini_is_named(tmp_path, monkeypatch) -> None:
+    ini = tmp_path / "client.ini"
+    ini.write_bytes(b"\xff\xfe[api]\napi_token = \x80\x81\n")
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+    monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used"))
+    with pytest.raises(AIHubError, match="unreadable.*qai-hub configure"):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
