@@ -69,8 +69,9 @@ class RunConfig:
             raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
-        if self.size % 8:
-            raise ValueError(f"--size must be a multiple of 8, got {self.size}")
+        from edgeens.compile.artifact import parse_size
+
+        parse_size(self.size)  # positive, a multiple of 8, not absurd: before any step runs
         parse_families(self.families)
         if self.speedup is not None and (self.speedup <= 1 or self.penalty != "calibrated"):
             raise ValueError("--speedup needs a value above 1 and the calibrated penalty (a measured latency table)")

@@ -27,6 +27,7 @@ FORMAT = "edgeens.compile.v1"
 MANIFEST = "compile.json"
 FP32_TOLERANCE = 1e-4  # max abs error between a float artifact and eager PyTorch
 SIZE_MULTIPLE = 8  # three 2x downsamplings: every level's feature map must have integer sides
+MAX_SIDE = 2048  # a program is one tile: edgeens restore tiles photos larger than it
 
 
 class CompileError(ValueError):
@@ -46,7 +47,13 @@ def parse_size(text: str | int) -> tuple[int, int]:
         fixed = "x".join(str(max(SIZE_MULTIPLE, round(v / SIZE_MULTIPLE) * SIZE_MULTIPLE)) for v in (height, width))
         raise CompileError(
             f"input size {height}x{width} is not a multiple of {SIZE_MULTIPLE} on both sides (the U-Net halves it "
-            f"three times); use e.g. {fixed} and pad images with edgeens.models.pad_to_multiple"
+            f"three times); use e.g. {fixed} (edgeens restore pads photos of any size to the program's tiles)"
+        )
+    if max(height, width) > MAX_SIDE:
+        raise CompileError(
+            f"input size {height}x{width}: a program over {MAX_SIDE} pixels a side needs more memory to build and run "
+            f"than a phone (or this tool's tests) have; build one of at most {MAX_SIDE} and let edgeens restore tile "
+            "larger photos"
         )
     return height, width
 

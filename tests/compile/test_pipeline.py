@@ -86,6 +86,19 @@ def test_sizes_parse() -> None:
     assert parse_size("256x384") == (256, 384)
     with pytest.raises(CompileError, match="not a number"):
         parse_size("big")
+    for zero_or_negative in ("0", "-8", "256x0"):
+        with pytest.raises(CompileError, match="positive"):
+            parse_size(zero_or_negative)
+    with pytest.raises(CompileError, match="at most 2048.*edgeens restore"):
+        parse_size("100000")
+
+
+def test_edgeens_run_refuses_a_zero_size_before_any_step(tmp_path) -> None:
+    from edgeens.run import RunConfig, run_pipeline
+
+    with pytest.raises(CompileError, match="positive"):
+        run_pipeline(RunConfig(run_dir=tmp_path / "run", size=0))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_folder_holding_another_models_artifacts_is_refused_unless_forced(tmp_path, monkeypatch) -> None:
