@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -17,6 +20,40 @@ app = typer.Typer(
 )
 console = Console()
 STEP_NAMES = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")  # edgeens.run
+
+
+def _command(name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a subcommand. The one place user-facing errors are printed: an EdgeensError (or a ValueError from
+    an option's check, or an OSError of a file the user named) is one line and exit status 2, never a traceback."""
+
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(function)
+        def run(*args: object, **kwargs: object) -> None:
+            try:
+                function(*args, **kwargs)
+            except OSError as err:
+                console.print(f"[bold red]error:[/] {_describe_os_error(err)}")
+                raise typer.Exit(code=2) from None
+            except ValueError as err:  # EdgeensError and the checks of options
+                console.print(f"[bold red]error:[/] {err}")
+                raise typer.Exit(code=2) from None
+
+        return app.command(name)(run)
+
+    return register
+
+
+def _describe_os_error(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    hint = {
+        errno.ENOSPC: "the disk is full; free space and run the command again (it resumes)",
+        errno.EROFS: "the file system is read-only; choose a writable --out",
+        errno.EACCES: "permission denied; choose a folder you can write (--out)",
+        errno.ENOTDIR: "a path that should be a folder is a file; choose another --out",
+        errno.EEXIST: "a file is in the way of a folder; choose another --out",
+        errno.ENOENT: "no such file or folder; check the path",
+    }.get(err.errno, "check the path and try again")
+    return f"{where}{err.strerror or err}; {hint}"
 
 
 def _start_distributed() -> tuple[bool, int]:
@@ -35,24 +72,20 @@ def _quiet_toolchain() -> None:
     quiet_toolchain()
 
 
-@app.command()
+@_command()
 def inspect(
     checkpoint: Path = typer.Argument(..., help="A Restormer or MambaIRUNet checkpoint (.pth or .safetensors)."),
 ) -> None:
     """Load a checkpoint strictly and print the configuration read off its weights."""
-    from edgeens.models import CheckpointError, load_model
+    from edgeens.models import load_model
 
-    try:
-        model = load_model(checkpoint)
-    except CheckpointError as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+    model = load_model(checkpoint)
     console.print(f"{type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters")
     for key, value in model.config.to_dict().items():
         console.print(f"  {key} = {value!r}")
 
 
-@app.command()
+@_command()
 def teacher(
     out: Path = typer.Option(Path("runs/default/teacher"), help="Run folder (resumes if it holds a checkpoint)."),
     preset: str = typer.Option("tiny", help="Teacher size: tiny or paper (edgeens.models.space presets)."),
@@ -82,11 +115,10 @@ def teacher(
     import torch
 
     from edgeens.data.bundled import bundled_split
-    from edgeens.data.images import ImageError
-    from edgeens.data.paired import DatasetError, PairedImages, find_pairs
-    from edgeens.data.photos import PhotosError, degraded_pairs, photo_split
+    from edgeens.data.paired import PairedImages, find_pairs
+    from edgeens.data.photos import degraded_pairs, photo_split
     from edgeens.data.transforms import ProgressiveSchedule
-    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models import Restormer
     from edgeens.models.space import PRESETS
     from edgeens.train.teacher import (
         SyntheticPairs,
@@ -132,9 +164,6 @@ def teacher(
             torch.manual_seed(recipe.seed)  # the initial weights too: the same command trains the same teacher
             model = Restormer(**config.to_dict())
             summary = train_teacher(model, pairs, recipe, out, validation, show_progress=rank == 0)
-    except (CheckpointError, DatasetError, ImageError, PhotosError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
@@ -146,7 +175,7 @@ def teacher(
         )
 
 
-@app.command()
+@_command()
 def distill(
     teacher_path: Path = typer.Option(
         Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
@@ -169,7 +198,7 @@ def distill(
     import torch
 
     from edgeens.data.photos import training_photos
-    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models import Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
     from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features
 
@@ -193,9 +222,6 @@ def distill(
             show_progress=rank == 0,
             jobs=jobs,
         )
-    except (CheckpointError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
@@ -261,7 +287,7 @@ def _model_to_compile(
     return HybridUNet.from_teacher(teacher_model, arch, load_pool(pool, teacher_model)).eval()
 
 
-@app.command("compile")
+@_command("compile")
 def compile_command(
     checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
     teacher_path: Path = typer.Option(
@@ -292,59 +318,52 @@ def compile_command(
     _quiet_toolchain()
     import torch
 
-    from edgeens.compile.artifact import CompileError, parse_size
+    from edgeens.compile.artifact import parse_size
     from edgeens.compile.pipeline import CompileOptions, compile_model
     from edgeens.compile.stages import build_stage_programs
-    from edgeens.data.images import ImageError
-    from edgeens.models import CheckpointError
-    from edgeens.models.space import ArchitectureError
 
     torch.set_num_threads(threads)
-    try:
-        height, width = parse_size(size)
-        if stages:
-            teacher_model = _stage_teacher(checkpoint, teacher_path, untrained)
-            surrogates = None
-            if pool:
-                from edgeens.train.distill import load_pool
+    height, width = parse_size(size)
+    if stages:
+        teacher_model = _stage_teacher(checkpoint, teacher_path, untrained)
+        surrogates = None
+        if pool:
+            from edgeens.train.distill import load_pool
 
-                surrogates = load_pool(pool, teacher_model)
-            folder = out or Path("exports") / f"stages-{height}x{width}"
-            manifest = build_stage_programs(teacher_model, height, width, folder, surrogates)
-            table = Table(title=f"stage programs in {folder} ({height}x{width}, {threads} thread(s))")
-            for column in ("program", "input", "MiB", "export s", "delegates", "max abs err"):
-                table.add_column(column)
-            for key, entry in manifest["programs"].items():
-                table.add_row(
-                    key,
-                    "x".join(map(str, entry["input_shape"])),
-                    f"{entry['bytes'] / 2**20:.2f}",
-                    f"{entry['export_seconds']:.1f}",
-                    str(entry["delegated_calls"]),
-                    f"{entry['verification']['max_abs_error']:.1e}",
-                )
-            console.print(table)
-            return
-        model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
-        name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
-        folder = out or Path("exports") / f"{name}-{height}x{width}"
-        options = CompileOptions(
-            tuple(target),
-            backend,
-            int8,
-            aihub_device,
-            aihub_runtime,
-            aihub_source,
-            force=force,
-            android_app=android_app,
-        )
-        options.check()  # bad options fail before anything is lowered
-        calibration_images = _calibration_images(calibration, height, width) if int8 else []
-        console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
-        compile_model(model, height, width, folder, options, calibration_images, log=console.print)
-    except (CompileError, CheckpointError, ArchitectureError, ImageError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+            surrogates = load_pool(pool, teacher_model)
+        folder = out or Path("exports") / f"stages-{height}x{width}"
+        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates)
+        table = Table(title=f"stage programs in {folder} ({height}x{width}, {threads} thread(s))")
+        for column in ("program", "input", "MiB", "export s", "delegates", "max abs err"):
+            table.add_column(column)
+        for key, entry in manifest["programs"].items():
+            table.add_row(
+                key,
+                "x".join(map(str, entry["input_shape"])),
+                f"{entry['bytes'] / 2**20:.2f}",
+                f"{entry['export_seconds']:.1f}",
+                str(entry["delegated_calls"]),
+                f"{entry['verification']['max_abs_error']:.1e}",
+            )
+        console.print(table)
+        return
+    model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
+    name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
+    folder = out or Path("exports") / f"{name}-{height}x{width}"
+    options = CompileOptions(
+        tuple(target),
+        backend,
+        int8,
+        aihub_device,
+        aihub_runtime,
+        aihub_source,
+        force=force,
+        android_app=android_app,
+    )
+    options.check()  # bad options fail before anything is lowered
+    calibration_images = _calibration_images(calibration, height, width) if int8 else []
+    console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
+    compile_model(model, height, width, folder, options, calibration_images, log=console.print)
     console.print(f"artifacts and compile.json in {folder}/")
 
 
@@ -391,7 +410,7 @@ def _calibration_images(folder: Path | None, height: int, width: int):
     return batches
 
 
-@app.command()
+@_command()
 def profile(
     device: str = typer.Option("host", help="host (this machine), or a Qualcomm AI Hub device or chipset name."),
     preset: str = typer.Option(None, help="Space of a preset teacher (tiny, paper), random weights: latency only."),
@@ -431,152 +450,148 @@ def profile(
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
     _quiet_toolchain()
 
-    from edgeens.compile.artifact import CompileError, parse_size
-    from edgeens.models import CheckpointError, Restormer
+    from edgeens.compile.artifact import parse_size
+    from edgeens.models import Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
     from edgeens.profile.correlate import spread_architectures
     from edgeens.profile.host import TimingPolicy, profile_host
-    from edgeens.profile.table import LatencyTable, ProfileError, existing_table
+    from edgeens.profile.table import LatencyTable, existing_table
 
-    try:
-        height, width = parse_size(size)
-        if (preset is None) == (teacher_path is None):
-            raise ValueError("name the space to profile: --preset tiny|paper, or --teacher CHECKPOINT")
-        if preset is not None:
-            if preset not in PRESETS:
-                raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-            import torch
+    height, width = parse_size(size)
+    if (preset is None) == (teacher_path is None):
+        raise ValueError("name the space to profile: --preset tiny|paper, or --teacher CHECKPOINT")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        import torch
 
-            torch.manual_seed(0)
-            teacher_model = Restormer(**PRESETS[preset].to_dict()).eval()
-            space_name = preset
-        else:
-            teacher_model = Restormer.from_checkpoint(teacher_path)
-            space_name = teacher_path.stem
-        surrogates = None
-        if pool is not None:
-            from edgeens.train.distill import load_pool
+        torch.manual_seed(0)
+        teacher_model = Restormer(**PRESETS[preset].to_dict()).eval()
+        space_name = preset
+    else:
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        space_name = teacher_path.stem
+    surrogates = None
+    if pool is not None:
+        from edgeens.train.distill import load_pool
 
-            surrogates = load_pool(pool, teacher_model)
-            if families is not None:
-                raise ValueError("--families comes from the pool's manifest when --pool is given; drop one of them")
-        families = families or ("" if surrogates else DEFAULT_FAMILIES)
-        space = surrogates.space if surrogates else SearchSpace(teacher_model.config, parse_families(families))
-        # One programs folder per teacher and size, whatever the families (it grows); one table per family set.
-        folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
-        space_name += space.name_suffix
-        # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
-        space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
-        command = shlex.join(
-            [
-                "edgeens",
-                "profile",
-                "--device",
-                device,
-                *space_args,
-                *(["--pool", str(pool)] if pool else []),
-                *(["--families", families] if families else []),
-                "--size",
-                f"{height}x{width}",
-                "--runtime",
-                runtime,
-                "--threads",
-                str(threads),
-                "--min-repeats",
-                str(min_repeats),
-                "--max-repeats",
-                str(max_repeats),
-                *(["--min-samples", str(min_samples)] if min_samples != 3 else []),
-                *(["--rounds", str(rounds)] if rounds != 2 else []),
-            ]
-        )
-        if device != "host":
-            if validate or repeat_check:
-                raise ValueError("--validate and --repeat-check measure on this machine: use them with --device host")
-            from edgeens.profile.aihub import profile_on_hub
+        surrogates = load_pool(pool, teacher_model)
+        if families is not None:
+            raise ValueError("--families comes from the pool's manifest when --pool is given; drop one of them")
+    families = families or ("" if surrogates else DEFAULT_FAMILIES)
+    space = surrogates.space if surrogates else SearchSpace(teacher_model.config, parse_families(families))
+    # One programs folder per teacher and size, whatever the families (it grows); one table per family set.
+    folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
+    space_name += space.name_suffix
+    # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
+    space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
+    command = shlex.join(
+        [
+            "edgeens",
+            "profile",
+            "--device",
+            device,
+            *space_args,
+            *(["--pool", str(pool)] if pool else []),
+            *(["--families", families] if families else []),
+            "--size",
+            f"{height}x{width}",
+            "--runtime",
+            runtime,
+            "--threads",
+            str(threads),
+            "--min-repeats",
+            str(min_repeats),
+            "--max-repeats",
+            str(max_repeats),
+            *(["--min-samples", str(min_samples)] if min_samples != 3 else []),
+            *(["--rounds", str(rounds)] if rounds != 2 else []),
+        ]
+    )
+    if device != "host":
+        if validate or repeat_check:
+            raise ValueError("--validate and --repeat-check measure on this machine: use them with --device host")
+        from edgeens.profile.aihub import profile_on_hub
 
-            with console.status("profiling on Qualcomm AI Hub") as status:
-                table = profile_on_hub(
-                    teacher_model,
-                    height,
-                    width,
-                    folder,
-                    device,
-                    hub_runtime,
-                    surrogates,
-                    space_name,
-                    command,
-                    poll_s=hub_poll,
-                    progress=status.update,
-                    space=space,
-                )
-            _print_table(table, table.save(out))
-            return
-        if validate_programs not in ("lowered", "linked"):
-            raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
-        policy = TimingPolicy(
-            min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
-        )
-
-        def measure(architectures: list[str] | None = None) -> LatencyTable:
-            with console.status("profiling") as status:
-                return profile_host(
-                    teacher_model,
-                    height,
-                    width,
-                    folder,
-                    runtime,
-                    threads,
-                    policy,
-                    space_name,
-                    command,
-                    surrogates,
-                    progress=status.update,
-                    jobs=jobs,
-                    space=space,
-                    architectures=architectures,
-                )
-
-        table = existing_table(out, teacher_model, height, width, runtime, threads, space_name, space)
-        # Linked validation architectures are timed in the table's own shuffled rounds, so that drift of the
-        # machine between two sessions cannot pass for a prediction error; choosing them needs a table first.
-        interleave = bool(validate) and validate_programs == "linked" and runtime == "executorch"
-        if table is None or remeasure:
-            architectures = None
-            if interleave:
-                if table is None:
-                    console.print("measuring the table once to choose the validation architectures")
-                    table = measure()
-                    table.save(out)
-                architectures = spread_architectures(table, validate, spacing=validate_spacing)
-            table = measure(architectures)
-            path = table.save(out)
-        else:
-            path = out / table.filename()
-            console.print(f"reusing {path} (measured {table.date}; --remeasure to measure again)")
-            if stale := table.stale_programs():
-                console.print(f"[yellow]note:[/yellow] {stale}")
-        _print_table(table, path)
-        if repeat_check:
-            _repeat_check(table, measure(), path, reports)
-        if validate:
-            linked = validate_programs == "linked"
-            _validate(
-                table,
-                path,
-                validate,
+        with console.status("profiling on Qualcomm AI Hub") as status:
+            table = profile_on_hub(
                 teacher_model,
+                height,
+                width,
                 folder,
-                policy,
+                device,
+                hub_runtime,
                 surrogates,
-                reports,
-                jobs,
-                linked,
-                validate_spacing,
+                space_name,
+                command,
+                poll_s=hub_poll,
+                progress=status.update,
+                space=space,
             )
-    except (CompileError, CheckpointError, ProfileError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+        _print_table(table, table.save(out))
+        return
+    if validate_programs not in ("lowered", "linked"):
+        raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
+    policy = TimingPolicy(
+        min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
+    )
+
+    def measure(architectures: list[str] | None = None) -> LatencyTable:
+        with console.status("profiling") as status:
+            return profile_host(
+                teacher_model,
+                height,
+                width,
+                folder,
+                runtime,
+                threads,
+                policy,
+                space_name,
+                command,
+                surrogates,
+                progress=status.update,
+                jobs=jobs,
+                space=space,
+                architectures=architectures,
+            )
+
+    table = existing_table(out, teacher_model, height, width, runtime, threads, space_name, space)
+    # Linked validation architectures are timed in the table's own shuffled rounds, so that drift of the
+    # machine between two sessions cannot pass for a prediction error; choosing them needs a table first.
+    interleave = bool(validate) and validate_programs == "linked" and runtime == "executorch"
+    if table is None or remeasure:
+        architectures = None
+        if interleave:
+            if table is None:
+                console.print("measuring the table once to choose the validation architectures")
+                table = measure()
+                table.save(out)
+            architectures = spread_architectures(table, validate, spacing=validate_spacing)
+        table = measure(architectures)
+        path = table.save(out)
+    else:
+        path = out / table.filename()
+        console.print(f"reusing {path} (measured {table.date}; --remeasure to measure again)")
+        if stale := table.stale_programs():
+            console.print(f"[yellow]note:[/yellow] {stale}")
+    _print_table(table, path)
+    if repeat_check:
+        _repeat_check(table, measure(), path, reports)
+    if validate:
+        linked = validate_programs == "linked"
+        _validate(
+            table,
+            path,
+            validate,
+            teacher_model,
+            folder,
+            policy,
+            surrogates,
+            reports,
+            jobs,
+            linked,
+            validate_spacing,
+        )
 
 
 def _print_table(table, path: Path) -> None:
@@ -675,7 +690,7 @@ def _validate(
     console.print(f"validation of {report['architectures']} architectures: {reports}/validation--{stem}.{{json,png}}")
 
 
-@app.command()
+@_command()
 def search(
     teacher_path: Path = typer.Option(
         Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
@@ -718,10 +733,10 @@ def search(
     from edgeens.compile.artifact import parse_size
     from edgeens.data.photos import validation_crops
     from edgeens.files import write_json
-    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models import Restormer
     from edgeens.models.checkpoint import weights_hash
     from edgeens.models.space import families_to_dict
-    from edgeens.profile.table import LatencyTable, ProfileError, calibrated_penalty, heuristic_penalty
+    from edgeens.profile.table import LatencyTable, calibrated_penalty, heuristic_penalty
     from edgeens.report.search import plot_compare, plot_front
     from edgeens.train.distill import load_pool
     from edgeens.train.evaluate import HybridEvaluator, SearchError, WorkerPool
@@ -729,94 +744,90 @@ def search(
     from edgeens.train.search_run import compare_methods, fraction_at, run_search
 
     torch.set_num_threads(threads)
-    try:
-        height, width = parse_size(size)
-        settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
-        teacher_model = Restormer.from_checkpoint(teacher_path)
-        surrogates = load_pool(pool, teacher_model)
-        space = surrogates.space
-        if families is not None:  # a subset of the pool's families, e.g. M for the paper's MambaIR-only search
-            space = space.with_families(_pool_families(space, families))
-        settings.check(space.size)
-        if penalty == "calibrated":
-            if table is None:
-                raise SearchError(
-                    "the calibrated penalty needs a latency table: --table profiles/<device>--<runtime>--<HxW>--"
-                    "<space>.json (from edgeens profile), or --penalty heuristic for the paper's proxy"
-                )
-            latency = LatencyTable.load(table)
-            latency.check_fits(space, height, width)
-            stage_costs, penalty_label, source = calibrated_penalty(latency), "predicted latency (ms)", table.name
-        elif penalty == "heuristic":
-            stage_costs, penalty_label, source = heuristic_penalty(space), "heuristic penalty", "heuristic"
-        else:
-            raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
-        problem = Problem(space, stage_costs)
-        evaluator = HybridEvaluator(teacher_model, surrogates, validation_crops(degradation, sigma), space=space)
-
-        def evaluate(architecture: str) -> dict:
-            result = evaluator(architecture)
-            return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
-
-        if compare:
-            with console.status("comparing search methods") as status:
-                result = compare_methods(problem, evaluate, out, settings, seeds, exhaustive, progress=status.update)
-            # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
-            penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
-            result["command"] = shlex.join(
-                ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
-                + ["--families", ",".join(f.letter for f in space.families)]
-                + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
-                + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
-                + (["--exhaustive"] if exhaustive else [])
-                + ["--out", str(out)]
+    height, width = parse_size(size)
+    settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
+    teacher_model = Restormer.from_checkpoint(teacher_path)
+    surrogates = load_pool(pool, teacher_model)
+    space = surrogates.space
+    if families is not None:  # a subset of the pool's families, e.g. M for the paper's MambaIR-only search
+        space = space.with_families(_pool_families(space, families))
+    settings.check(space.size)
+    if penalty == "calibrated":
+        if table is None:
+            raise SearchError(
+                "the calibrated penalty needs a latency table: --table profiles/<device>--<runtime>--<HxW>--"
+                "<space>.json (from edgeens profile), or --penalty heuristic for the paper's proxy"
             )
-            result["penalty"] = source
-            result["teacher_psnr"] = evaluator.teacher_psnr
-            result["teacher_sha256"] = weights_hash(teacher_model)
-            write_json(out / "compare.json", result)
-            plot_compare(result, out / "compare.png")
-            view = Table(title=f"hypervolume / {'true front' if exhaustive else 'best found'} ({seeds} seeds)")
-            checkpoints = sorted({n for n in (20, 40, 60, budget) if n <= budget})
-            for column in ("method", *(f"@{n} median (min-max)" for n in checkpoints)):
-                view.add_column(column)
-            for method in result["curves"]:
-                cells = []
-                for n in checkpoints:
-                    values = fraction_at(result, method, n)
-                    cells.append(f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
-                view.add_row(method, *cells)
-            console.print(view)
-            console.print(f"written: {out}/compare.json, {out}/compare.png")
-            return
-        identity = {
-            "teacher_sha256": weights_hash(teacher_model),
-            "pool": str(pool),
-            "penalty": source,
-            "size": [height, width],
-            "validation": {"set": "photos-val-crops", "degradation": degradation, "sigma": sigma},
-            "families": families_to_dict(space.families),
-        }
-        with console.status("searching") as status, contextlib.ExitStack() as stack:
-            workers = None
-            if jobs > 1:
-                workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
-            front = run_search(
-                problem,
-                evaluate,
-                out,
-                settings,
-                identity,
-                top_k,
-                max_drop,
-                force,
-                progress=status.update,
-                batch_evaluate=workers,
-                max_penalty=max_penalty,
-            )
-    except (CheckpointError, ProfileError, SearchError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+        latency = LatencyTable.load(table)
+        latency.check_fits(space, height, width)
+        stage_costs, penalty_label, source = calibrated_penalty(latency), "predicted latency (ms)", table.name
+    elif penalty == "heuristic":
+        stage_costs, penalty_label, source = heuristic_penalty(space), "heuristic penalty", "heuristic"
+    else:
+        raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
+    problem = Problem(space, stage_costs)
+    evaluator = HybridEvaluator(teacher_model, surrogates, validation_crops(degradation, sigma), space=space)
+
+    def evaluate(architecture: str) -> dict:
+        result = evaluator(architecture)
+        return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
+
+    if compare:
+        with console.status("comparing search methods") as status:
+            result = compare_methods(problem, evaluate, out, settings, seeds, exhaustive, progress=status.update)
+        # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
+        penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
+        result["command"] = shlex.join(
+            ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
+            + ["--families", ",".join(f.letter for f in space.families)]
+            + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
+            + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
+            + (["--exhaustive"] if exhaustive else [])
+            + ["--out", str(out)]
+        )
+        result["penalty"] = source
+        result["teacher_psnr"] = evaluator.teacher_psnr
+        result["teacher_sha256"] = weights_hash(teacher_model)
+        write_json(out / "compare.json", result)
+        plot_compare(result, out / "compare.png")
+        view = Table(title=f"hypervolume / {'true front' if exhaustive else 'best found'} ({seeds} seeds)")
+        checkpoints = sorted({n for n in (20, 40, 60, budget) if n <= budget})
+        for column in ("method", *(f"@{n} median (min-max)" for n in checkpoints)):
+            view.add_column(column)
+        for method in result["curves"]:
+            cells = []
+            for n in checkpoints:
+                values = fraction_at(result, method, n)
+                cells.append(f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+            view.add_row(method, *cells)
+        console.print(view)
+        console.print(f"written: {out}/compare.json, {out}/compare.png")
+        return
+    identity = {
+        "teacher_sha256": weights_hash(teacher_model),
+        "pool": str(pool),
+        "penalty": source,
+        "size": [height, width],
+        "validation": {"set": "photos-val-crops", "degradation": degradation, "sigma": sigma},
+        "families": families_to_dict(space.families),
+    }
+    with console.status("searching") as status, contextlib.ExitStack() as stack:
+        workers = None
+        if jobs > 1:
+            workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
+        front = run_search(
+            problem,
+            evaluate,
+            out,
+            settings,
+            identity,
+            top_k,
+            max_drop,
+            force,
+            progress=status.update,
+            batch_evaluate=workers,
+            max_penalty=max_penalty,
+        )
     from edgeens.train.search import TrialLog
 
     plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)
@@ -838,7 +849,7 @@ def search(
     console.print(f"written: {out}/trials.jsonl, {out}/front.json, {out}/pareto.png")
 
 
-@app.command()
+@_command()
 def finetune(
     teacher_path: Path = typer.Option(
         Path("runs/default/teacher/teacher.safetensors"), "--teacher", help="The teacher Restormer checkpoint."
@@ -864,7 +875,7 @@ def finetune(
 
     from edgeens.data.photos import training_photos, validation_crops
     from edgeens.data.transforms import ProgressiveSchedule
-    from edgeens.models import CheckpointError, Restormer
+    from edgeens.models import Restormer
     from edgeens.train.distill import load_pool
     from edgeens.train.evaluate import SearchError
     from edgeens.train.finetune import finetune_candidates
@@ -896,9 +907,6 @@ def finetune(
             show_progress=rank == 0,
             jobs=jobs,
         )
-    except (CheckpointError, SearchError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
@@ -917,7 +925,7 @@ def finetune(
     )
 
 
-@app.command()
+@_command()
 def restore(
     inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, TIFF) or folders of them."),
     model: Path = typer.Option(..., help="Checkpoint (Restormer, MambaIRUNet, hybrid), .pte or .onnx."),
@@ -931,9 +939,7 @@ def restore(
     import resource
     import time
 
-    from edgeens.compile.artifact import CompileError
     from edgeens.data.images import ImageError
-    from edgeens.models import CheckpointError
     from edgeens.restore import list_inputs, load_restorer, output_paths, read_photo, restore_array, write_photo
 
     files: list[Path] = []
@@ -971,15 +977,12 @@ def restore(
         console.print(f"interrupted: {len(written)} of {len(files)} photo(s) written{done}")
         console.print(f"not restored: {', '.join(map(str, files[len(written) :]))}")
         raise typer.Exit(code=130) from None
-    except (ImageError, CheckpointError, CompileError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
     console.print(view)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     console.print(f"peak memory of this process: {peak:.2f} GiB")
 
 
-@app.command()
+@_command()
 def bench(
     model: list[Path] = typer.Option(None, help="A model to compare (repeat): checkpoint, .pte or .onnx."),
     baseline: list[str] = typer.Option(
@@ -1001,43 +1004,34 @@ def bench(
     import torch
 
     from edgeens.classical import classical_restorer
-    from edgeens.compile.artifact import CompileError
-    from edgeens.data.images import ImageError
-    from edgeens.data.paired import DatasetError, PairedImages, find_pairs
-    from edgeens.data.photos import PhotosError, degraded_pairs
+    from edgeens.data.paired import PairedImages, find_pairs
+    from edgeens.data.photos import degraded_pairs
     from edgeens.harness import benchmark_models, summarize, write_results
-    from edgeens.models import CheckpointError
     from edgeens.restore import load_restorer
     from edgeens.train.teacher import bundled_validation
 
     torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
-    try:
-        if not model and not baseline:
-            raise ValueError("nothing to compare: give at least one --model or --baseline")
-        if data is None:
-            if split == "bundled":
-                found = bundled_validation(degradation, sigma)
-                pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(found)]
-            elif split in ("train", "val", "test"):
-                pairs = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
-            else:
-                raise ValueError(f"--split must be test, val, train or bundled, got {split!r}")
-            note = f"Photos ({split}), {degradation} (sigma {sigma:g}), {threads} thread(s)."
+    if not model and not baseline:
+        raise ValueError("nothing to compare: give at least one --model or --baseline")
+    if data is None:
+        if split == "bundled":
+            found = bundled_validation(degradation, sigma)
+            pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(found)]
+        elif split in ("train", "val", "test"):
+            pairs = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
         else:
-            found = find_pairs(data)
-            images = PairedImages(found, preload_limit=0)
-            pairs = [
-                ((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)
-            ]
-            note = f"Pairs from {data}, {threads} thread(s)."
-        restorers = [load_restorer(path, threads) for path in model or []]
-        restorers += [classical_restorer(name, sigma) for name in baseline or []]
-        with console.status("benchmarking") as status:
-            rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
-        csv_path, md_path = write_results(rows, out, note)
-    except (CheckpointError, CompileError, DatasetError, ImageError, PhotosError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
+            raise ValueError(f"--split must be test, val, train or bundled, got {split!r}")
+        note = f"Photos ({split}), {degradation} (sigma {sigma:g}), {threads} thread(s)."
+    else:
+        found = find_pairs(data)
+        images = PairedImages(found, preload_limit=0)
+        pairs = [((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)]
+        note = f"Pairs from {data}, {threads} thread(s)."
+    restorers = [load_restorer(path, threads) for path in model or []]
+    restorers += [classical_restorer(name, sigma) for name in baseline or []]
+    with console.status("benchmarking") as status:
+        rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
+    csv_path, md_path = write_results(rows, out, note)
     view = Table(title=note)
     for column in ("model", "images", "PSNR dB", "SSIM", "s / image"):
         view.add_column(column)
@@ -1047,7 +1041,7 @@ def bench(
     console.print(f"written: {csv_path}, {md_path}")
 
 
-@app.command("run")
+@_command("run")
 def run_command(
     out: Path = typer.Option(Path("runs/demo"), help="Run folder (a re-run continues it)."),
     preset: str = typer.Option("tiny", help="Teacher size / search space: tiny or paper."),
@@ -1077,12 +1071,7 @@ def run_command(
     _quiet_toolchain()
     import torch
 
-    from edgeens.compile.artifact import CompileError
-    from edgeens.data.images import ImageError
-    from edgeens.models import CheckpointError
-    from edgeens.profile.table import ProfileError
     from edgeens.run import RunConfig, run_pipeline
-    from edgeens.train.evaluate import SearchError
 
     torch.set_num_threads(threads)
     config = RunConfig(
@@ -1108,9 +1097,6 @@ def run_command(
     )
     try:
         summary = run_pipeline(config, say=console.print)
-    except (CheckpointError, CompileError, ImageError, ProfileError, SearchError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}")
-        raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: run `edgeens run --out {out}` again to continue where it stopped")
         raise typer.Exit(code=130) from None
@@ -1122,7 +1108,7 @@ def run_command(
     console.print(view)
 
 
-@app.command()
+@_command()
 def sweep(
     sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
     width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),

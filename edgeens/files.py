@@ -11,8 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgeens.errors import EdgeensError
 
-class FolderBusyError(ValueError):
+
+class FolderBusyError(EdgeensError):
     """Another process is writing the same run folder."""
 
 

@@ -120,3 +120,24 @@ def test_compile_bad_inputs_exit_with_a_message(tmp_path, monkeypatch) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_an_out_that_is_a_file_or_read_only_is_one_line_not_a_traceback(tmp_path) -> None:
+    import os
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    cases = [
+        ["teacher", "--out", str(blocker / "run"), "--iterations", "1", "--max-patch", "16", "--bundled"],
+        ["bench", "--baseline", "wavelet", "--split", "bundled", "--out", str(blocker)],
+    ]
+    if os.geteuid() != 0:  # root writes anywhere: the read-only case needs an ordinary user
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        cases.append(["bench", "--baseline", "wavelet", "--split", "bundled", "--out", str(locked / "b")])
+    for args in cases:
+        result = runner.invoke(app, args)
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in text and "Traceback" not in text and "--out" in text, text
+    assert blocker.read_text() == "mine"

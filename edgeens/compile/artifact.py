@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from edgeens.errors import EdgeensError
 from edgeens.files import now, write_json  # noqa: F401 (re-exported: compile's modules import them from here)
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
@@ -30,7 +31,7 @@ SIZE_MULTIPLE = 8  # three 2x downsamplings: every level's feature map must have
 MAX_SIDE = 2048  # a program is one tile: edgeens restore tiles photos larger than it
 
 
-class CompileError(ValueError):
+class CompileError(EdgeensError):
     """A model, size or output folder that cannot be compiled, with what to do about it."""
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgeens.errors import EdgeensError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
-class ImageError(ValueError):
+class ImageError(EdgeensError):
     """An image file that cannot be used, with the file named and the fix."""
 
 

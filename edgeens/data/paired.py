@@ -20,12 +20,13 @@ import numpy as np
 
 from edgeens.data.images import IMAGE_SUFFIXES, ImageError, read_image
 from edgeens.data.transforms import dihedral, paired_random_crop
+from edgeens.errors import EdgeensError
 
 INPUT_DIRS = ("input", "input_crops", "inputC")
 TARGET_DIRS = ("target", "target_crops")
 
 
-class DatasetError(ValueError):
+class DatasetError(EdgeensError):
     """A dataset folder that cannot be used, with the folder or file named."""
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeens.errors import EdgeensError
+
 SPLITS = ("train", "val", "test")
 TRAIN_SIDE = 1024  # longest side of a training photo after the area filter
 EVAL_SIDE = 768  # validation and test photos: Kodak-like sizes, quick to restore whole
@@ -88,7 +90,7 @@ CATALOGUE: tuple[Photo, ...] = (
 DEBIAN_PACKAGES = (_MATE_PKG, _PLASMA_PKG)
 
 
-class PhotosError(ValueError):
+class PhotosError(EdgeensError):
     """The photo catalogue is not installed or cannot be installed, with the fix."""
 
 

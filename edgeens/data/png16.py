@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeens.errors import EdgeensError
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
 
 
-class PngError(ValueError):
+class PngError(EdgeensError):
     pass
 
 

@@ -16,11 +16,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from edgeens.errors import EdgeensError
+
 # Wrappers that official and common training code put around the state_dict, in the order they are tried.
 WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model", "net_g")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(EdgeensError):
     """A checkpoint that cannot be loaded, with the reason and the fix in the message."""
 
 

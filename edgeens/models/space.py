@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
 
+from edgeens.errors import EdgeensError
 from edgeens.models.restormer import RestormerConfig
 
 STAGE_NAMES = ("encoder1", "encoder2", "encoder3", "latent", "decoder3", "decoder2", "decoder1", "refinement")
@@ -41,7 +42,7 @@ MAMBA = "M"
 BLOCK_KINDS = {"mambair": ("d_state", "directions", "expand"), "gated_conv": ("dw_expand", "ffn_expand")}
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(EdgeensError):
     """An architecture string that does not fit the space, with the offending token named."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeens.errors import EdgeensError
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.restormer import RestormerConfig
 from edgeens.models.space import RESTORMER, SearchSpace, families_from_dict, families_to_dict, split_token
@@ -25,7 +26,7 @@ FORMAT = "edgeens.latency.v1"
 NOISY_SPREAD = 0.10  # (p90 - p10) / median above this: the entry is flagged noisy
 
 
-class ProfileError(ValueError):
+class ProfileError(EdgeensError):
     """A latency table that is malformed, or does not fit the space or input size it is used with."""
 
 

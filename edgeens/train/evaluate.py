@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from edgeens.errors import EdgeensError
 from edgeens.metrics import psnr
 from edgeens.models.images import pad_to_multiple
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import RESTORMER, SearchSpace, format_architecture
 
 
-class SearchError(ValueError):
+class SearchError(EdgeensError):
     """A search that cannot start: its inputs do not fit together. Raised before any evaluation runs."""
 
 
