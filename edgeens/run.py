@@ -28,11 +28,11 @@ import torch
 from edgeens.files import folder_lock, now, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, families_to_dict, parse_families
+from edgeens.profile.table import searched_table
+from edgeens.rundir import TEACHER_FINETUNED, searched_table_path
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
-TEACHER_FINETUNED = "teacher, fine-tuned"
-SEARCHED_TABLE = "latency-table.json"
 STEPS = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")
 
 
@@ -279,17 +279,8 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     front = run_search(
         Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say, max_penalty=max_penalty
     )
-    table.save(folder / SEARCHED_TABLE)
+    table.save(searched_table_path(config.run_dir))
     return front, False
-
-
-def searched_table(run_dir: Path, current: Any) -> Any:
-    """The latency table the run's search used (pinned beside its front), else the one the profile step found:
-    predictions and the report must quote the table the choice was made with, not one measured since."""
-    from edgeens.profile.table import LatencyTable
-
-    pinned = run_dir / "search" / SEARCHED_TABLE
-    return LatencyTable.load(pinned) if pinned.is_file() else current
 
 
 def _recipe(config: RunConfig):

@@ -289,3 +289,12 @@ def total_penalty(
 ) -> float:
     tokens = space.parse(architecture) if isinstance(architecture, str) else architecture
     return sum(penalty[s.name][t] for s, t in zip(space.stages, tokens, strict=True))
+
+
+def searched_table(run_dir: str | Path, current: LatencyTable) -> LatencyTable:
+    """The latency table a run's search used (pinned beside its front), else `current`: predictions and the report
+    must quote the table the choice was made with, not one measured since."""
+    from edgeens.rundir import searched_table_path
+
+    pinned = searched_table_path(run_dir)
+    return LatencyTable.load(pinned) if pinned.is_file() else current

@@ -17,8 +17,9 @@ from edgeens.files import now
 def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any) -> Path:
     """Write the report for `run_dir` into `target`; returns the index.html path."""
     from edgeens.profile.correlate import plot_validation, validation_report
+    from edgeens.profile.table import searched_table
     from edgeens.report.search import family_mix, plot_front
-    from edgeens.run import TEACHER_FINETUNED, searched_table
+    from edgeens.rundir import TEACHER_FINETUNED
     from edgeens.train.search import TrialLog
 
     target.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,79 @@
+"""The package's import graph: no module imports another that (directly or through others) imports it back, and
+no import goes up a layer. Every import counts, the ones inside functions too (a lazy import is still a
+dependency). The layer order is the README's Layout section."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "edgeens"
+
+# Bottom to top: a module may import its own layer's and lower layers' modules, never a higher one.
+LAYERS = (
+    {"edgeens", "errors", "allocator", "files", "metrics", "workers", "rundir"},
+    {"data", "models"},
+    {"train", "compile"},
+    {"profile"},
+    {"restore", "classical", "harness"},
+    {"report"},
+    {"run"},
+    {"cli", "__main__"},
+)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("edgeens"):
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    matches = [i for i, members in enumerate(LAYERS) if top in members]
+    assert matches, f"{module} belongs to no layer: add its package to LAYERS (and the README's Layout)"
+    return matches[0]
+
+
+def test_no_import_goes_up_a_layer() -> None:
+    upward = [
+        f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+        for a, targets in import_graph().items()
+        for b in targets
+        if layer(b) > layer(a)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
