@@ -172,7 +172,9 @@ def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
         from edgeens.profile.host import set_threads
 
         set_threads(threads)
-        program = Runtime.get().load_program(path.read_bytes())
+        from edgeens.compile.executorch import read_program
+
+        program = Runtime.get().load_program(read_program(path))
         method = program.load_method("forward")
         shape = tuple(method.metadata.input_tensor_meta(0).sizes())
         return Restorer(path.name, lambda x, _p=program: method.execute((x.contiguous(),))[0], (shape[2], shape[3]))

@@ -24,6 +24,24 @@ BACKENDS = ("xnnpack", "qnn")
 QNN_HOST_LIBRARY = "lib/x86_64-linux-clang/libQnnHtp.so"
 
 
+def read_program(path: str | Path) -> bytes:
+    """A `.pte` file's bytes, checked before the runtime sees them: ExecuTorch's loader aborts the whole process on
+    some damaged files, so a zero-byte, foreign or truncated file is named here with what to do."""
+    path = Path(path)
+    data = path.read_bytes()
+    rebuild = "rebuild it with edgeens compile (or the step that made it)"
+    if len(data) < 40 or data[4:6] != b"ET" or data[8:12] != b"eh00":
+        what = "is empty" if not data else "is not an ExecuTorch program"
+        raise CompileError(f"{path} {what}; {rebuild}")
+    program_size = int.from_bytes(data[16:24], "little")
+    segment_base = int.from_bytes(data[24:32], "little")
+    segment_size = int.from_bytes(data[32:40], "little")
+    expected = segment_base + segment_size if segment_base else program_size
+    if len(data) < expected:
+        raise CompileError(f"{path} is truncated ({len(data):,} of {expected:,} bytes); {rebuild}")
+    return data
+
+
 @dataclass
 class LoweredProgram:
     """A serialised `.pte` program and what the lowering did to the graph."""

@@ -89,7 +89,9 @@ def executorch_runner(pte: str | Path | bytes, inputs: tuple[Tensor, ...]) -> Ca
     """A zero-argument call that executes a .pte's forward once (program and method loaded once, kept alive)."""
     from executorch.runtime import Runtime
 
-    program = Runtime.get().load_program(pte if isinstance(pte, bytes) else Path(pte).read_bytes())
+    from edgeens.compile.executorch import read_program
+
+    program = Runtime.get().load_program(pte if isinstance(pte, bytes) else read_program(pte))
     method = program.load_method("forward")
 
     def run() -> Any:
