@@ -92,12 +92,15 @@ def worker(mode: str, model: Path, size: int, repeats: int) -> dict:
 
 def lower(model: Path, size: int, cache: Path) -> Path:
     """The model's XNNPACK program at size x size, built once."""
+    import hashlib
+
     import torch
 
     from edgeens.compile.executorch import lower_to_executorch
     from edgeens.models import load_model
 
-    pte = cache / f"{model.stem}-{size}.pte"
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:10]  # the weights, not the name: a retrained model
+    pte = cache / f"{model.stem}-{digest}-{size}.pte"
     if not pte.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         print(f"lowering {model.name} at {size}x{size} ...", flush=True)

@@ -5,7 +5,7 @@ wall time, CPU time split into user and system, and peak memory of the whole com
 
 The photo is a catalogue test photo scaled up to 4000x3000 with sigma-25 noise (the content does not change the
 time; the size does). Each restore runs as its own `edgeens restore` process, measured with getrusage over it.
-Default model: the embedded teacher; default program: its 512x512 XNNPACK program from benchmarks/inference.py.
+Default model: the embedded teacher; default program: its 512x512 XNNPACK program (benchmarks/inference.py's cache).
 """
 
 from __future__ import annotations
@@ -63,11 +63,15 @@ def timed_restore(photo: Path, model: Path, out: Path, threads: int, tile: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--pte", type=Path, default=HERE / "results" / ".programs" / f"{DEFAULT_MODEL.stem}-512.pte")
+    parser.add_argument("--pte", type=Path, default=None, help="default: the model's 512x512 program (built once)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.pte is None:
+        from inference import lower  # benchmarks/inference.py: the same cached programs
+
+        args.pte = lower(args.model, 512, HERE / "results" / ".programs")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo-12mp.png"
