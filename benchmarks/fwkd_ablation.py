@@ -21,16 +21,12 @@ from edgeens.metrics import psnr
 from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.space import SearchSpace, format_architecture
-from edgeens.restore import Restorer, restore_array
+from edgeens.restore import eager_restorer, restore_array
 from edgeens.train.distill import load_pool
 
 
 def score_on_test(model: torch.nn.Module, pairs: list) -> float:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model.eval()(x)
-
-    restorer = Restorer("model", run, None)
+    restorer = eager_restorer(model, "model")
     return sum(psnr(restore_array(restorer, lq, 256, 32), gt) for lq, gt in pairs) / len(pairs)
 
 

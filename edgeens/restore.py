@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch import Tensor
 
-from edgeens.data.images import ImageError
+from edgeens.data.images import ImageError, open_image
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -54,17 +54,8 @@ def read_photo(path: str | Path) -> Photo:
             return _from_array(path, read_png16(path))
         except PngError as err:
             raise ImageError(str(err)) from None
-    try:
-        image = Image.open(path)
-        image.load()
-        image = ImageOps.exif_transpose(image)  # phone photos: upright as shown, not as the sensor stored them
-    except Image.DecompressionBombError as err:
-        raise ImageError(
-            f"{path}: {err.args[0].split('could be')[0].strip(' ,')}: larger than edgeens restores (Pillow's "
-            "decompression-bomb guard); if the photo is genuine, split it into smaller images first"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageError(f"{path}: not a readable image ({err}); is it truncated or corrupt?") from None
+    image = open_image(path, "is it truncated or corrupt?")
+    image = ImageOps.exif_transpose(image)  # phone photos: upright as shown, not as the sensor stored them
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode == "CMYK":
@@ -200,11 +191,18 @@ def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
     if getattr(model.config, "inp_channels", 3) != 3:
         raise ImageError(f"{path} takes {model.config.inp_channels}-channel input; restore handles RGB photos")
 
+    return eager_restorer(model, path.name)
+
+
+def eager_restorer(model: torch.nn.Module, name: str) -> Restorer:
+    """An eager model as a Restorer (any input size that is a multiple of 8; inference mode)."""
+    model.eval()
+
     def run_eager(x: Tensor) -> Tensor:
         with torch.inference_mode():
             return model(x)
 
-    return Restorer(path.name, run_eager, None)
+    return Restorer(name, run_eager, None)
 
 
 # --- tiling ---------------------------------------------------------------------------------------------------------

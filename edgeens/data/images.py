@@ -22,22 +22,30 @@ def _png_bit_depth(path: Path) -> int | None:
     return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 25 else None
 
 
+def open_image(path: Path, damaged: str) -> Image.Image:
+    """Open and decode an image with Pillow; a decompression bomb or an unreadable file is an ImageError naming the
+    file (`damaged` says what to do with a damaged one). Both image readers (datasets, restore) open through this."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except Image.DecompressionBombError as err:
+        size = err.args[0].split("could be")[0].strip(" ,")
+        raise ImageError(
+            f"{path}: {size}: more than Pillow's decompression-bomb guard allows; if the image is genuine, split it "
+            "into smaller ones first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: not a readable image ({err}); {damaged}") from None
+    return image
+
+
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """Read an image as float32 (H, W, channels) in [0, 1] (8-bit / 255, 16-bit / 65535).
 
     `channels=3` accepts RGB only; `channels=1` accepts grayscale only. Grayscale, RGBA, palette and 16-bit
     colour files raise an ImageError naming the file instead of being converted behind the user's back."""
     path = Path(path)
-    try:
-        image = Image.open(path)
-        image.load()
-    except Image.DecompressionBombError:
-        raise ImageError(
-            f"{path}: more pixels than Pillow's decompression-bomb guard allows; if the image is genuine, split it "
-            "into smaller ones"
-        ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise ImageError(f"{path}: not a readable image ({err}); check the file or remove it from the folder") from None
+    image = open_image(path, "check the file or remove it from the folder")
     mode = image.mode
     if mode in ("RGBA", "LA", "P", "PA", "CMYK"):
         raise ImageError(
