@@ -102,6 +102,19 @@ def teacher(
     dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
     max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
+    min_patch: int = typer.Option(
+        0, min=0, help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch)."
+    ),
+    init: Path = typer.Option(
+        None,
+        help="Start from these Restormer weights instead of seeded random ones (a warm start: e.g. a longer, "
+        "lower-rate schedule on a trained teacher); the architecture is the weights', --preset is not used.",
+    ),
+    lr: float = typer.Option(3e-4, min=1e-8, max=1.0, help="Peak learning rate (Restormer: 3e-4)."),
+    constant_fraction: float = typer.Option(
+        92 / 300, min=0.0, max=1.0, help="Share of training at the peak rate before the cosine (Restormer: 92/300)."
+    ),
+    seed: int = typer.Option(100, min=0, help="Seed of the initial weights and of every crop drawn."),
     batch_pixels: int = typer.Option(
         0, min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."
     ),
@@ -119,6 +132,7 @@ def teacher(
     from edgeens.data.photos import degraded_pairs, photo_split
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.models import Restormer
+    from edgeens.models.checkpoint import weights_hash
     from edgeens.models.space import PRESETS
     from edgeens.train.teacher import (
         SyntheticPairs,
@@ -154,15 +168,19 @@ def teacher(
                 pairs = SyntheticPairs(list(clean.values()), degradation, sigma)
             if dual_pixel:  # the bundled photos have no dual-pixel views: validate on centre crops of the data
                 validation = pairs.validation_crops(2, 128)
-            schedule = ProgressiveSchedule().scaled(max_patch)
+            schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
+            torch.manual_seed(seed)  # the initial weights too: the same command trains the same teacher
+            model = Restormer.from_checkpoint(init).train() if init is not None else Restormer(**config.to_dict())
             recipe = TeacherRecipe(
                 iterations=iterations,
+                lr=lr,
+                constant_fraction=constant_fraction,
                 schedule=schedule.balanced(batch_pixels) if batch_pixels else schedule,
                 checkpoint_every=checkpoint_every,
                 validate_every=validate_every,
+                seed=seed,
+                init_weights=f"{init} (weights sha256 {weights_hash(model)})" if init is not None else "",
             )
-            torch.manual_seed(recipe.seed)  # the initial weights too: the same command trains the same teacher
-            model = Restormer(**config.to_dict())
             summary = train_teacher(model, pairs, recipe, out, validation, show_progress=rank == 0)
     finally:
         if distributed:

@@ -45,6 +45,30 @@ def test_teacher_with_the_same_seed_trains_the_same_weights(tmp_path) -> None:
     assert all(a[k].equal(b[k]) for k in a)
 
 
+def test_teacher_warm_starts_from_trained_weights_and_records_them(tmp_path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    first = ["teacher", "--out", str(tmp_path / "a"), "--iterations", "2", "--max-patch", "16", "--bundled"]
+    assert runner.invoke(app, first).exit_code == 0
+    init = tmp_path / "a" / "teacher.safetensors"
+    warm = ["teacher", "--out", str(tmp_path / "b"), "--init", str(init), "--iterations", "1", "--lr", "1e-8"]
+    warm += ["--constant-fraction", "0", "--min-patch", "16", "--max-patch", "16", "--seed", "7", "--bundled"]
+    result = runner.invoke(app, warm)
+    assert result.exit_code == 0, result.output
+    before, after = load_file(str(init)), load_file(str(tmp_path / "b" / "teacher.safetensors"))
+    # one step at the schedule's floor (eta_min 1e-6) leaves the warm start's weights where they were, not at a
+    # fresh random draw
+    assert all((before[k] - after[k]).abs().max() < 1e-5 for k in before)
+    recipe = json.loads((tmp_path / "b" / "teacher.json").read_text())["recipe"]
+    assert recipe["init_weights"].startswith(str(init)) and "sha256" in recipe["init_weights"]
+    assert recipe["lr"] == 1e-8 and recipe["seed"] == 7 and set(recipe["schedule"]["patch_sizes"]) == {16}
+    hybrid = ["teacher", "--out", str(tmp_path / "c"), "--init", str(tmp_path / "missing.safetensors")]
+    failed = runner.invoke(app, hybrid)
+    assert failed.exit_code == 2 and "Traceback" not in failed.output
+
+
 def test_teacher_adopts_an_official_checkpoint(tmp_path) -> None:
     ckpt = FIXTURES / "restormer_small_biasfree.state_dict.safetensors"
     result = runner.invoke(app, ["teacher", "--out", str(tmp_path), "--checkpoint", str(ckpt)])

@@ -55,10 +55,18 @@ class ProgressiveSchedule:
                 return patch, batch
         return self.patch_sizes[-1], self.batch_sizes[-1]
 
-    def scaled(self, max_patch: int) -> ProgressiveSchedule:
-        """The same shape of schedule with patches scaled so the largest is `max_patch` (multiples of 8)."""
-        factor = max_patch / max(self.patch_sizes)
-        patches = tuple(max(8, int(round(p * factor / 8)) * 8) for p in self.patch_sizes)
+    def scaled(self, max_patch: int, min_patch: int = 0) -> ProgressiveSchedule:
+        """The same shape of schedule with patches scaled so the largest is `max_patch` (multiples of 8); with
+        `min_patch`, mapped linearly onto [min_patch, max_patch] instead (equal: one patch size throughout, as a
+        warm-started teacher needs no small-patch stages)."""
+        if min_patch and not 8 <= min_patch <= max_patch:
+            raise ValueError(f"the smallest patch must be 8..{max_patch} (the largest), got {min_patch}")
+        low, high = min(self.patch_sizes), max(self.patch_sizes)
+        if min_patch:
+            sizes = (min_patch + (p - low) / (high - low) * (max_patch - min_patch) for p in self.patch_sizes)
+        else:
+            sizes = (p * max_patch / high for p in self.patch_sizes)
+        patches = tuple(max(8, int(round(p / 8)) * 8) for p in sizes)
         return ProgressiveSchedule(patches, self.batch_sizes, self.fractions)
 
     def balanced(self, pixels: int) -> ProgressiveSchedule:

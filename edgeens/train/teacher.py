@@ -45,6 +45,7 @@ class TeacherRecipe:
     checkpoint_every: int = 1000
     seed: int = 100
     validate_every: int = 0  # iterations between validations logged as the training curve (0: at the end only)
+    init_weights: str = ""  # "path sha256:..." of the weights training started from ("": seeded random weights)
 
 
 def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:

@@ -37,3 +37,12 @@ def test_balanced_schedule_spends_the_same_pixels_at_every_patch() -> None:
     for patch, batch in zip(schedule.patch_sizes, schedule.batch_sizes, strict=True):
         assert 0.6 < batch * patch * patch / 32768 < 1.4
     assert ProgressiveSchedule().balanced(100).batch_sizes == (1,) * 6  # never an empty mini-batch
+
+
+def test_schedule_maps_onto_a_patch_range_for_warm_starts() -> None:
+    ranged = ProgressiveSchedule().scaled(192, 128)
+    assert ranged.patch_sizes[0] == 128 and ranged.patch_sizes[-1] == 192
+    assert list(ranged.patch_sizes) == sorted(ranged.patch_sizes)
+    assert set(ProgressiveSchedule().scaled(96, 96).patch_sizes) == {96}
+    with pytest.raises(ValueError, match="smallest patch"):
+        ProgressiveSchedule().scaled(64, 128)
