@@ -459,15 +459,13 @@ def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: 
 def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (degraded, clean) pairs."""
     from edgeens.metrics import psnr, ssim
-    from edgeens.models.images import pad_to_multiple
+    from edgeens.models.images import restore_whole
 
     psnrs, ssims = [], []
-    with torch.inference_mode():
-        for lq, gt in pairs:
-            x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
-            out = model.eval()(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
-            psnrs.append(psnr(out, gt))
-            ssims.append(ssim(out, gt))
+    for lq, gt in pairs:
+        out = restore_whole(model, lq)
+        psnrs.append(psnr(out, gt))
+        ssims.append(ssim(out, gt))
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
 

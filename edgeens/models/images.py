@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, int]]:
@@ -16,6 +18,20 @@ def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, in
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
     return x, (h, w)
+
+
+def restore_whole(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Restore one (H, W, C) float image in one piece, eagerly: reflect-pad to multiples of 8, run in inference mode
+    and eval mode (the model's mode is put back), crop, clamp to [0, 1]. The one eager restoration behind training
+    validation, a run's scores and its report; `edgeens.restore` adds tiles and compiled programs on top."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            x, (h, w) = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None], 8)
+            return model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
+    finally:
+        model.train(was_training)
 
 
 def check_image(x: Any, channels: int, model_name: str) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from edgeens.files import now
 
@@ -159,16 +158,11 @@ def _restored_crops(state: dict[str, Any], degradation: str, sigma: float, path:
     import matplotlib.pyplot as plt
 
     from edgeens.data.photos import degraded_pairs
-    from edgeens.models.images import pad_to_multiple
+    from edgeens.models.images import restore_whole
 
     lq, gt = degraded_pairs("test", degradation, sigma)["plasma-EveningGlow"]
     lq, gt = (np.ascontiguousarray(a[160:352, 240:432]) for a in (lq, gt))  # the boats: detail a blotch would hide
-    x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
-    images = [lq]
-    with torch.no_grad():
-        for model in (state["teacher"], state["finetune"]):
-            images.append(model.eval()(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0))
-    images.append(gt)
+    images = [lq, *(restore_whole(model, lq) for model in (state["teacher"], state["finetune"])), gt]
     figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for axis, image, name in zip(axes, images, ("degraded", "teacher", "ENS hybrid", "clean"), strict=True):
         axis.imshow(np.clip(image, 0, 1))

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.metrics import psnr
-from edgeens.models.images import pad_to_multiple
+from edgeens.models.images import restore_whole
 from edgeens.models.restormer import Restormer
 from edgeens.train.resume import load_training_state, save_training_state
 
@@ -64,16 +64,7 @@ def validation_psnr(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.nda
 
 
 def _psnrs(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
-    was_training = model.training
-    model.eval()
-    scores = []
-    with torch.inference_mode():
-        for lq, gt in pairs:
-            x, (h, w) = pad_to_multiple(torch.from_numpy(lq.transpose(2, 0, 1))[None], 8)
-            out = model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
-            scores.append(psnr(out, gt))
-    model.train(was_training)
-    return scores
+    return [psnr(restore_whole(model, lq), gt) for lq, gt in pairs]
 
 
 def _shared_validation(model: torch.nn.Module, pairs: list, rank: int, world: int) -> float:
