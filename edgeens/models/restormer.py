@@ -16,6 +16,13 @@ from edgeens.models.checkpoint import CheckpointError, count_blocks, load_state_
 from edgeens.models.unet import LEVEL_STAGES, UNet
 
 
+def _in_place() -> bool:
+    """Eager inference (no autograd, not exporting): element-wise steps may overwrite the tensors they made, which
+    saves memory passes (about 5% of a tiny teacher's eager time at 256x256); training and export keep the
+    out-of-place form autograd and the exported graph need."""
+    return not torch.is_grad_enabled() and not torch.compiler.is_exporting()
+
+
 class BiasFreeLayerNorm(nn.Module):
     """Channel LayerNorm without mean subtraction in the numerator (the variance is still centred)."""
 
@@ -59,7 +66,10 @@ class LayerNorm(nn.Module):
         weight = self.body.weight.reshape(1, -1, 1, 1)
         if isinstance(self.body, BiasFreeLayerNorm):
             return x * scale * weight
-        return torch.addcmul(self.body.bias.reshape(1, -1, 1, 1), centred * scale, weight)
+        bias = self.body.bias.reshape(1, -1, 1, 1)
+        if _in_place():  # two fewer full-size tensors: ~30% of this norm's time
+            return centred.mul_(scale).mul_(weight).add_(bias)
+        return torch.addcmul(bias, centred * scale, weight)
 
     def _export_forward(self, x: Tensor) -> Tensor:
         """The same normalisation in NCHW with ops XNNPACK delegates (mean/var over the last axis of the
@@ -85,7 +95,8 @@ class FeedForward(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.dwconv(self.project_in(x))
         half = x.shape[1] // 2  # slices, not chunk: chunk exports as split, which XNNPACK does not delegate
-        return self.project_out(F.gelu(x[:, :half]) * x[:, half:])
+        gate = F.gelu(x[:, :half])
+        return self.project_out(gate.mul_(x[:, half:]) if _in_place() else gate * x[:, half:])
 
 
 class Attention(nn.Module):
@@ -132,6 +143,9 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _in_place():  # each branch's output is a fresh tensor: it takes the residual in place
+            x = self.attn(self.norm1(x)).add_(x)
+            return self.ffn(self.norm2(x)).add_(x)
         x = x + self.attn(self.norm1(x))
         return x + self.ffn(self.norm2(x))
 
