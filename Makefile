@@ -27,11 +27,11 @@ test: $(STAMP) photos
 	$(PY) -m pytest -q --timeout=900 --durations=15
 
 demo: $(STAMP) photos
-	$(VENV)/bin/edgeens run --out runs/demo
+	$(VENV)/bin/edgeens run --out runs/demo --reports reports
 
 # The configuration behind reports/tiny-2x: a 2x latency bound and 1500 fine-tuning iterations (about an hour).
 demo-full: $(STAMP) photos
-	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 1500
+	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 1500 --reports reports
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeens tests benchmarks

@@ -328,6 +328,9 @@ def compile_command(
     aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
     aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
     stages: bool = typer.Option(False, "--stages", help="Per-stage programs of the teacher's space instead."),
+    families: str = typer.Option(
+        None, help="With --stages and no pool: surrogate families of the space (default M,S,G, as profile)."
+    ),
     force: bool = typer.Option(False, help="Replace another model's artifacts in the output folder."),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads (recorded in compile.json)."),
 ) -> None:
@@ -343,14 +346,25 @@ def compile_command(
     torch.set_num_threads(threads)
     height, width = parse_size(size)
     if stages:
-        teacher_model = _stage_teacher(checkpoint, teacher_path, untrained)
+        from edgeens.models.space import DEFAULT_FAMILIES, SearchSpace, parse_families
+        from edgeens.rundir import stage_programs_folder
+
+        teacher_model, space_name = _stage_teacher(checkpoint, teacher_path, untrained)
         surrogates = None
         if pool:
             from edgeens.train.distill import load_pool
 
             surrogates = load_pool(pool, teacher_model)
-        folder = out or Path("exports") / f"stages-{height}x{width}"
-        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates)
+            if families is not None:
+                raise ValueError("--families comes from the pool's manifest when --pool is given; drop one of them")
+        space = (
+            surrogates.space
+            if surrogates
+            else SearchSpace(teacher_model.config, parse_families(families or DEFAULT_FAMILIES))
+        )
+        # The folder `edgeens profile` reads for this teacher and size: what is built here is not lowered again.
+        folder = out or stage_programs_folder("exports", space_name, height, width)
+        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates, space=space)
         table = Table(title=f"stage programs in {folder} ({height}x{width}, {threads} thread(s))")
         for column in ("program", "input", "MiB", "export s", "delegates", "max abs err"):
             table.add_column(column)
@@ -386,18 +400,15 @@ def compile_command(
 
 
 def _stage_teacher(checkpoint: Path | None, teacher_path: Path | None, untrained: str | None):
-    from edgeens.models import Restormer
+    """The teacher whose stage programs are built, and its space's name (the stage-program folder's)."""
+    from edgeens.models import Restormer, untrained_model
 
     if untrained:
-        from edgeens.models.space import PRESETS
-
-        if untrained not in PRESETS:
-            raise ValueError(f"unknown preset {untrained!r}; choose one of: {', '.join(PRESETS)}")
-        return Restormer(**PRESETS[untrained].to_dict()).eval()
+        return untrained_model("restormer", untrained), untrained
     path = teacher_path or checkpoint
     if path is None:
         raise ValueError("--stages needs the teacher: --teacher PATH (or --untrained tiny|paper)")
-    return Restormer.from_checkpoint(path)
+    return Restormer.from_checkpoint(path), Path(path).stem
 
 
 def _calibration_images(folder: Path | None, height: int, width: int):
@@ -469,11 +480,12 @@ def profile(
     _quiet_toolchain()
 
     from edgeens.compile.artifact import parse_size
-    from edgeens.models import Restormer
+    from edgeens.models import Restormer, untrained_model
     from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
     from edgeens.profile.correlate import spread_architectures
     from edgeens.profile.host import TimingPolicy, profile_host
     from edgeens.profile.table import LatencyTable, existing_table
+    from edgeens.rundir import stage_programs_folder
 
     height, width = parse_size(size)
     if (preset is None) == (teacher_path is None):
@@ -481,10 +493,7 @@ def profile(
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        import torch
-
-        torch.manual_seed(0)
-        teacher_model = Restormer(**PRESETS[preset].to_dict()).eval()
+        teacher_model = untrained_model("restormer", preset)
         space_name = preset
     else:
         teacher_model = Restormer.from_checkpoint(teacher_path)
@@ -499,7 +508,7 @@ def profile(
     families = families or ("" if surrogates else DEFAULT_FAMILIES)
     space = surrogates.space if surrogates else SearchSpace(teacher_model.config, parse_families(families))
     # One programs folder per teacher and size, whatever the families (it grows); one table per family set.
-    folder = programs or Path("exports") / f"stages-{space_name}-{height}x{width}"
+    folder = programs or stage_programs_folder("exports", space_name, height, width)
     space_name += space.name_suffix
     # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
     space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
@@ -1076,8 +1085,14 @@ def run_command(
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
     top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
     finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
-    profiles: Path = typer.Option(Path("profiles"), help="Folder of latency tables (reused when one fits)."),
-    reports: Path = typer.Option(Path("reports"), help="The report goes to <reports>/<run folder name>/."),
+    profiles: Path = typer.Option(
+        Path("profiles"),
+        help="Folder of committed latency tables: read when one fits, written only with --save-profiles.",
+    ),
+    save_profiles: bool = typer.Option(False, help="Also write a table the run measures into --profiles."),
+    reports: Path = typer.Option(
+        None, help="Also copy the report to <reports>/<run folder name>/ (it is always in <run>/report/)."
+    ),
     steps: str = typer.Option(",".join(STEP_NAMES), help="Comma-separated steps to run (default: all)."),
     threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
     jobs: int = typer.Option(
@@ -1103,6 +1118,7 @@ def run_command(
         device=device,
         size=size,
         profiles=profiles,
+        save_profiles=save_profiles,
         penalty=penalty,
         **({"families": families} if families else {}),
         speedup=speedup,

@@ -29,7 +29,7 @@ from edgeens.files import folder_lock, now, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, families_to_dict, parse_families
 from edgeens.profile.table import searched_table
-from edgeens.rundir import TEACHER_FINETUNED, searched_table_path
+from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
@@ -61,8 +61,13 @@ class RunConfig:
     finetune_iterations: int = 100  # every trained model of the run gets the same; sized for make demo
     seed: int = 0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes of one thread each
-    reports: Path = Path("reports")
+    reports: Path | None = None  # also copy the report to <reports>/<run folder name>/ (the run keeps its own)
+    save_profiles: bool = False  # also write a table the run measured into `profiles` (else it stays in the run)
     only_steps: tuple[str, ...] = field(default=STEPS)
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
     def check(self) -> None:
         if self.jobs < 1:
@@ -143,10 +148,8 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, adopt_checkpoint, train_teacher
 
-    folder = config.run_dir / "teacher"
-    path = folder / "teacher.safetensors"
-    summary = folder / "teacher.json"
-    if path.is_file() and summary.is_file() and json.loads(summary.read_text()).get("finished"):
+    folder, path = config.folder.teacher, config.folder.teacher_weights
+    if config.folder.teacher_done():
         return Restormer.from_checkpoint(path), True
     embedded = (config.preset, config.degradation, config.sigma) == ("tiny", "gaussian_noise", 25.0)
     source = config.teacher or (DEFAULT_TEACHER if embedded and DEFAULT_TEACHER.is_file() else None)
@@ -168,7 +171,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features, load_pool
 
     teacher = state["teacher"]
-    pool_dir = config.run_dir / "pool"
+    pool_dir = config.folder.pool
     space = SearchSpace(teacher.config, parse_families(config.families))
     manifest = pool_dir / "manifest.json"
     if manifest.is_file():
@@ -178,7 +181,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
                 return pool, True
         except CheckpointError:  # a surrogate's file was deleted or damaged: distill_pool makes it again
             pass
-    features = config.run_dir / "features"
+    features = config.folder.features
     patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
     ensure_features(teacher, training_photos(), features, 64, 8, patch, kind, sigma)
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
@@ -189,42 +192,43 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
 
 
 def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
+    """A latency table of the run's space: one the run measured before, else a committed one under `profiles`
+    that fits, else measured now (stage programs and table inside the run folder)."""
     from edgeens.profile.host import TimingPolicy, profile_host
     from edgeens.profile.table import existing_table
 
     teacher, space = state["teacher"], _space(config, state)
     families = ",".join(f.letter for f in space.families)
+    run = config.folder
+    # Tables and stage programs are named by space as `edgeens profile` names them: the preset, or an adopted
+    # teacher's file name.
+    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    space_name = base_name + space.name_suffix
+    programs = run.stage_programs(base_name, config.size, config.size)
     if config.device != "host":
         from edgeens.profile.aihub import profile_on_hub
 
-        folder = config.run_dir / f"stages-{config.size}"
-        command = (
-            f"edgeens profile --device {config.device!r} --teacher {config.run_dir}/teacher/teacher.safetensors "
-            f"--families {families}"
-        )
+        command = f"edgeens profile --device {config.device!r} --teacher {run.teacher_weights} --families {families}"
         table = profile_on_hub(
-            teacher, config.size, config.size, folder, config.device, "tflite", None, None, command, space=space
+            teacher, config.size, config.size, programs, config.device, "tflite", None, None, command, space=space
         )
-        table.save(config.profiles)
+        _save_table(config, table)
         return table, False
-    # Tables are named by space as `edgeens profile` names them: the preset, or an adopted teacher's file name.
-    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
-    space_name = base_name + space.name_suffix
-    table = existing_table(config.profiles, teacher, config.size, config.size, "executorch", 1, space_name, space)
-    if table is not None:
-        say(f"profile: reusing {config.profiles / table.filename()} (measured {table.date})")
-        if stale := table.stale_programs():
-            say(f"profile: note: {stale}")
-        return table, True
+    for place in (run.profile, config.profiles):
+        table = existing_table(place, teacher, config.size, config.size, "executorch", 1, space_name, space)
+        if table is not None:
+            say(f"profile: reusing {place / table.filename()} (measured {table.date})")
+            if stale := table.stale_programs():
+                say(f"profile: note: {stale}")
+            return table, True
     space_args = f"--preset {config.preset}" if config.teacher is None else f"--teacher {config.teacher}"
     command = f"edgeens profile --device host {space_args} --families {families} --size {config.size}x{config.size}"
-    folder = Path("exports") / f"stages-{base_name}-{config.size}x{config.size}"
     say(f"profile: {len(space.surrogates()) + 9} stage programs on this machine (ExecuTorch, 1 thread)")
     table = profile_host(
         teacher,
         config.size,
         config.size,
-        folder,
+        programs,
         "executorch",
         1,
         TimingPolicy(),
@@ -233,8 +237,15 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
         jobs=config.jobs,
         space=space,
     )
-    table.save(config.profiles)
+    _save_table(config, table)
     return table, False
+
+
+def _save_table(config: RunConfig, table: Any) -> None:
+    """A measured table stays in the run; committed tables are written only when asked (--save-profiles)."""
+    table.save(config.folder.profile)
+    if config.save_profiles:
+        table.save(config.profiles)
 
 
 def _space(config: RunConfig, state: dict) -> SearchSpace:
@@ -251,7 +262,7 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
 
     teacher, table = state["teacher"], state["profile"]
     space = _space(config, state)
-    folder = config.run_dir / "search"
+    folder = config.folder.search
     front_path = folder / "front.json"
     if front_path.is_file() and json.loads(front_path.read_text())["evaluations"] >= config.budget:
         return json.loads(front_path.read_text()), True
@@ -266,7 +277,7 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     settings = SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed)
     identity = {
         "teacher_sha256": weights_hash(teacher),
-        "pool": str(config.run_dir / "pool"),
+        "pool": str(config.folder.pool),
         "penalty": table.filename() if config.penalty == "calibrated" else "heuristic",
         "size": [config.size, config.size],
         "validation": {"set": "photos-val-crops", "degradation": config.degradation, "sigma": config.sigma},
@@ -279,7 +290,7 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     front = run_search(
         Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say, max_penalty=max_penalty
     )
-    table.save(searched_table_path(config.run_dir))
+    table.save(config.folder.searched_table)
     return front, False
 
 
@@ -303,8 +314,8 @@ def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     from edgeens.models.hybrid import HybridUNet
     from edgeens.train.finetune import finetune_candidates
 
-    folder = config.run_dir / "finetune"
-    if (folder / "finetune.json").is_file() and (folder / "best.safetensors").is_file():
+    folder = config.folder.finetune
+    if config.folder.finetune_done():
         return HybridUNet.load(folder / "best.safetensors"), True
     candidates = [c["architecture"] for c in state["search"]["candidates"]]
     say(f"finetune: {', '.join(candidates)} ({config.finetune_iterations} iterations each)")
@@ -326,7 +337,7 @@ def _compile(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.compile.pipeline import CompileOptions, compile_model
 
     model = state["finetune"]
-    folder = config.run_dir / "export"
+    folder = config.folder.export
     manifest_path = folder / "compile.json"
     card = ModelCard.of(model, config.size, config.size)
     if manifest_path.is_file():
@@ -349,11 +360,12 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.train.finetune import RESULT, _write_hybrid
     from edgeens.train.teacher import train_in_processes
 
-    folder = config.run_dir / "compare"
-    path = folder / "compare.json"
-    if path.is_file():
-        return json.loads(path.read_text()), True
+    folder, path = config.folder.compare, config.folder.compare_result
     teacher, best = state["teacher"], state["finetune"]
+    if path.is_file():
+        if not config.folder.crops.is_file():  # a run folder from before the crops were saved
+            _save_crops(config, teacher, best)
+        return json.loads(path.read_text()), True
     table = searched_table(config.run_dir, state["profile"])
     space = _space(config, state)
     rng = np.random.default_rng(config.seed)
@@ -421,8 +433,34 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         "created": now(),
     }
     folder.mkdir(parents=True, exist_ok=True)
+    _save_crops(config, teacher, best)
     write_json(path, result)
     return result, False
+
+
+# A test photo's boats, where a blotch or lost detail shows at once: the crop the report puts side by side.
+CROP_PHOTO, CROP = "plasma-EveningGlow", (slice(160, 352), slice(240, 432))
+
+
+def _save_crops(config: RunConfig, teacher: torch.nn.Module, hybrid: torch.nn.Module) -> None:
+    """The degraded crop, the teacher's and the ENS hybrid's restorations and the clean crop, for the report."""
+    from edgeens.data.photos import degraded_pairs
+    from edgeens.models.images import restore_whole
+
+    lq, gt = (
+        np.ascontiguousarray(a[CROP]) for a in degraded_pairs("test", config.degradation, config.sigma)[CROP_PHOTO]
+    )
+    crops = {
+        "degraded": lq,
+        "teacher": restore_whole(teacher, lq),
+        "ENS hybrid": restore_whole(hybrid, lq),
+        "clean": gt,
+    }
+    target = config.folder.crops
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("wb") as file:
+        np.savez(file, **crops)
+    tmp.replace(target)
 
 
 def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: Say) -> tuple[dict, dict]:
@@ -440,7 +478,7 @@ def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: 
         lower_to_executorch(state["teacher"], example).save(teacher_program)
     programs = {
         "teacher": teacher_program,
-        "ENS hybrid": config.run_dir / "export" / state["compile"]["targets"]["executorch"]["file"],
+        "ENS hybrid": config.folder.export / state["compile"]["targets"]["executorch"]["file"],
     }
     policy = TimingPolicy(rounds=4, max_seconds=20.0)
     say(f"compare: timing the teacher and the ENS hybrid end to end ({policy.rounds} shuffled rounds, 1 thread)")
@@ -470,9 +508,20 @@ def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) ->
 
 
 def _report(config: RunConfig, state: dict, say: Say) -> tuple[Path, bool]:
+    """The report, from the files the steps wrote, into the run folder (and a copy under --reports if asked)."""
+    import shutil
+
     from edgeens.report.run import write_report
 
-    target = config.reports / config.run_dir.name
-    index = write_report(config.run_dir, target, state, config)
+    if not config.folder.compare_done():
+        raise ValueError(
+            f"step report needs the outputs of step compare, which has not run in {config.run_dir}; "
+            "run it first (add it to --steps, or leave --steps out)"
+        )
+    index = write_report(config.folder, config.folder.report, config.penalty, config.families)
+    if config.reports is not None:
+        copy = config.reports / config.run_dir.name
+        shutil.copytree(config.folder.report, copy, dirs_exist_ok=True)
+        index = copy / index.name
     say(f"report: {index}")
     return index, False

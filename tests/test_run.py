@@ -21,8 +21,12 @@ def test_the_command_knows_every_step() -> None:
     assert cli.STEP_NAMES == STEPS
 
 
+def _tree(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
 @pytest.mark.slow
-def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_path) -> None:
+def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_path, monkeypatch) -> None:
     # A small adopted teacher and a latency table at 16x16 whose numbers are made up (MambaIR stacks cheaper than
     # Restormer ones, so the front has a bend): the pipeline's plumbing, end to end, in a couple of minutes.
     import torch
@@ -49,14 +53,18 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
         families=families_to_dict(space.families),
     )
     table.save(tmp_path / "profiles")
+    monkeypatch.chdir(tmp_path)  # a stray relative path (exports/, reports/) would land here and be seen
+    before = _tree(tmp_path)
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
-    args += ["--profiles", str(tmp_path / "profiles"), "--reports", str(tmp_path / "reports"), "--distill-steps", "2"]
+    args += ["--profiles", str(tmp_path / "profiles"), "--distill-steps", "2"]
     args += ["--budget", "18", "--top-k", "2", "--finetune-iterations", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    # The run wrote only inside its folder: the committed table it reused is untouched, nothing appeared beside it.
+    assert {p for p in _tree(tmp_path) - before if not p.startswith("run")} == set()
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
     assert list(summary["steps"]) == list(STEPS) and summary["steps"]["profile"]["reused"]
-    report = tmp_path / "reports" / "run"
+    report = tmp_path / "run" / "report"
     for name in ("index.html", "report.md", "pareto.png", "restored.png"):
         assert (report / name).is_file(), name
     compare = json.loads((tmp_path / "run" / "compare" / "compare.json").read_text())
@@ -69,6 +77,9 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
     assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
     assert ens["architecture"] in (report / "report.md").read_text()
+    copied = runner.invoke(app, [*args, "--steps", "report", "--reports", str(tmp_path / "reports")])
+    assert copied.exit_code == 0, copied.output
+    assert (tmp_path / "reports" / "run" / "report.md").read_text() == (report / "report.md").read_text()
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.output
     steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]

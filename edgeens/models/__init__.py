@@ -56,7 +56,17 @@ MODEL_KINDS = ("restormer", "mambairunet", "hybrid")
 
 def untrained_model(kind: str, preset: str, architecture: str | None = None) -> nn.Module:
     """A randomly initialised model at a search-space preset's size (tiny, paper): for export and latency checks,
-    where the weights do not matter. A hybrid needs an architecture string over that preset's space."""
+    where the weights do not matter. A hybrid needs an architecture string over that preset's space. The weights are
+    always the same draw (seed 0, the global generator untouched): programs built from a preset by one command are
+    recognised, by their weights' hash, by the next."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return _untrained_model(kind, preset, architecture)
+
+
+def _untrained_model(kind: str, preset: str, architecture: str | None) -> nn.Module:
     from edgeens.models.hybrid import HybridUNet
     from edgeens.models.space import PRESETS
 

@@ -1,5 +1,6 @@
 """The report of one `edgeens run`: `index.html`, the same content as `report.md`, and the PNGs, all drawn from the
-files the run wrote (front.json, trials.jsonl, compare.json, compile.json, the latency table)."""
+files the run wrote (front.json, trials.jsonl, compare.json and its crops, compile.json, the pinned latency table);
+it runs no model."""
 
 from __future__ import annotations
 
@@ -11,23 +12,25 @@ from typing import Any
 import numpy as np
 
 from edgeens.files import now
+from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 
 
-def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any) -> Path:
-    """Write the report for `run_dir` into `target`; returns the index.html path."""
+def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> Path:
+    """Write the report of the run in `run` into `target`; returns the index.html path. `penalty` (calibrated or
+    heuristic) and `families` (the run's, e.g. M,S,G) say how the front's axis and the latency table are labelled."""
     from edgeens.profile.correlate import plot_validation, validation_report
-    from edgeens.profile.table import searched_table
+    from edgeens.profile.table import LatencyTable
     from edgeens.report.search import family_mix, plot_front
-    from edgeens.rundir import TEACHER_FINETUNED
     from edgeens.train.search import TrialLog
 
+    run_dir = run.root
     target.mkdir(parents=True, exist_ok=True)
-    table = searched_table(run_dir, state["profile"])
-    front = json.loads((run_dir / "search" / "front.json").read_text())
-    compare = json.loads((run_dir / "compare" / "compare.json").read_text())
-    compiled = json.loads((run_dir / "export" / "compile.json").read_text())
-    records = TrialLog(run_dir / "search" / "trials.jsonl").records
-    label = "predicted latency (ms)" if config.penalty == "calibrated" else "heuristic penalty"
+    table = LatencyTable.load(run.searched_table)
+    front = json.loads((run.search / "front.json").read_text())
+    compare = json.loads(run.compare_result.read_text())
+    compiled = json.loads((run.export / "compile.json").read_text())
+    records = TrialLog(run.search / "trials.jsonl").records
+    label = "predicted latency (ms)" if penalty == "calibrated" else "heuristic penalty"
     plot_front(records, front, target / "pareto.png", label)
     sections: list[tuple[str, list[Any]]] = []
     rows = compare["rows"]
@@ -102,7 +105,7 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
             ],
         )
     )
-    latency_rows = [["stage", *_choices(table, config.families)]]
+    latency_rows = [["stage", *_choices(table, families)]]
     latency_rows.append(["fixed part", f"{table.fixed.median_ms:.1f}"] + [""] * (len(latency_rows[0]) - 2))
     for stage, row in table.stages.items():
         latency_rows.append([stage] + [f"{row[c].median_ms:.1f}" if c in row else "" for c in latency_rows[0][1:]])
@@ -124,11 +127,11 @@ def write_report(run_dir: Path, target: Path, state: dict[str, Any], config: Any
             [
                 f"`{executorch['file']}` ({executorch['bytes'] / 2**20:.1f} MiB, max abs error vs eager "
                 f"{executorch['verification']['max_abs_error']:.1e}) and `{onnx['file']}` (max abs error "
-                f"{onnx['verification']['max_abs_error']:.1e}) in `{run_dir / 'export'}`.",
+                f"{onnx['verification']['max_abs_error']:.1e}) in `{run.export}`.",
             ],
         )
     )
-    _restored_crops(state, config.degradation, config.sigma, target / "restored.png")
+    _restored_crops(run.crops, target / "restored.png")
     sections.append(("Restored photos", [("restored.png", "degraded, teacher, ENS hybrid, clean")]))
     title = f"edgeens run: {run_dir.name}"
     (target / "report.md").write_text(_markdown(title, sections))
@@ -151,18 +154,14 @@ def _choices(table: Any, families: str) -> list[str]:
     return sorted(held, key=lambda c: (c != "R", letters.index(c[0]) if c != "R" else 0, -int(c[1:] or 0)))
 
 
-def _restored_crops(state: dict[str, Any], degradation: str, sigma: float, path: Path) -> None:
+def _restored_crops(crops: Path, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgeens.data.photos import degraded_pairs
-    from edgeens.models.images import restore_whole
-
-    lq, gt = degraded_pairs("test", degradation, sigma)["plasma-EveningGlow"]
-    lq, gt = (np.ascontiguousarray(a[160:352, 240:432]) for a in (lq, gt))  # the boats: detail a blotch would hide
-    images = [lq, *(restore_whole(model, lq) for model in (state["teacher"], state["finetune"])), gt]
+    with np.load(crops) as saved:
+        images = [saved[name] for name in ("degraded", "teacher", "ENS hybrid", "clean")]
     figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for axis, image, name in zip(axes, images, ("degraded", "teacher", "ENS hybrid", "clean"), strict=True):
         axis.imshow(np.clip(image, 0, 1))
