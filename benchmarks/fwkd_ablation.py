@@ -22,7 +22,7 @@ from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.space import SearchSpace, format_architecture
 from edgeens.restore import eager_restorer, restore_array
-from edgeens.train.distill import load_pool
+from edgeens.train.pool import load_pool
 
 
 def score_on_test(model: torch.nn.Module, pairs: list) -> float:

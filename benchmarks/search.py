@@ -29,7 +29,7 @@ import torch
 from edgeens.files import now
 from edgeens.models.space import parse_families, preset_space
 from edgeens.profile.table import LatencyTable, calibrated_penalty, heuristic_penalty
-from edgeens.train.search import Problem, SearchSettings, categorical_model, propose_categorical, reference_point
+from edgeens.search.ens import Problem, SearchSettings, categorical_model, propose_categorical, reference_point
 
 PROFILES = Path("profiles")
 

@@ -300,7 +300,7 @@ def _model_to_compile(
     teacher_model = Restormer.from_checkpoint(teacher_path)
     if pool is None:
         raise ValueError("--teacher --arch needs the block pool the surrogates come from: --pool runs/<name>/pool")
-    from edgeens.train.distill import load_pool
+    from edgeens.train.pool import load_pool
 
     return HybridUNet.from_teacher(teacher_model, arch, load_pool(pool, teacher_model)).eval()
 
@@ -352,7 +352,7 @@ def compile_command(
         teacher_model, space_name = _stage_teacher(checkpoint, teacher_path, untrained)
         surrogates = None
         if pool:
-            from edgeens.train.distill import load_pool
+            from edgeens.train.pool import load_pool
 
             surrogates = load_pool(pool, teacher_model)
             if families is not None:
@@ -500,7 +500,7 @@ def profile(
         space_name = teacher_path.stem
     surrogates = None
     if pool is not None:
-        from edgeens.train.distill import load_pool
+        from edgeens.train.pool import load_pool
 
         surrogates = load_pool(pool, teacher_model)
         if families is not None:
@@ -758,17 +758,16 @@ def search(
     import torch
 
     from edgeens.compile.artifact import parse_size
-    from edgeens.data.photos import validation_crops
     from edgeens.files import write_json
     from edgeens.models import Restormer
     from edgeens.models.checkpoint import weights_hash
-    from edgeens.models.space import families_to_dict
     from edgeens.profile.table import LatencyTable, calibrated_penalty, heuristic_penalty
     from edgeens.report.search import plot_compare, plot_front
-    from edgeens.train.distill import load_pool
-    from edgeens.train.evaluate import HybridEvaluator, SearchError, WorkerPool
-    from edgeens.train.search import Problem, SearchSettings
-    from edgeens.train.search_run import compare_methods, fraction_at, run_search
+    from edgeens.search.ens import Problem, SearchSettings
+    from edgeens.search.evaluate import SearchError, WorkerPool
+    from edgeens.search.loop import compare_methods, fraction_at
+    from edgeens.search.step import SearchRequest, evaluator_for, objective, search_step
+    from edgeens.train.pool import load_pool
 
     torch.set_num_threads(threads)
     height, width = parse_size(size)
@@ -792,15 +791,28 @@ def search(
         stage_costs, penalty_label, source = heuristic_penalty(space), "heuristic penalty", "heuristic"
     else:
         raise SearchError(f"unknown penalty {penalty!r}; choose calibrated (with --table) or heuristic")
-    problem = Problem(space, stage_costs)
-    evaluator = HybridEvaluator(teacher_model, surrogates, validation_crops(degradation, sigma), space=space)
-
-    def evaluate(architecture: str) -> dict:
-        result = evaluator(architecture)
-        return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
-
+    request = SearchRequest(
+        teacher_model,
+        surrogates,
+        pool,
+        space,
+        stage_costs,
+        source,
+        (height, width),
+        degradation,
+        sigma,
+        settings,
+        out,
+        top_k,
+        max_drop,
+        max_penalty,
+        force,
+    )
     if compare:
+        evaluator = evaluator_for(request)
+        problem = Problem(space, stage_costs)
         with console.status("comparing search methods") as status:
+            evaluate = objective(evaluator)
             result = compare_methods(problem, evaluate, out, settings, seeds, exhaustive, progress=status.update)
         # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
         penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
@@ -830,36 +842,17 @@ def search(
         console.print(view)
         console.print(f"written: {out}/compare.json, {out}/compare.png")
         return
-    identity = {
-        "teacher_sha256": weights_hash(teacher_model),
-        "pool": str(pool),
-        "penalty": source,
-        "size": [height, width],
-        "validation": {"set": "photos-val-crops", "degradation": degradation, "sigma": sigma},
-        "families": families_to_dict(space.families),
-    }
     with console.status("searching") as status, contextlib.ExitStack() as stack:
         workers = None
         if jobs > 1:
             workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
-        front = run_search(
-            problem,
-            evaluate,
-            out,
-            settings,
-            identity,
-            top_k,
-            max_drop,
-            force,
-            progress=status.update,
-            batch_evaluate=workers,
-            max_penalty=max_penalty,
-        )
-    from edgeens.train.search import TrialLog
+        searched = search_step(request, progress=status.update, batch_evaluate=workers)
+    front = searched.front
+    from edgeens.search.ens import TrialLog
 
     plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)
     view = Table(
-        title=f"Pareto front after {front['evaluations']} evaluations (teacher {evaluator.teacher_psnr:.2f} dB)"
+        title=f"Pareto front after {front['evaluations']} evaluations (teacher {searched.teacher_psnr:.2f} dB)"
     )
     for column in ("architecture", "PSNR dB", "drop dB", penalty_label, ""):
         view.add_column(column)
@@ -903,9 +896,9 @@ def finetune(
     from edgeens.data.photos import training_photos, validation_crops
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.models import Restormer
-    from edgeens.train.distill import load_pool
-    from edgeens.train.evaluate import SearchError
+    from edgeens.search.evaluate import SearchError
     from edgeens.train.finetune import finetune_candidates
+    from edgeens.train.pool import load_pool
     from edgeens.train.teacher import SyntheticPairs, TeacherRecipe
 
     torch.set_num_threads(threads)

@@ -27,7 +27,7 @@ import torch
 
 from edgeens.files import folder_lock, now, write_json
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, families_to_dict, parse_families
+from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
 from edgeens.profile.table import searched_table
 from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 
@@ -168,7 +168,8 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
 def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     from edgeens.data.photos import training_photos
     from edgeens.models.checkpoint import CheckpointError
-    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features, load_pool
+    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features
+    from edgeens.train.pool import load_pool
 
     teacher = state["teacher"]
     pool_dir = config.folder.pool
@@ -254,11 +255,9 @@ def _space(config: RunConfig, state: dict) -> SearchSpace:
 
 
 def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
-    from edgeens.models.checkpoint import weights_hash
     from edgeens.profile.table import calibrated_penalty, heuristic_penalty
-    from edgeens.train.evaluate import HybridEvaluator
-    from edgeens.train.search import Problem, SearchSettings
-    from edgeens.train.search_run import run_search
+    from edgeens.search.ens import SearchSettings
+    from edgeens.search.step import SearchRequest, search_step
 
     teacher, table = state["teacher"], state["profile"]
     space = _space(config, state)
@@ -267,29 +266,27 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     if front_path.is_file() and json.loads(front_path.read_text())["evaluations"] >= config.budget:
         return json.loads(front_path.read_text()), True
     table.check_fits(space, config.size, config.size)
-    costs = calibrated_penalty(table) if config.penalty == "calibrated" else heuristic_penalty(space)
-    evaluator = HybridEvaluator(teacher, state["distill"], _validation(config), space=space)
-
-    def evaluate(architecture: str) -> dict:
-        result = evaluator(architecture)
-        return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
-
-    settings = SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed)
-    identity = {
-        "teacher_sha256": weights_hash(teacher),
-        "pool": str(config.folder.pool),
-        "penalty": table.filename() if config.penalty == "calibrated" else "heuristic",
-        "size": [config.size, config.size],
-        "validation": {"set": "photos-val-crops", "degradation": config.degradation, "sigma": config.sigma},
-        "families": families_to_dict(space.families),
-    }
+    calibrated = config.penalty == "calibrated"
     max_penalty = None
     if config.speedup:  # stage latencies that fit: the teacher's end-to-end prediction / speed-up, less the fixed part
         max_penalty = table.predict_ms(space.teacher_only) / config.speedup - table.fixed.median_ms
-    say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
-    front = run_search(
-        Problem(space, costs), evaluate, folder, settings, identity, config.top_k, progress=say, max_penalty=max_penalty
+    request = SearchRequest(
+        teacher,
+        state["distill"],
+        config.folder.pool,
+        space,
+        calibrated_penalty(table) if calibrated else heuristic_penalty(space),
+        table.filename() if calibrated else "heuristic",
+        (config.size, config.size),
+        config.degradation,
+        config.sigma,
+        SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed),
+        folder,
+        config.top_k,
+        max_penalty=max_penalty,
     )
+    say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
+    front = search_step(request, progress=say).front
     table.save(config.folder.searched_table)
     return front, False
 

@@ -3,6 +3,10 @@ they load into a float32 model), a JSON with the exact command, recipe and score
 
     python scripts/package_teacher.py RUN_DIR "COMMAND THAT TRAINED IT"
 
+A run warm-started (`edgeens teacher --init`) from the embedded teacher continues its record: the asset's JSON and
+training log as they were become the first stage ("warm_started_from", with the commit that holds those weights),
+and the log is joined, the new run's iterations counted on from the old run's last one.
+
 Writes edgeens/assets/teacher-tiny-gaussian25.{safetensors,json} and reports/teacher/{curve.png,log.jsonl}. Scores:
 validation PSNR on the catalogue's whole val photos (float32 and float16 weights), test PSNR on its whole test
 photos beside scikit-image's NLM on the same pairs (the figure the README quotes)."""
@@ -35,6 +39,22 @@ def main(run_dir: Path, command: str) -> None:
     summary = json.loads((run_dir / "teacher.json").read_text())
     if not summary.get("finished"):
         raise SystemExit(f"{run_dir} holds no finished teacher")
+    previous, log = None, (run_dir / "log.jsonl").read_text()
+    if summary["recipe"].get("init_weights"):
+        previous = json.loads(ASSET.with_suffix(".json").read_text())
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", str(ASSET.with_suffix(".safetensors"))],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        previous["weights_at_commit"] = commit.stdout.strip()
+        offset = previous["iterations"] + previous.get("warm_started_from", {}).get("iterations", 0)
+        shifted = []
+        for line in log.splitlines():
+            entry = json.loads(line)
+            shifted.append(json.dumps({**entry, "iteration": entry["iteration"] + offset}))
+        log = (REPORT / "log.jsonl").read_text() + "".join(line + "\n" for line in shifted)
     weights = load_file(str(run_dir / "teacher.safetensors"))
     half = {k: v.half().contiguous() for k, v in weights.items()}
     ASSET.parent.mkdir(parents=True, exist_ok=True)
@@ -66,14 +86,17 @@ def main(run_dir: Path, command: str) -> None:
         "test_psnr_nlm": sum(test_nlm) / len(test_nlm),
         "test_per_photo": {n: {"teacher": t, "nlm": c} for n, t, c in zip(test, test_teacher, test_nlm, strict=True)},
     }
+    if previous is not None:
+        record["warm_started_from"] = previous
     ASSET.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
     REPORT.mkdir(parents=True, exist_ok=True)
-    (REPORT / "log.jsonl").write_text((run_dir / "log.jsonl").read_text())
+    (REPORT / "log.jsonl").write_text(log)
     nlm_val = sum(psnr(restore_array(nlm, lq, 0), gt) for lq, gt in val) / len(val)
     plot_training_curve(
-        run_dir / "log.jsonl",
+        REPORT / "log.jsonl",
         REPORT / "curve.png",
-        f"tiny teacher, sigma 25, {summary['ranks']} ranks: test {record['test_psnr']:.2f} dB "
+        f"tiny teacher, sigma 25, {summary['ranks']} ranks{', warm-started' if previous else ''}: test "
+        f"{record['test_psnr']:.2f} dB "
         f"(NLM {record['test_psnr_nlm']:.2f} dB)",
         {"NLM on the val photos": nlm_val},
     )

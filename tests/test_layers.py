@@ -14,7 +14,7 @@ LAYERS = (
     {"edgeens", "errors", "allocator", "files", "metrics", "workers", "rundir"},
     {"data", "models"},
     {"train", "compile"},
-    {"profile"},
+    {"search", "profile"},
     {"restore", "classical", "harness"},
     {"report"},
     {"run"},

@@ -77,6 +77,22 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
     assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
     assert ens["architecture"] in (report / "report.md").read_text()
+    # `edgeens search` on the run's teacher, pool and table is the same step: the same trials, front and knee.
+    search = ["search", "--teacher", str(tmp_path / "teacher.safetensors"), "--pool", str(tmp_path / "run" / "pool")]
+    search += ["--table", str(tmp_path / "run" / "search" / "latency-table.json"), "--size", "16", "--budget", "18"]
+    searched = runner.invoke(app, [*search, "--top-k", "2", "--out", str(tmp_path / "cli-search")])
+    assert searched.exit_code == 0, searched.output
+    trials = [
+        [(json.loads(line)["architecture"], json.loads(line)["psnr"]) for line in path.read_text().splitlines()]
+        for path in (tmp_path / "run" / "search" / "trials.jsonl", tmp_path / "cli-search" / "trials.jsonl")
+    ]
+    assert trials[0] == trials[1] and len(trials[0]) == 18
+    fronts = [
+        json.loads((folder / "front.json").read_text())
+        for folder in (tmp_path / "run" / "search", tmp_path / "cli-search")
+    ]
+    for key in ("front", "knee", "candidates"):
+        assert fronts[0][key] == fronts[1][key], key
     copied = runner.invoke(app, [*args, "--steps", "report", "--reports", str(tmp_path / "reports")])
     assert copied.exit_code == 0, copied.output
     assert (tmp_path / "reports" / "run" / "report.md").read_text() == (report / "report.md").read_text()

@@ -21,7 +21,7 @@ def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> P
     from edgeens.profile.correlate import plot_validation, validation_report
     from edgeens.profile.table import LatencyTable
     from edgeens.report.search import family_mix, plot_front
-    from edgeens.train.search import TrialLog
+    from edgeens.search.ens import TrialLog
 
     run_dir = run.root
     target.mkdir(parents=True, exist_ok=True)

@@ -33,16 +33,13 @@ from edgeens.models.space import (
     Family,
     SearchSpace,
     Stage,
-    families_from_dict,
     families_to_dict,
-    legacy_families,
     merge_families,
 )
 from edgeens.models.surrogates import build_surrogate
+from edgeens.train.pool import POOL_FORMAT, intact, pool_families, read_manifest, surrogate_name
 from edgeens.train.resume import load_training_state, save_training_state
 from edgeens.workers import run_in_processes
-
-POOL_FORMAT = "edgeens.pool.v1"
 
 
 @dataclass(frozen=True)
@@ -133,17 +130,6 @@ def ensure_features(
     write_json(record_path, wanted)
 
 
-def _intact(pool_dir: Path, entry: dict) -> bool:
-    """Whether a finished surrogate's weights file is there and readable (a deleted or truncated file is not)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(pool_dir / entry["file"]), "pt") as f:
-            return len(list(f.keys())) > 0
-    except Exception:  # safetensors raises several types for missing, truncated and garbage files
-        return False
-
-
 def alignment(surrogate: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
     """Held-out alignment error: relative L2 ||f(x) - y|| / ||y|| and mean per-sample cosine similarity."""
     surrogate.eval()
@@ -152,26 +138,6 @@ def alignment(surrogate: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str
     rel_l2 = ((pred - targets).norm() / targets.norm()).item()
     cosine = F.cosine_similarity(pred.flatten(1), targets.flatten(1), dim=1).mean().item()
     return {"relative_l2": rel_l2, "cosine": cosine}
-
-
-def _surrogate_name(stage: Stage, token: str) -> str:
-    return f"{stage.name}-{token}"
-
-
-class BlockPool(dict):
-    """The distilled surrogates keyed by (stage name, token), with the search space their families span."""
-
-    def __init__(self, space: SearchSpace, modules: dict[tuple[str, str], nn.Module]) -> None:
-        super().__init__(modules)
-        self.space = space
-
-
-def pool_families(manifest: dict) -> tuple[Family, ...]:
-    """The families a manifest declares (a pool from before families existed holds MambaIR at its
-    `surrogate_config`)."""
-    if "families" in manifest:
-        return families_from_dict(manifest["families"])
-    return legacy_families(manifest.get("surrogate_config"))
 
 
 def distill_pool(
@@ -192,7 +158,7 @@ def distill_pool(
     rank, world = _rank_and_world()
     manifest_path = pool_dir / "manifest.json"
     digest = weights_hash(teacher)
-    manifest = _read_manifest(pool_dir) or {
+    manifest = read_manifest(pool_dir) or {
         "format": POOL_FORMAT,
         "teacher_hash": digest,
         "teacher_config": teacher.config.to_dict(),
@@ -208,17 +174,17 @@ def distill_pool(
     known = families_to_dict(pool_families(manifest)) if manifest["surrogates"] else {}
     manifest["families"] = merge_families(known, families, str(manifest_path))
     space = SearchSpace(teacher.config, families)
-    todo = [(s, t) for s, t in space.surrogates() if only is None or _surrogate_name(s, t) in only]
+    todo = [(s, t) for s, t in space.surrogates() if only is None or surrogate_name(s, t) in only]
     mine = todo[rank::world]  # under torchrun each rank distils its own share of the (stage, depth) pairs
     fragment = pool_dir / f"manifest.rank{rank}.json"
     for name, entry in list(manifest["surrogates"].items()):
-        if not _intact(pool_dir, entry):  # deleted or truncated since: distil it again
+        if not intact(pool_dir, entry):  # deleted or truncated since: distil it again
             print(f"{pool_dir / entry['file']} is missing or unreadable: distilling {name} again")
             del manifest["surrogates"][name]
     pending = [
         (stage, token, space.family(token[0]), features_dir, recipe, pool_dir)
         for stage, token in mine
-        if _surrogate_name(stage, token) not in manifest["surrogates"]  # finished in an earlier run
+        if surrogate_name(stage, token) not in manifest["surrogates"]  # finished in an earlier run
     ]
     with Progress(
         TextColumn("{task.description}"),
@@ -231,13 +197,13 @@ def distill_pool(
         if jobs > 1 and len(pending) > 1:  # one bar over surrogates: the workers train quietly
             overall = bar.add_task(f"distilling, {jobs} at a time", total=len(pending), status="")
             for (stage, token, *_), entry in run_in_processes(_distill_one, pending, jobs):
-                manifest["surrogates"][_surrogate_name(stage, token)] = {**entry, "rank": rank}
+                manifest["surrogates"][surrogate_name(stage, token)] = {**entry, "rank": rank}
                 write_json(fragment, manifest)  # progress survives a kill
                 after = entry["alignment_after"]["relative_l2"]
-                bar.update(overall, advance=1, status=f"{_surrogate_name(stage, token)}: rel. L2 {after:.3f}")
+                bar.update(overall, advance=1, status=f"{surrogate_name(stage, token)}: rel. L2 {after:.3f}")
         else:
             for arguments in pending:
-                name = _surrogate_name(*arguments[:2])
+                name = surrogate_name(*arguments[:2])
                 label = f"{name} (rank {rank})" if world > 1 else name
                 task = bar.add_task(label, total=recipe.steps, status="")
                 manifest["surrogates"][name] = {**_distill_one(*arguments, bar, task), "rank": rank}
@@ -245,34 +211,19 @@ def distill_pool(
     if world > 1:
         torch.distributed.barrier()
     if rank == 0:
-        manifest = _read_manifest(pool_dir)
+        manifest = read_manifest(pool_dir)
         write_json(manifest_path, manifest)
         for path in pool_dir.glob("manifest.rank*.json"):
             path.unlink()
     if world > 1:
         torch.distributed.barrier()
-    return _read_manifest(pool_dir)
+    return read_manifest(pool_dir)
 
 
 def _rank_and_world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
-
-
-def _read_manifest(pool_dir: Path) -> dict | None:
-    """manifest.json merged with the per-rank fragments of an unfinished (or sharded) run."""
-    paths = [pool_dir / "manifest.json", *sorted(pool_dir.glob("manifest.rank*.json"))]
-    merged: dict | None = None
-    for path in paths:
-        if path.is_file():
-            part = json.loads(path.read_text())
-            if merged is None:
-                merged = part
-            else:  # a fragment is newer: it may declare families the manifest does not have yet
-                merged["surrogates"].update(part["surrogates"])
-                merged["families"] = {**merged.get("families", {}), **part.get("families", {})}
-    return merged
 
 
 def _distill_one(
@@ -292,7 +243,7 @@ def _distill_one(
 
 
 def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task) -> dict:
-    name = _surrogate_name(stage, token)
+    name = surrogate_name(stage, token)
     started = time.perf_counter()
     partial = pool_dir / "partial" / f"{name}.pt"
     torch.manual_seed(recipe.seed)
@@ -335,37 +286,6 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
         "alignment_after": after,
         "seconds": round(time.perf_counter() - started, 1),  # this run's share if it resumed
     }
-
-
-def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
-    """The distilled surrogates of `pool_dir`, keyed by (stage name, token), checked against `teacher`; the
-    pool's `space` spans the families its manifest declares."""
-    pool_dir = Path(pool_dir)
-    manifest_path = pool_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{pool_dir} is not a block pool (no manifest.json); run `edgeens distill` first")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != POOL_FORMAT:
-        raise CheckpointError(f"{manifest_path}: unknown pool format {manifest.get('format')!r}")
-    if manifest["teacher_hash"] != weights_hash(teacher):
-        raise CheckpointError(
-            f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
-            "pool for this teacher, or load the teacher the pool was built from"
-        )
-    space = SearchSpace(teacher.config, pool_families(manifest))
-    stages = {s.name: s for s in space.stages}
-    modules: dict[tuple[str, str], nn.Module] = {}
-    for entry in manifest["surrogates"].values():
-        token = entry.get("token", f"M{entry['depth']}")
-        module = build_surrogate(stages[entry["stage"]], token, space.family(token[0]))
-        if not _intact(pool_dir, entry):
-            raise CheckpointError(
-                f"{pool_dir / entry['file']} is missing or unreadable; run edgeens distill with the same --out "
-                "again: it distils the missing surrogates and keeps the others"
-            )
-        module.load_state_dict(load_file(pool_dir / entry["file"]), strict=True)
-        modules[(entry["stage"], token)] = module.eval()
-    return BlockPool(space, modules)
 
 
 def training_crops(

@@ -17,14 +17,19 @@ import torch
 from torch import nn
 
 from edgeens.data.synthetic import SyntheticPairs
+from edgeens.errors import EdgeensError
 from edgeens.files import now, write_json
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
-from edgeens.train.evaluate import SearchError, check_pool
+from edgeens.train.pool import check_pool
 from edgeens.train.teacher import TeacherRecipe, train_in_processes, train_restoration, validation_psnr
 
 RESULT = "hybrid.safetensors"
+
+
+class FinetuneError(EdgeensError):
+    """Fine-tuning that cannot start: no candidates, or inputs that do not fit together."""
 
 
 def _write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
@@ -46,7 +51,7 @@ def finetune_candidates(
     """Fine-tune every candidate (finished ones are kept, an interrupted one resumes), `jobs` at a time in worker
     processes (not under torchrun, where the ranks share each candidate), and pick the best."""
     if not candidates:
-        raise SearchError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
+        raise FinetuneError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
     check_pool(getattr(pool, "space", None) or SearchSpace(teacher.config), pool)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ from edgeens.models.checkpoint import CheckpointError
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import ArchitectureError
-from edgeens.train.distill import DistillRecipe, capture_features, distill_pool, load_pool
+from edgeens.train.distill import DistillRecipe, capture_features, distill_pool
+from edgeens.train.pool import load_pool
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
@@ -130,6 +131,20 @@ def test_a_pool_for_another_teacher_is_refused(teacher, features, tmp_path) -> N
         distill_pool(other, features, tmp_path / "pool", DistillRecipe(steps=2), show_progress=False)
     with pytest.raises(CheckpointError, match="no manifest.json"):
         load_pool(tmp_path / "missing", teacher)
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b"\xff\xfe", b"[]", b'{"format": "edgeens.pool.v1"}'])
+def test_a_damaged_pool_manifest_is_named_with_the_fix(teacher, features, tmp_path, damage: bytes) -> None:
+    distill_pool(
+        teacher, features, tmp_path / "pool", DistillRecipe(steps=2), only=["encoder1-M1"], show_progress=False
+    )
+    (tmp_path / "pool" / "manifest.json").write_bytes(damage)
+    for attempt in (
+        lambda: load_pool(tmp_path / "pool", teacher),
+        lambda: distill_pool(teacher, features, tmp_path / "pool", DistillRecipe(steps=2), show_progress=False),
+    ):
+        with pytest.raises(CheckpointError, match="manifest.json is damaged.*delete it and run edgeens distill"):
+            attempt()
 
 
 def test_a_crashed_surrogate_resumes_from_its_last_checkpoint_exactly(teacher, features, tmp_path, monkeypatch) -> None:

@@ -15,12 +15,10 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import FAMILIES, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
-from edgeens.train.distill import BlockPool
-from edgeens.train.evaluate import SearchError
-from edgeens.train.finetune import finetune_candidates
+from edgeens.train.finetune import FinetuneError, finetune_candidates
+from edgeens.train.pool import BlockPool
 from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
-
-from .conftest import SMALL
+from tests.conftest import SMALL_TEACHER as SMALL
 
 
 def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
@@ -41,7 +39,7 @@ def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
     stamp = (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns
     finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path, validation, show_progress=False)
     assert (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns == stamp  # finished: kept
-    with pytest.raises(SearchError, match="no candidates"):
+    with pytest.raises(FinetuneError, match="no candidates"):
         finetune_candidates(teacher, pool, [], data, recipe, tmp_path, validation)
 
 

@@ -17,11 +17,11 @@ from edgeens.cli import app
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, preset_space
 from edgeens.profile.table import heuristic_penalty
-from edgeens.train.baselines import nsga2, random_search, rule_based
-from edgeens.train.evaluate import SearchError
-from edgeens.train.pareto import hypervolume
-from edgeens.train.search import Objectives, Problem, SearchSettings, TrialLog, ens, reference_point
-from edgeens.train.search_run import compare_methods
+from edgeens.search.baselines import nsga2, random_search, rule_based
+from edgeens.search.ens import Objectives, Problem, SearchSettings, TrialLog, ens, reference_point
+from edgeens.search.evaluate import SearchError
+from edgeens.search.loop import compare_methods
+from edgeens.search.pareto import hypervolume
 
 runner = CliRunner()
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
@@ -79,7 +79,7 @@ def test_ens_spends_its_budget_on_distinct_architectures_and_beats_random(tmp_pa
 
 def test_a_space_too_large_to_enumerate_is_screened_by_sample_and_neighbourhood(tmp_path) -> None:
     from edgeens.models.space import parse_families
-    from edgeens.train.search import ENUMERATE_LIMIT
+    from edgeens.search.ens import ENUMERATE_LIMIT
 
     space = preset_space("tiny", parse_families("M,S,G"))
     assert space.size > ENUMERATE_LIMIT
@@ -269,7 +269,7 @@ def test_bad_search_inputs_fail_before_any_evaluation(small_run, tmp_path) -> No
 
 
 def test_a_penalty_budget_bounds_the_search_and_picks_the_best_inside_it(tmp_path) -> None:
-    from edgeens.train.search_run import summarize
+    from edgeens.search.loop import summarize
 
     problem = tiny_problem()
     budget = problem.min_penalty + (problem.max_penalty - problem.min_penalty) / 3

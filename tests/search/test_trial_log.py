@@ -9,8 +9,8 @@ import pytest
 from edgeens.files import FolderBusyError, folder_lock
 from edgeens.models.space import preset_space
 from edgeens.profile.table import heuristic_penalty
-from edgeens.train.search import Problem, SearchSettings, TrialLog, architecture_check
-from edgeens.train.search_run import run_search
+from edgeens.search.ens import Problem, SearchSettings, TrialLog, architecture_check
+from edgeens.search.loop import run_search
 
 
 def record(architecture: str, drop: float = -0.5) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeens.train.pareto import hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
+from edgeens.search.pareto import hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
 
 # (psnr_drop, penalty): a convex front with an obvious bend at (-0.5, 3), plus two dominated points.
 POINTS = np.array([[0.0, 10.0], [-0.2, 6.0], [-0.5, 3.0], [-2.0, 2.0], [-4.0, 1.5], [-1.0, 8.0], [-3.0, 3.0]])

@@ -9,7 +9,8 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import FAMILIES, SearchSpace
 from edgeens.models.surrogates import build_surrogate
-from edgeens.train.evaluate import HybridEvaluator, SearchError
+from edgeens.search.evaluate import HybridEvaluator
+from edgeens.train.pool import PoolError
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
@@ -61,5 +62,5 @@ def test_a_tight_cache_evicts_but_stays_correct() -> None:
 def test_a_pool_missing_a_surrogate_is_refused_before_any_evaluation() -> None:
     teacher, pool = small_teacher_and_pool()
     del pool[("latent", "M2")]
-    with pytest.raises(SearchError, match="latent--M2"):
+    with pytest.raises(PoolError, match="latent--M2"):
         HybridEvaluator(teacher, pool, pairs())

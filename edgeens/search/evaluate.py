@@ -23,6 +23,7 @@ from edgeens.metrics import psnr
 from edgeens.models.images import pad_to_multiple
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import RESTORMER, SearchSpace, format_architecture
+from edgeens.train.pool import check_pool
 
 
 class SearchError(EdgeensError):
@@ -36,16 +37,6 @@ class Evaluation:
     psnr_drop: float  # psnr minus the teacher's (<= 0 unless a hybrid beats its teacher)
     seconds: float
     stages_run: int  # stages computed for this evaluation (8 minus those reused from the prefix cache)
-
-
-def check_pool(space: SearchSpace, pool: Mapping[tuple[str, str], nn.Module]) -> None:
-    """Refuse a pool that lacks a surrogate some architecture of `space` needs."""
-    missing = [f"{stage.name}--{token}" for stage, token in space.surrogates() if (stage.name, token) not in pool]
-    if missing:
-        raise SearchError(
-            f"the block pool lacks {len(missing)} surrogate(s) the search space needs: {', '.join(missing)}; "
-            "distil them first (edgeens distill with this teacher)"
-        )
 
 
 class HybridEvaluator:
@@ -144,7 +135,7 @@ _WORKER: HybridEvaluator | None = None
 def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float) -> None:
     global _WORKER
     from edgeens.data.photos import validation_crops
-    from edgeens.train.distill import load_pool
+    from edgeens.train.pool import load_pool
     from edgeens.workers import quiet_toolchain
 
     torch.set_num_threads(1)  # one worker per core

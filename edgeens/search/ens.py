@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from edgeens.models.space import SearchSpace, format_architecture
-from edgeens.train.evaluate import SearchError
+from edgeens.search.evaluate import SearchError
 
 ENCODINGS = ("categorical", "relaxed")
 UCB_BETA = 3.0  # the screen keeps an architecture if mean + 3 std of its PSNR drop could still raise the front

@@ -14,10 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgeens.files import folder_lock, now, write_json
-from edgeens.train.baselines import nsga2, random_search, rule_based
-from edgeens.train.evaluate import SearchError
-from edgeens.train.pareto import KNEE_METHOD, hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
-from edgeens.train.search import (
+from edgeens.search.baselines import nsga2, random_search, rule_based
+from edgeens.search.ens import (
     BatchEvaluate,
     Evaluate,
     Objectives,
@@ -28,6 +26,8 @@ from edgeens.train.search import (
     ens,
     reference_point,
 )
+from edgeens.search.evaluate import SearchError
+from edgeens.search.pareto import KNEE_METHOD, hypervolume, hypervolume_curve, knee, nearest_to_knee, pareto_mask
 
 FORMAT = "edgeens.search.v1"
 COMPARED = ("ens", "ens-relaxed", "random", "nsga2", "rule")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeens.models.space import RESTORMER
-from edgeens.train.search import Objectives, initial_design
+from edgeens.search.ens import Objectives, initial_design
 
 METHODS = ("ens", "random", "nsga2", "rule")
 

@@ -1,0 +1,103 @@
+"""The search step: what `edgeens search` and `edgeens run` both call. It builds the evaluation of hybrids on the
+photo catalogue's validation crops, the search's identity (what its trial log may be resumed with) and runs ENS
+into one folder, returning the front."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeens.models.checkpoint import weights_hash
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace, families_to_dict
+from edgeens.search.ens import BatchEvaluate, Evaluate, Problem, SearchSettings
+from edgeens.search.evaluate import HybridEvaluator
+from edgeens.search.loop import run_search
+from edgeens.train.pool import BlockPool
+
+VALIDATION_SET = "photos-val-crops"  # the catalogue's val photos in crops (edgeens.data.photos.validation_crops)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search: the teacher and its pool (`pool_path` is recorded in the identity), the space (the pool's, or a
+    subset of its families), the penalty of every (stage, choice) and where it came from (a latency table's file
+    name, or "heuristic"), the deployment size, the degradation of the validation pairs, and the budget."""
+
+    teacher: Restormer
+    pool: BlockPool
+    pool_path: Path
+    space: SearchSpace
+    stage_costs: dict[str, dict[str, float]]
+    penalty_source: str
+    size: tuple[int, int]
+    degradation: str
+    sigma: float
+    settings: SearchSettings
+    out: Path
+    top_k: int = 5
+    max_drop: float | None = None
+    max_penalty: float | None = None  # a latency budget for the stages (ms with a calibrated penalty)
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    front: dict[str, Any]  # front.json: the front, the knee, the candidates for fine-tuning
+    teacher_psnr: float  # on the validation crops, the PSNR drops' reference
+
+
+def search_identity(request: SearchRequest) -> dict[str, Any]:
+    """What a trial log records about its search: a later run resumes it only if all of this agrees."""
+    return {
+        "teacher_sha256": weights_hash(request.teacher),
+        "pool": str(request.pool_path),
+        "penalty": request.penalty_source,
+        "size": list(request.size),
+        "validation": {"set": VALIDATION_SET, "degradation": request.degradation, "sigma": request.sigma},
+        "families": families_to_dict(request.space.families),
+    }
+
+
+def evaluator_for(request: SearchRequest) -> HybridEvaluator:
+    """The PSNR objective: hybrids of the teacher and the pool on the catalogue's validation crops."""
+    from edgeens.data.photos import validation_crops
+
+    pairs = validation_crops(request.degradation, request.sigma)
+    return HybridEvaluator(request.teacher, request.pool, pairs, space=request.space)
+
+
+def objective(evaluator: HybridEvaluator) -> Evaluate:
+    """The evaluator as the search loop calls it: architecture -> its trial record's PSNR fields."""
+
+    def evaluate(architecture: str) -> dict[str, float]:
+        result = evaluator(architecture)
+        return {"psnr": result.psnr, "psnr_drop": result.psnr_drop, "seconds": result.seconds}
+
+    return evaluate
+
+
+def search_step(
+    request: SearchRequest,
+    progress: Callable[[str], None] | None = None,
+    batch_evaluate: BatchEvaluate | None = None,
+) -> SearchResult:
+    """ENS over `request.space` into `request.out` (resuming its trial log); `batch_evaluate` evaluates each batch
+    of proposals in worker processes (search.evaluate.WorkerPool)."""
+    evaluator = evaluator_for(request)
+    front = run_search(
+        Problem(request.space, request.stage_costs),
+        objective(evaluator),
+        request.out,
+        request.settings,
+        search_identity(request),
+        request.top_k,
+        request.max_drop,
+        request.force,
+        progress=progress,
+        batch_evaluate=batch_evaluate,
+        max_penalty=request.max_penalty,
+    )
+    return SearchResult(front, evaluator.teacher_psnr)

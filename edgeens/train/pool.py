@@ -1,0 +1,124 @@
+"""The block pool on disk: `pool/<stage>-<token>.safetensors` per distilled surrogate and `pool/manifest.json`
+(format, the teacher's weights hash, every family's block kind and knobs, one entry per surrogate with its file and
+alignment), plus the per-rank fragments of an unfinished distillation. Written by `edgeens.train.distill`, read by
+the search, fine-tuning, compile and profile through `load_pool`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from safetensors.torch import load_file
+from torch import nn
+
+from edgeens.models.checkpoint import CheckpointError, weights_hash
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import Family, SearchSpace, Stage, families_from_dict, legacy_families
+from edgeens.models.surrogates import build_surrogate
+
+POOL_FORMAT = "edgeens.pool.v1"
+
+
+class PoolError(CheckpointError):
+    """A block pool that is missing, damaged, made for another teacher, or lacks surrogates a space needs."""
+
+
+def surrogate_name(stage: Stage, token: str) -> str:
+    return f"{stage.name}-{token}"
+
+
+class BlockPool(dict):
+    """The distilled surrogates keyed by (stage name, token), with the search space their families span."""
+
+    def __init__(self, space: SearchSpace, modules: dict[tuple[str, str], nn.Module]) -> None:
+        super().__init__(modules)
+        self.space = space
+
+
+def pool_families(manifest: dict) -> tuple[Family, ...]:
+    """The families a manifest declares (a pool from before families existed holds MambaIR at its
+    `surrogate_config`)."""
+    if "families" in manifest:
+        return families_from_dict(manifest["families"])
+    return legacy_families(manifest.get("surrogate_config"))
+
+
+def read_manifest(pool_dir: Path) -> dict | None:
+    """manifest.json merged with the per-rank fragments of an unfinished (or sharded) run."""
+    paths = [pool_dir / "manifest.json", *sorted(pool_dir.glob("manifest.rank*.json"))]
+    merged: dict | None = None
+    for path in paths:
+        if path.is_file():
+            part = _read_json(path)
+            if merged is None:
+                merged = part
+            else:  # a fragment is newer: it may declare families the manifest does not have yet
+                merged["surrogates"].update(part["surrogates"])
+                merged["families"] = {**merged.get("families", {}), **part.get("families", {})}
+    return merged
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("surrogates"), dict):
+        raise PoolError(
+            f"{path} is damaged (not a pool manifest); delete it and run edgeens distill with the same --out again "
+            "(the surrogates are distilled again)"
+        )
+    return manifest
+
+
+def intact(pool_dir: Path, entry: dict) -> bool:
+    """Whether a finished surrogate's weights file is there and readable (a deleted or truncated file is not)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(pool_dir / entry["file"]), "pt") as f:
+            return len(list(f.keys())) > 0
+    except Exception:  # safetensors raises several types for missing, truncated and garbage files
+        return False
+
+
+def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
+    """The distilled surrogates of `pool_dir`, keyed by (stage name, token), checked against `teacher`; the
+    pool's `space` spans the families its manifest declares."""
+    pool_dir = Path(pool_dir)
+    manifest_path = pool_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{pool_dir} is not a block pool (no manifest.json); run `edgeens distill` first")
+    manifest = _read_json(manifest_path)
+    if manifest.get("format") != POOL_FORMAT:
+        raise CheckpointError(f"{manifest_path}: unknown pool format {manifest.get('format')!r}")
+    if manifest["teacher_hash"] != weights_hash(teacher):
+        raise CheckpointError(
+            f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
+            "pool for this teacher, or load the teacher the pool was built from"
+        )
+    space = SearchSpace(teacher.config, pool_families(manifest))
+    stages = {s.name: s for s in space.stages}
+    modules: dict[tuple[str, str], nn.Module] = {}
+    for entry in manifest["surrogates"].values():
+        token = entry.get("token", f"M{entry['depth']}")
+        module = build_surrogate(stages[entry["stage"]], token, space.family(token[0]))
+        if not intact(pool_dir, entry):
+            raise CheckpointError(
+                f"{pool_dir / entry['file']} is missing or unreadable; run edgeens distill with the same --out "
+                "again: it distils the missing surrogates and keeps the others"
+            )
+        module.load_state_dict(load_file(pool_dir / entry["file"]), strict=True)
+        modules[(entry["stage"], token)] = module.eval()
+    return BlockPool(space, modules)
+
+
+def check_pool(space: SearchSpace, pool: Mapping[tuple[str, str], nn.Module]) -> None:
+    """Refuse a pool that lacks a surrogate some architecture of `space` needs."""
+    missing = [f"{stage.name}--{token}" for stage, token in space.surrogates() if (stage.name, token) not in pool]
+    if missing:
+        raise PoolError(
+            f"the block pool lacks {len(missing)} surrogate(s) the search space needs: {', '.join(missing)}; "
+            "distil them first (edgeens distill with this teacher)"
+        )
