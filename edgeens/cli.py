@@ -215,31 +215,18 @@ def distill(
     (an existing pool keeps its surrogates and gains the families it lacks)."""
     import torch
 
-    from edgeens.data.photos import training_photos
     from edgeens.models import Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
-    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features
+    from edgeens.train.distill import DistillRequest, distill_step
 
     torch.set_num_threads(threads)
     distributed, rank = _start_distributed()
     try:
         chosen = parse_families(families or DEFAULT_FAMILIES)
-        teacher_model = Restormer.from_checkpoint(teacher_path)
-        features = out / "features"
-        if rank == 0:
-            holdout = max(4, crops // 8)
-            ensure_features(teacher_model, training_photos(), features, crops, holdout, patch, degradation, sigma)
-        if distributed:
-            torch.distributed.barrier()  # every rank reads the features rank 0 captured
-        manifest = distill_pool(
-            teacher_model,
-            features,
-            out / "pool",
-            DistillRecipe(steps=steps),
-            chosen,
-            show_progress=rank == 0,
-            jobs=jobs,
+        request = DistillRequest(
+            Restormer.from_checkpoint(teacher_path), out, chosen, degradation, sigma, crops, patch, steps, jobs
         )
+        manifest = distill_step(request)
     finally:
         if distributed:
             torch.distributed.destroy_process_group()

@@ -166,9 +166,8 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
 
 
 def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
-    from edgeens.data.photos import training_photos
     from edgeens.models.checkpoint import CheckpointError
-    from edgeens.train.distill import DistillRecipe, distill_pool, ensure_features
+    from edgeens.train.distill import DistillRequest, distill_step
     from edgeens.train.pool import load_pool
 
     teacher = state["teacher"]
@@ -182,13 +181,18 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
                 return pool, True
         except CheckpointError:  # a surrogate's file was deleted or damaged: distill_pool makes it again
             pass
-    features = config.folder.features
-    patch, sigma, kind = config.distill_patch, config.sigma, config.degradation
-    ensure_features(teacher, training_photos(), features, 64, 8, patch, kind, sigma)
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
-    recipe = DistillRecipe(steps=config.distill_steps)
-    # Two cores: two surrogates at a time, one thread each (the scan's small tensors keep one thread busy).
-    distill_pool(teacher, features, pool_dir, recipe, families=space.families, show_progress=True, jobs=config.jobs)
+    request = DistillRequest(
+        teacher,
+        config.run_dir,
+        space.families,
+        config.degradation,
+        config.sigma,
+        patch=config.distill_patch,
+        steps=config.distill_steps,
+        jobs=config.jobs,  # surrogates at a time, one process (one thread) each
+    )
+    distill_step(request)
     return load_pool(pool_dir, teacher), False
 
 

@@ -296,3 +296,46 @@ def training_crops(
 
     degraded, _ = SyntheticPairs(clean, degradation, sigma).sample(patch, count, np.random.default_rng(seed))
     return torch.from_numpy(degraded)
+
+
+@dataclass(frozen=True)
+class DistillRequest:
+    """One distillation over a run folder (`features/`, `pool/` under `out`): the teacher, the families to distil,
+    the degradation of the training crops and the budget."""
+
+    teacher: Restormer
+    out: Path
+    families: tuple[Family, ...]
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+    crops: int = 64
+    patch: int = 64
+    steps: int = 500
+    jobs: int = 1
+
+
+def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
+    """The distill step that `edgeens distill` and `edgeens run` both call: the teacher's stage features on crops
+    of the photo catalogue's train split (captured once, by rank 0 under torchrun), then every missing surrogate of
+    the families; returns the pool's manifest."""
+    from edgeens.data.photos import training_photos
+
+    rank, _ = _rank_and_world()
+    features = request.out / "features"
+    if rank == 0:
+        holdout = max(4, request.crops // 8)
+        clean = training_photos()
+        ensure_features(
+            request.teacher, clean, features, request.crops, holdout, request.patch, request.degradation, request.sigma
+        )
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # every rank reads the features rank 0 captured
+    return distill_pool(
+        request.teacher,
+        features,
+        request.out / "pool",
+        DistillRecipe(steps=request.steps),
+        request.families,
+        show_progress=show_progress and rank == 0,
+        jobs=request.jobs,
+    )
