@@ -18,12 +18,25 @@ class FolderBusyError(EdgeensError):
     """Another process is writing the same run folder."""
 
 
-def write_json(path: str | Path, value: Any) -> None:
-    """Write `value` as JSON to a temporary file, then rename it over `path`."""
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside `path` (`<name>.tmp<suffix>`: give the suffix a writer needs to see) to write to; it
+    is renamed over `path` when the block ends and removed if the block fails, so a full disk, an error or Ctrl-C
+    leaves the old file whole and no half-written temporary behind."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:
+    """Write `value` as JSON to a temporary file, then rename it over `path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=indent) + "\n")
 
 
 def now() -> str:

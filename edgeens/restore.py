@@ -26,6 +26,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from edgeens.data.images import ImageError, open_image
+from edgeens.files import atomic_path
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -117,23 +118,21 @@ def write_photo(path: str | Path, photo: Photo) -> None:
     scale = 65535.0 if bits == 16 else 255.0
     array = (np.clip(values, 0, 1) * scale + 0.5).astype(np.uint16 if bits == 16 else np.uint8)
     array = array[..., 0] if array.shape[2] == 1 else array
-    tmp = path.with_name(path.name + ".tmp" + path.suffix)
     try:
-        if suffix in (".tif", ".tiff"):
-            import tifffile
+        with atomic_path(path, path.suffix) as tmp:
+            if suffix in (".tif", ".tiff"):
+                import tifffile
 
-            tifffile.imwrite(tmp, array, photometric="minisblack" if array.ndim == 2 else "rgb")
-        elif bits == 16 and array.ndim == 3:  # RGB, RGBA or gray + alpha: Pillow cannot write these at 16 bits
-            from edgeens.data.png16 import write_png16
+                tifffile.imwrite(tmp, array, photometric="minisblack" if array.ndim == 2 else "rgb")
+            elif bits == 16 and array.ndim == 3:  # RGB, RGBA or gray + alpha: Pillow cannot write these at 16 bits
+                from edgeens.data.png16 import write_png16
 
-            write_png16(tmp, array)
-        elif suffix == ".png":
-            Image.fromarray(array).save(tmp, format="PNG")
-        else:
-            Image.fromarray(array).save(tmp, format="JPEG", quality=95)
-        tmp.replace(path)
+                write_png16(tmp, array)
+            elif suffix == ".png":
+                Image.fromarray(array).save(tmp, format="PNG")
+            else:
+                Image.fromarray(array).save(tmp, format="JPEG", quality=95)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise ImageError(
             f"cannot write {path}: {err.strerror or err}; check the folder exists and is writable"
         ) from None

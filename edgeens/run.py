@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeens.files import folder_lock, now, write_json
+from edgeens.files import atomic_path, folder_lock, now, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
 from edgeens.profile.table import searched_table
@@ -457,11 +457,8 @@ def _save_crops(config: RunConfig, teacher: torch.nn.Module, hybrid: torch.nn.Mo
         "ENS hybrid": restore_whole(hybrid, lq),
         "clean": gt,
     }
-    target = config.folder.crops
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("wb") as file:
+    with atomic_path(config.folder.crops) as tmp, tmp.open("wb") as file:
         np.savez(file, **crops)
-    tmp.replace(target)
 
 
 def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: Say) -> tuple[dict, dict]:

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from edgeens.compile.artifact import CompileError
+from edgeens.files import atomic_path
 
 BACKENDS = ("xnnpack", "qnn")
 QNN_HOST_LIBRARY = "lib/x86_64-linux-clang/libQnnHtp.so"
@@ -52,9 +53,8 @@ class LoweredProgram:
     export_seconds: float = 0.0
 
     def save(self, path: str | Path) -> None:
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_bytes(self.buffer)
-        os.replace(tmp, path)  # a .pte is either whole or absent
+        with atomic_path(path) as tmp:  # a .pte is either whole or absent
+            tmp.write_bytes(self.buffer)
 
 
 def qnn_sdk_root() -> Path:

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from edgeens.errors import EdgeensError
+from edgeens.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -85,12 +86,11 @@ def write_image(path: str | Path, image: np.ndarray, bits: int = 8) -> None:
     image = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
-    tmp = path.with_name(path.name + ".tmp")
     if bits == 16 and image.ndim == 3 and path.suffix.lower() == ".png":
         from edgeens.data.png16 import write_png16
 
-        write_png16(tmp, (image * 65535.0 + 0.5).astype(np.uint16))
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            write_png16(tmp, (image * 65535.0 + 0.5).astype(np.uint16))
         return
     if bits == 8:
         pil = Image.fromarray((image * 255.0 + 0.5).astype(np.uint8))
@@ -101,5 +101,5 @@ def write_image(path: str | Path, image: np.ndarray, bits: int = 8) -> None:
             f"cannot write {bits}-bit images with shape {image.shape} as {path.suffix}; use 8 bits, 16 for grayscale, "
             "or 16-bit colour as .png"
         )
-    pil.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))

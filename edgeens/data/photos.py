@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeens.errors import EdgeensError
+from edgeens.files import atomic_path
 
 SPLITS = ("train", "val", "test")
 TRAIN_SIDE = 1024  # longest side of a training photo after the area filter
@@ -177,9 +178,8 @@ def install_photos(root: Path | None = None, say=print) -> Path:
                 image = _downsize(_load_source(photo, extracted), TRAIN_SIDE if photo.split == "train" else EVAL_SIDE)
                 out = root / photo.split / f"{photo.name}.png"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                tmp_png = out.with_name(out.name + ".tmp")
-                Image.fromarray(image).save(tmp_png, format="PNG")
-                tmp_png.replace(out)
+                with atomic_path(out) as tmp_png:
+                    Image.fromarray(image).save(tmp_png, format="PNG")
                 size = f"{image.shape[1]}x{image.shape[0]}"
                 say(f"{photo.split:5s} {photo.name} {size} ({photo.source}, {photo.licence})")
     manifest = {

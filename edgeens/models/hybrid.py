@@ -19,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from edgeens.files import atomic_path
 from edgeens.models.checkpoint import CheckpointError, load_strict
 from edgeens.models.restormer import Restormer, RestormerConfig
 from edgeens.models.space import (
@@ -119,9 +120,8 @@ class HybridUNet(Restormer):
             "teacher_config": json.dumps(self.config.to_dict()),
             "families": json.dumps(families_to_dict(self.space.families)),
         }
-        tmp = Path(path).with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp), metadata=metadata)
-        tmp.replace(path)  # never leave a half-written hybrid behind
+        with atomic_path(path) as tmp:  # never leave a half-written hybrid behind
+            save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(tmp), metadata=metadata)
 
     @classmethod
     def load(cls, path: str | Path) -> HybridUNet:

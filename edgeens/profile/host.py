@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from edgeens.files import write_json
+
 RUNTIMES = ("executorch", "onnxruntime")
 
 
@@ -157,9 +159,7 @@ def measure_programs(
             done.add((round_index, key))
             if checkpoint is not None:
                 state = {"identity": identity, "done": sorted(done), "samples": samples}
-                temporary = Path(f"{checkpoint}.tmp")
-                temporary.write_text(json.dumps(state))
-                temporary.replace(checkpoint)  # atomic: an interruption leaves the previous checkpoint whole
+                write_json(checkpoint, state, indent=None)  # an interruption leaves the previous checkpoint whole
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return samples

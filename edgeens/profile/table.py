@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeens.errors import EdgeensError
+from edgeens.files import write_json
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.restormer import RestormerConfig
 from edgeens.models.space import RESTORMER, SearchSpace, families_from_dict, families_to_dict, split_token
@@ -144,9 +145,7 @@ class LatencyTable:
         if path.is_dir() or path.suffix != ".json":
             path = path / self.filename()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        tmp.replace(path)
+        write_json(path, self.to_dict(), indent=1)
         return path
 
     @classmethod

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from edgeens.files import atomic_path
 from edgeens.models.space import SearchSpace, format_architecture
 from edgeens.search.evaluate import SearchError
 
@@ -192,9 +193,8 @@ class TrialLog:
             with side.open("a") as f:
                 for number, text, why in self.rejected:
                     f.write(json.dumps({"line": number, "reason": why, "text": text}) + "\n")
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.records))
         self.rejected, self._torn = [], False
 
     def append(self, record: dict[str, Any]) -> None:

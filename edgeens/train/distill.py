@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from edgeens.files import write_json
+from edgeens.files import atomic_path, write_json
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import (
@@ -77,9 +77,8 @@ def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir
                     teacher(images[start : start + 8])
                 for name, record in captured.items():
                     tensors = {k: torch.cat(v).contiguous() for k, v in record.items()}
-                    tmp = out_dir / f"{name}.{split}.safetensors.tmp"
-                    save_file(tensors, str(tmp))
-                    tmp.replace(out_dir / f"{name}.{split}.safetensors")
+                    with atomic_path(out_dir / f"{name}.{split}.safetensors") as tmp:
+                        save_file(tensors, str(tmp))
     finally:
         for handle in handles:
             handle.remove()
@@ -271,9 +270,8 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
         if step % recipe.checkpoint_every == 0 and step < recipe.steps:
             save_training_state(partial, surrogate, optimizer, step, rng, before=before)
     after = alignment(surrogate, held["input"], held["output"])
-    tmp = pool_dir / f"{name}.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
-    tmp.replace(pool_dir / f"{name}.safetensors")
+    with atomic_path(pool_dir / f"{name}.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
     partial.unlink(missing_ok=True)
     return {
         "file": f"{name}.safetensors",

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeens.files import atomic_path
+
 
 def save_training_state(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int, rng: np.random.Generator, **extra: object
@@ -23,9 +25,8 @@ def save_training_state(
         "torch_rng": torch.get_rng_state(),
         "extra": json.dumps(extra),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a kill during the write leaves the previous state intact
+    with atomic_path(path) as tmp:  # a kill during the write leaves the previous state intact
+        torch.save(state, tmp)
 
 
 def load_training_state(

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 
 from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
+from edgeens.files import atomic_path, write_json
 from edgeens.metrics import psnr
 from edgeens.models.images import restore_whole
 from edgeens.models.restormer import Restormer
@@ -79,10 +80,9 @@ def _shared_validation(model: torch.nn.Module, pairs: list, rank: int, world: in
 
 def _write_teacher(run_dir: Path, model: Restormer, summary: dict) -> None:
     """`teacher.safetensors` (atomically) and `teacher.json`: the run's result."""
-    tmp = run_dir / "teacher.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(run_dir / "teacher.safetensors")
-    (run_dir / "teacher.json").write_text(json.dumps(summary, indent=1))
+    with atomic_path(run_dir / "teacher.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json(run_dir / "teacher.json", summary, indent=1)
 
 
 def _truncate_log(path: Path, last_iteration: int) -> None:
