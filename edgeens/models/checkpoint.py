@@ -46,6 +46,16 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
     return _unwrap(obj, path)
 
 
+KNOWN_FILES = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8": "a JPEG image",
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"\x08": "an ONNX model",
+    b"{": "a JSON file",
+}
+
+
 def _is_safetensors(path: Path) -> bool:
     if path.suffix == ".safetensors":
         return True
@@ -55,6 +65,18 @@ def _is_safetensors(path: Path) -> bool:
 
 
 def _torch_load(path: Path) -> Any:
+    with path.open("rb") as f:
+        head = f.read(12)
+    # torch.save writes a zip archive (or, before 1.6, a pickle: protocol byte 0x80 first); anything else is some
+    # other kind of file, which torch.load would call "objects besides tensors" or fail on with a KeyError.
+    if head[:2] != b"PK" and head[:1] != b"\x80":
+        kind = next((name for magic, name in KNOWN_FILES.items() if head.startswith(magic)), None)
+        kind = "an ExecuTorch program (.pte)" if head[4:6] == b"ET" else kind
+        raise CheckpointError(
+            f"{path} is not a checkpoint: neither a torch.save file nor safetensors"
+            + (f" but {kind}" if kind else f" (it starts with {head[:4]!r})")
+            + "; give the .pth / .pt / .safetensors weights file"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -63,7 +85,7 @@ def _torch_load(path: Path) -> Any:
             f"(weights_only=True, so a checkpoint cannot run code). Re-save just the weights: "
             f"torch.save(model.state_dict(), path). Detail: {str(err).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, ValueError) as err:
         raise CheckpointError(
             f"checkpoint {path} could not be read as a torch file ({str(err).splitlines()[0]}); it is probably "
             "truncated or not a checkpoint: download or save it again"

@@ -240,11 +240,30 @@ class Restormer(UNet):
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Restormer:
         """Load an official or edgeens checkpoint; the whole configuration is read off the state_dict."""
+        _refuse_hybrid(path)
         state = load_state_dict(path)
         config = infer_restormer_config(state, source=str(path))
         model = cls(**config.to_dict())
         load_strict(model, state, source=str(path), config=config.to_dict())
         return model.eval()
+
+
+def _refuse_hybrid(path: str | Path) -> None:
+    """A saved ENS hybrid loads as a Restormer state_dict would not (its stages hold other blocks): name it."""
+    from safetensors import safe_open
+
+    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
+        return
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            kind = (f.metadata() or {}).get("format", "")
+    except Exception:  # not readable as safetensors: load_state_dict says what is wrong with it
+        return
+    if kind.startswith("edgeens.hybrid"):
+        raise CheckpointError(
+            f"{path} is an ENS hybrid (HybridUNet), not a Restormer: where a teacher is asked for, give the teacher "
+            "checkpoint it was built from; the hybrid itself loads with HybridUNet.load or edgeens.models.load_model"
+        )
 
 
 def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict") -> RestormerConfig:
