@@ -876,12 +876,12 @@ def finetune(
     jobs: int = typer.Option(1, min=1, help="Candidates fine-tuned at once in worker processes (not with torchrun)."),
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
-    import json
 
     import torch
 
     from edgeens.data.photos import training_photos, validation_crops
     from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.files import read_json
     from edgeens.models import Restormer
     from edgeens.search.evaluate import SearchError
     from edgeens.train.finetune import finetune_candidates
@@ -896,7 +896,8 @@ def finetune(
             front = search_dir / "front.json"
             if not front.is_file():
                 raise SearchError(f"{front} does not exist: run edgeens search first, or name candidates with --arch")
-            candidates = [c["architecture"] for c in json.loads(front.read_text())["candidates"]]
+            fix = "run edgeens search with the same options again: it rewrites front.json from trials.jsonl"
+            candidates = [c["architecture"] for c in read_json(front, fix).get("candidates", [])]
         teacher_model = Restormer.from_checkpoint(teacher_path)
         surrogates = load_pool(pool, teacher_model)
         recipe = TeacherRecipe(

@@ -18,6 +18,24 @@ class FolderBusyError(EdgeensError):
     """Another process is writing the same run folder."""
 
 
+class DamagedFileError(EdgeensError):
+    """A file edgeens wrote earlier is no longer what it wrote (empty, cut short, edited, overwritten)."""
+
+
+def read_json(path: str | Path, fix: str, kind: type = dict) -> Any:
+    """The JSON value in `path`, which must be a `kind`; if it is damaged, one error that names the file and `fix`
+    (what rebuilds it)."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        reason = "not text" if isinstance(err, UnicodeDecodeError) else f"not JSON: {err.msg} at line {err.lineno}"
+        raise DamagedFileError(f"{path} is damaged ({reason}); {fix}") from None
+    if not isinstance(value, kind):
+        raise DamagedFileError(f"{path} is damaged (a JSON {type(value).__name__}, not a {kind.__name__}); {fix}")
+    return value
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """A temporary path beside `path` (`<name>.tmp<suffix>`: give the suffix a writer needs to see) to write to; it

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edgeens.files import atomic_path, folder_lock, now, write_json
+from edgeens.files import DamagedFileError, atomic_path, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
 from edgeens.profile.table import searched_table
@@ -100,7 +100,8 @@ def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
 def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     run = config.run_dir
     summary_path = run / "run.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"steps": {}}
+    fix = "delete it: each step's own outputs say what is done, and the next run writes it again"
+    summary = read_json(summary_path, fix) if summary_path.is_file() else {"steps": {}}
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
     state: dict[str, Any] = {}
     for name in STEPS:
@@ -267,8 +268,13 @@ def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     space = _space(config, state)
     folder = config.folder.search
     front_path = folder / "front.json"
-    if front_path.is_file() and json.loads(front_path.read_text())["evaluations"] >= config.budget:
-        return json.loads(front_path.read_text()), True
+    if front_path.is_file():
+        try:
+            front = read_json(front_path, "")
+            if front.get("evaluations", 0) >= config.budget and "candidates" in front:
+                return front, True
+        except DamagedFileError:  # derived from trials.jsonl, which the search below resumes and rewrites it from
+            say(f"search: {front_path} is damaged; it is written again from the trial log")
     table.check_fits(space, config.size, config.size)
     calibrated = config.penalty == "calibrated"
     max_penalty = None

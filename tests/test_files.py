@@ -39,3 +39,20 @@ def test_restore_on_a_full_disk_says_so_and_leaves_nothing_behind(tmp_path, monk
     with pytest.raises(ImageError, match="No space left on device"):
         write_photo(tmp_path / "out.png", photo)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+@pytest.mark.parametrize("content", [b"", b'{"front": [', b"\xff\xfe\x00", b"[1, 2]"])
+def test_a_damaged_search_file_is_named_with_what_rebuilds_it(tmp_path, content: bytes) -> None:
+    from typer.testing import CliRunner
+
+    from edgeens.cli import app
+    from edgeens.files import DamagedFileError
+    from edgeens.search.loop import _open_identity
+
+    (tmp_path / "search.json").write_bytes(content)
+    with pytest.raises(DamagedFileError, match="search.json is damaged.*--force"):
+        _open_identity(tmp_path / "search.json", {"penalty": "heuristic"}, force=False)
+    (tmp_path / "front.json").write_bytes(content)
+    result = CliRunner().invoke(app, ["finetune", "--search", str(tmp_path), "--out", str(tmp_path / "ft")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "front.json is damaged" in " ".join(result.output.split())

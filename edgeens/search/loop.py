@@ -5,7 +5,6 @@ the rule-based hybrid on the same objectives, budget and seeds, as hypervolume a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeens.files import folder_lock, now, write_json
+from edgeens.files import folder_lock, now, read_json, write_json
 from edgeens.search.baselines import nsga2, random_search, rule_based
 from edgeens.search.ens import (
     BatchEvaluate,
@@ -36,7 +35,11 @@ COMPARED = ("ens", "ens-relaxed", "random", "nsga2", "rule")
 def _open_identity(path: Path, identity: dict[str, Any], force: bool) -> dict[str, Any]:
     """search.json: refuse to mix a folder's trials with a search of other settings."""
     if path.is_file() and not force:
-        stored = json.loads(path.read_text())
+        stored = read_json(
+            path,
+            "pass --force to start the search over, or delete it to resume trials.jsonl under the options given "
+            "(they must be the ones the search ran with)",
+        )
         differing = [k for k in identity if stored.get(k) != identity[k]]
         if differing:
             raise SearchError(
