@@ -251,7 +251,7 @@ def _pool_families(space, letters: str) -> tuple:
     if unknown or not chosen:
         raise ArchitectureError(
             f"the pool holds families {', '.join(held)}, not {', '.join(unknown) or 'none'}; distil them first "
-            "(edgeens distill --families ...) or search the pool's"
+            f"(edgeens distill --families ...) or search only families the pool holds (e.g. --families {held[0]})"
         )
     return tuple(space.family(letter) for letter in chosen)
 

@@ -262,7 +262,7 @@ def _refuse_hybrid(path: str | Path) -> None:
     if kind.startswith("edgeens.hybrid"):
         raise CheckpointError(
             f"{path} is an ENS hybrid (HybridUNet), not a Restormer: where a teacher is asked for, give the teacher "
-            "checkpoint it was built from; the hybrid itself loads with HybridUNet.load or edgeens.models.load_model"
+            "checkpoint it was built from; the hybrid itself is a model for edgeens compile, restore and bench"
         )
 
 

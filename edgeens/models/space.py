@@ -108,6 +108,11 @@ def parse_families(text: str) -> tuple[Family, ...]:
     for part in parts:
         letter, _, definition = part.partition("=")
         letter = letter.strip().upper()
+        if "," in letter or ";" in letter:
+            raise ArchitectureError(
+                f"cannot read the families {text!r}: separate them with ',' when all are built-in letters "
+                "(M,S,G), with ';' when any is defined with knobs (M;X=mambair:d_state=2)"
+            )
         if not definition:
             if letter not in FAMILIES:
                 raise ArchitectureError(

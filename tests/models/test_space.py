@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from edgeens.models.space import ArchitectureError, format_architecture, preset_space
@@ -108,4 +110,22 @@ def test_bad_family_definitions_say_what_is_wrong(text: str, match: str) -> None
     from edgeens.models.space import parse_families
 
     with pytest.raises(ArchitectureError, match=match):
+        parse_families(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("M,X=mambair:d_state=2", "with ';' when any is defined with knobs"),
+        ("M;M", "separate them with ','"),
+        ("Q", "unknown surrogate family 'Q'"),
+        ("", "no surrogate family given"),
+        ("M,M", "must be distinct"),
+        ("X=mambair:d_state=two", "is not name=number"),
+    ],
+)
+def test_a_bad_families_option_says_what_is_wrong_and_how_to_write_it(text: str, says: str) -> None:
+    from edgeens.models.space import ArchitectureError, parse_families
+
+    with pytest.raises(ArchitectureError, match=re.escape(says)):
         parse_families(text)
