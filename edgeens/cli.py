@@ -56,6 +56,32 @@ def _describe_os_error(err: OSError) -> str:
     return f"{where}{err.strerror or err}; {hint}"
 
 
+def _checked(check: Callable[[int], int]) -> Callable[[int | None], int | None]:
+    """A typer callback from an edgeens.limits check: the value is refused before the command starts."""
+
+    def callback(value: int | None) -> int | None:
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+
+    return callback
+
+
+def _workers(what: str) -> Callable[[int | None], int | None]:
+    from edgeens.limits import check_workers
+
+    return _checked(lambda value: check_workers(value, what))
+
+
+def _side(what: str, allow_zero: bool = False) -> Callable[[int | None], int | None]:
+    from edgeens.limits import check_side
+
+    return _checked(lambda value: check_side(value, what, allow_zero))
+
+
 def _start_distributed() -> tuple[bool, int]:
     """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU): (distributed, rank)."""
     import torch
@@ -101,9 +127,13 @@ def teacher(
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
     dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
-    max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
+    max_patch: int = typer.Option(
+        64, min=16, callback=_side("--max-patch"), help="Largest progressive patch (Restormer: 384)."
+    ),
     min_patch: int = typer.Option(
-        0, min=0, help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch)."
+        0,
+        callback=_side("--min-patch", allow_zero=True),
+        help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch).",
     ),
     init: Path = typer.Option(
         None,
@@ -120,7 +150,9 @@ def teacher(
     ),
     validate_every: int = typer.Option(0, min=0, help="Iterations between logged validations (0: at the end)."),
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads per process (recorded in teacher.json)."),
+    threads: int = typer.Option(
+        1, callback=_workers("--threads"), help="torch intra-op threads per process (recorded in teacher.json)."
+    ),
 ) -> None:
     """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
     import dataclasses
@@ -202,14 +234,16 @@ def distill(
     degradation: str = typer.Option("gaussian_noise", help="Degradation of the training crops (as the teacher's)."),
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
     crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
-    patch: int = typer.Option(64, min=16, help="Crop size (multiple of 8)."),
+    patch: int = typer.Option(64, min=16, callback=_side("--patch"), help="Crop size (multiple of 8)."),
     steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
     families: str = typer.Option(
         None,
         help="Surrogate families (default M,S,G): M (paper MambaIR), L, S (lighter), G (gated conv), X=kind:knobs.",
     ),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
-    jobs: int = typer.Option(1, min=1, help="Surrogates trained at once, each in its own process (1 thread each)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="torch intra-op threads."),
+    jobs: int = typer.Option(
+        1, callback=_workers("--jobs"), help="Surrogates trained at once, each in its own process (1 thread each)."
+    ),
 ) -> None:
     """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
     (an existing pool keeps its surrogates and gains the families it lacks)."""
@@ -319,7 +353,9 @@ def compile_command(
         None, help="With --stages and no pool: surrogate families of the space (default M,S,G, as profile)."
     ),
     force: bool = typer.Option(False, help="Replace another model's artifacts in the output folder."),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads (recorded in compile.json)."),
+    threads: int = typer.Option(
+        1, callback=_workers("--threads"), help="torch intra-op threads (recorded in compile.json)."
+    ),
 ) -> None:
     """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
     eager PyTorch; numbers go to compile.json beside the artifacts."""
@@ -435,8 +471,10 @@ def profile(
     families: str = typer.Option(None, help="Surrogate families without a pool (default M,S,G): e.g. M or M,L,S,G."),
     size: str = typer.Option("256", help="Input size: 256 or HxW, multiples of 8."),
     runtime: str = typer.Option("executorch", help="Host runtime: executorch (XNNPACK) or onnxruntime."),
-    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded in the table)."),
-    jobs: int = typer.Option(1, min=1, help="Programs lowered in parallel processes (timing is always alone)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="Runtime threads (recorded in the table)."),
+    jobs: int = typer.Option(
+        1, callback=_workers("--jobs"), help="Programs lowered in parallel processes (timing is always alone)."
+    ),
     out: Path = typer.Option(Path("profiles"), help="Folder of latency tables."),
     programs: Path = typer.Option(None, help="Folder of stage programs (default: exports/stages-<space>-<HxW>)."),
     validate: int = typer.Option(0, min=0, help="Also measure N architectures end to end and report the fit."),
@@ -732,8 +770,10 @@ def search(
     ),
     seeds: int = typer.Option(5, min=1, help="Seeds per method with --compare."),
     exhaustive: bool = typer.Option(False, help="With --compare: evaluate every architecture for the true front."),
-    threads: int = typer.Option(1, min=1, help="torch threads (BoTorch's loop is fastest with 1 on 2 cores)."),
-    jobs: int = typer.Option(1, min=1, help="Evaluate each batch in this many worker processes."),
+    threads: int = typer.Option(
+        1, callback=_workers("--threads"), help="torch threads (BoTorch's loop is fastest with 1 on 2 cores)."
+    ),
+    jobs: int = typer.Option(1, callback=_workers("--jobs"), help="Evaluate each batch in this many worker processes."),
     force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
 ) -> None:
     """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
@@ -870,10 +910,14 @@ def finetune(
     degradation: str = typer.Option("gaussian_noise", help="Degradation of the training and validation pairs."),
     sigma: float = typer.Option(25.0, help="Noise level for gaussian_noise (0-255 scale)."),
     iterations: int = typer.Option(300, min=1, help="Iterations per candidate (the teacher's recipe, scaled)."),
-    max_patch: int = typer.Option(64, min=16, help="Largest progressive patch (Restormer: 384)."),
+    max_patch: int = typer.Option(
+        64, min=16, callback=_side("--max-patch"), help="Largest progressive patch (Restormer: 384)."
+    ),
     checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads per process."),
-    jobs: int = typer.Option(1, min=1, help="Candidates fine-tuned at once in worker processes (not with torchrun)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="torch intra-op threads per process."),
+    jobs: int = typer.Option(
+        1, callback=_workers("--jobs"), help="Candidates fine-tuned at once in worker processes (not with torchrun)."
+    ),
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
 
@@ -938,9 +982,14 @@ def restore(
     inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, TIFF) or folders of them."),
     model: Path = typer.Option(..., help="Checkpoint (Restormer, MambaIRUNet, hybrid), .pte or .onnx."),
     out: Path = typer.Option(Path("restored"), help="Folder for the restored images (same names and formats)."),
-    tile: int = typer.Option(512, min=0, help="Tile side for eager models (0: whole image); programs use theirs."),
+    tile: int = typer.Option(
+        512,
+        min=0,
+        callback=_side("--tile", allow_zero=True),
+        help="Tile side for eager models (0: whole image); programs use theirs.",
+    ),
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles (blended linearly)."),
-    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded with the timings)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="Runtime threads (recorded with the timings)."),
 ) -> None:
     """Restore photos of any size with a checkpoint, an ExecuTorch program or an ONNX file, in blended tiles."""
     _quiet_toolchain()
@@ -1003,9 +1052,11 @@ def bench(
     degradation: str = typer.Option("gaussian_noise", help="Without --data: degradation of the photos."),
     sigma: float = typer.Option(25.0, help="Noise level (0-255 scale) of the photos, and told to the baselines."),
     out: Path = typer.Option(Path("bench"), help="Folder for bench.csv and bench.md."),
-    tile: int = typer.Option(512, min=0, help="Tile side for eager models (0: whole image)."),
+    tile: int = typer.Option(
+        512, min=0, callback=_side("--tile", allow_zero=True), help="Tile side for eager models (0: whole image)."
+    ),
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
-    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="Runtime threads (recorded)."),
 ) -> None:
     """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
     _quiet_toolchain()
@@ -1075,9 +1126,11 @@ def run_command(
         None, help="Also copy the report to <reports>/<run folder name>/ (it is always in <run>/report/)."
     ),
     steps: str = typer.Option(",".join(STEP_NAMES), help="Comma-separated steps to run (default: all)."),
-    threads: int = typer.Option(1, min=1, help="torch intra-op threads."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="torch intra-op threads."),
     jobs: int = typer.Option(
-        os.cpu_count() or 1, min=1, help="Worker processes (one thread each) for distillation, training, lowering."
+        os.cpu_count() or 1,
+        callback=_workers("--jobs"),
+        help="Worker processes (one thread each) for distillation, training, lowering.",
     ),
 ) -> None:
     """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
@@ -1127,7 +1180,7 @@ def run_command(
 def sweep(
     sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
     width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),
-    threads: int = typer.Option(1, min=1, help="Runtime threads (recorded)."),
+    threads: int = typer.Option(1, callback=_workers("--threads"), help="Runtime threads (recorded)."),
     memory_limit: float = typer.Option(4.0, help="Skip sizes whose attention matrix exceeds this many GiB."),
     reports: Path = typer.Option(Path("reports"), help="Folder for the plot and the table."),
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from edgeens.cli import app
@@ -194,3 +195,25 @@ def test_compile_stages_then_profile_at_the_same_size_reuses_the_programs(tmp_pa
     profiled = runner.invoke(app, args)
     assert profiled.exit_code == 0, profiled.output
     assert len(list((tmp_path / "profiles").glob("host--*16x16--small*.json"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["restore", "x.png", "--threads", "999"], "more than this machine's"),
+        (["distill", "--jobs", "999"], "more than this machine's"),
+        (["run", "--jobs", "0"], "at least 1"),
+        (["distill", "--patch", "60"], "positive multiple of 8"),
+        (["teacher", "--max-patch", "100000"], "larger than 2048"),
+        (["teacher", "--min-patch", "12"], "positive multiple of 8"),
+        (["restore", "x.png", "--tile", "13"], "positive multiple of 8"),
+        (["bench", "--tile", "4096"], "larger than 2048"),
+        (["profile", "--preset", "tiny", "--size", "0"], "positive"),
+        (["compile", "--untrained", "tiny", "--size", "-8"], "positive"),
+        (["run", "--size", "99992"], "at most 2048"),
+    ],
+)
+def test_an_option_that_cannot_work_is_refused_before_anything_runs(args: list[str], says: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert says in " ".join(result.output.replace("│", " ").split()) and "Traceback" not in result.output

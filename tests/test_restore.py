@@ -209,3 +209,22 @@ def test_ctrl_c_says_what_was_written_and_what_was_not(tmp_path, monkeypatch) ->
     assert outcome.exit_code == 130
     assert "1 of 3 photo(s) written" in text and "a.png" in text and "not restored" in text and "c.png" in text
     assert (tmp_path / "o" / "a.png").is_file() and not (tmp_path / "o" / "b.png").exists()
+
+
+def test_a_whole_image_too_large_for_memory_is_refused_before_it_runs(tmp_path, monkeypatch) -> None:
+    import numpy as np
+    import torch
+
+    import edgeens.limits
+    from edgeens.limits import LimitError
+    from edgeens.models import Restormer
+    from edgeens.restore import eager_restorer, restore_array
+
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
+    restorer = eager_restorer(model, "small")
+    monkeypatch.setattr(edgeens.limits, "memory_bytes", lambda: 64 << 20)  # a machine of 64 MiB
+    image = np.zeros((512, 512, 3), np.float32)
+    with pytest.raises(LimitError, match="restoring 512x512 pixels in one piece.*smaller --tile"):
+        restore_array(restorer, image, tile=0)
+    assert restore_array(restorer, image[:64, :64], tile=0).shape == (64, 64, 3)  # small enough: it runs

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from edgeens.errors import EdgeensError
 from edgeens.files import now, write_json  # noqa: F401 (re-exported: compile's modules import them from here)
+from edgeens.limits import MAX_SIDE  # a program is one tile: edgeens restore tiles photos larger than it
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 
@@ -28,7 +29,6 @@ FORMAT = "edgeens.compile.v1"
 MANIFEST = "compile.json"
 FP32_TOLERANCE = 1e-4  # max abs error between a float artifact and eager PyTorch
 SIZE_MULTIPLE = 8  # three 2x downsamplings: every level's feature map must have integer sides
-MAX_SIDE = 2048  # a program is one tile: edgeens restore tiles photos larger than it
 
 
 class CompileError(EdgeensError):

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from edgeens.files import atomic_path, write_json
+from edgeens.limits import check_memory
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import (
@@ -120,6 +121,13 @@ def ensure_features(
         return
     if complete:  # captured before capture.json existed: its settings are unknown, keep them as they are
         return
+    # Every stage's input and output per crop pixel: the levels' widths (dim, 2, 4, 8x) at their resolutions sum to
+    # 6.6 dim float32 pairs; held twice while each stage's list is concatenated.
+    check_memory(
+        int(2 * 2 * 4 * 6.625 * teacher.config.dim * (crops + holdout) * patch * patch),
+        f"capturing the teacher's stage features on {crops + holdout} crops of {patch}x{patch}",
+        "give fewer --crops or a smaller --patch",
+    )
     capture_features(
         teacher,
         training_crops(clean, crops, patch, degradation, sigma, seed=0),

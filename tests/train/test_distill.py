@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -249,3 +250,15 @@ def test_features_captured_with_other_settings_are_not_reused(teacher, tmp_path)
     ensure_features(teacher, clean, tmp_path / "features", 8, 4, 16, "gaussian_noise", 25.0)  # same: reused
     with pytest.raises(CheckpointError, match=r"crops 8 \(asked: 16\)"):
         ensure_features(teacher, clean, tmp_path / "features", 16, 4, 16, "gaussian_noise", 25.0)
+
+
+def test_features_too_large_for_memory_are_refused_before_any_capture(teacher, tmp_path, monkeypatch) -> None:
+    import edgeens.limits
+    from edgeens.limits import LimitError
+    from edgeens.train.distill import ensure_features
+
+    monkeypatch.setattr(edgeens.limits, "memory_bytes", lambda: 256 << 20)
+    clean = [np.zeros((64, 64, 3), np.float32)]
+    with pytest.raises(LimitError, match="capturing the teacher's stage features on 5000 crops.*fewer --crops"):
+        ensure_features(teacher, clean, tmp_path / "features", 4000, 1000, 512, "gaussian_noise", 25.0)
+    assert not (tmp_path / "features").exists()
