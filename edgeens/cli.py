@@ -508,7 +508,7 @@ def profile(
     from edgeens.models import Restormer, untrained_model
     from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
     from edgeens.profile.correlate import spread_architectures
-    from edgeens.profile.host import TimingPolicy, profile_host
+    from edgeens.profile.host import TimingPolicy, profile_command, profile_host
     from edgeens.profile.table import LatencyTable, existing_table
     from edgeens.rundir import stage_programs_folder
 
@@ -537,28 +537,11 @@ def profile(
     space_name += space.name_suffix
     # The command that reproduces this table (from the resolved options: sys.argv is not ours under a runner).
     space_args = ["--preset", preset] if preset else ["--teacher", str(teacher_path)]
-    command = shlex.join(
-        [
-            "edgeens",
-            "profile",
-            "--device",
-            device,
-            *space_args,
-            *(["--pool", str(pool)] if pool else []),
-            *(["--families", families] if families else []),
-            "--size",
-            f"{height}x{width}",
-            "--runtime",
-            runtime,
-            "--threads",
-            str(threads),
-            "--min-repeats",
-            str(min_repeats),
-            "--max-repeats",
-            str(max_repeats),
-            *(["--min-samples", str(min_samples)] if min_samples != 3 else []),
-            *(["--rounds", str(rounds)] if rounds != 2 else []),
-        ]
+    policy = TimingPolicy(
+        min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
+    )
+    command = profile_command(
+        device, space_args, families, height, width, runtime, threads, policy, str(pool) if pool else None
     )
     if device != "host":
         if validate or repeat_check:
@@ -584,9 +567,6 @@ def profile(
         return
     if validate_programs not in ("lowered", "linked"):
         raise ValueError(f"--validate-programs is lowered or linked, not {validate_programs!r}")
-    policy = TimingPolicy(
-        min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
-    )
 
     def measure(architectures: list[str] | None = None) -> LatencyTable:
         with console.status("profiling") as status:

@@ -200,7 +200,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
 def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     """A latency table of the run's space: one the run measured before, else a committed one under `profiles`
     that fits, else measured now (stage programs and table inside the run folder)."""
-    from edgeens.profile.host import TimingPolicy, profile_host
+    from edgeens.profile.host import TimingPolicy, profile_command, profile_host
     from edgeens.profile.table import existing_table
 
     teacher, space = state["teacher"], _space(config, state)
@@ -214,7 +214,9 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     if config.device != "host":
         from edgeens.profile.aihub import profile_on_hub
 
-        command = f"edgeens profile --device {config.device!r} --teacher {run.teacher_weights} --families {families}"
+        command = profile_command(
+            config.device, ["--teacher", str(run.teacher_weights)], families, config.size, config.size, "tflite"
+        )
         table = profile_on_hub(
             teacher, config.size, config.size, programs, config.device, "tflite", None, None, command, space=space
         )
@@ -227,8 +229,8 @@ def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
             if stale := table.stale_programs():
                 say(f"profile: note: {stale}")
             return table, True
-    space_args = f"--preset {config.preset}" if config.teacher is None else f"--teacher {config.teacher}"
-    command = f"edgeens profile --device host {space_args} --families {families} --size {config.size}x{config.size}"
+    space_args = ["--preset", config.preset] if config.teacher is None else ["--teacher", str(config.teacher)]
+    command = profile_command("host", space_args, families, config.size, config.size)
     say(f"profile: {len(space.surrogates()) + 9} stage programs on this machine (ExecuTorch, 1 thread)")
     table = profile_host(
         teacher,

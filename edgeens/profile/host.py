@@ -52,6 +52,48 @@ class TimingPolicy:
         return asdict(self)
 
 
+def profile_command(
+    device: str,
+    space_args: list[str],
+    families: str,
+    height: int,
+    width: int,
+    runtime: str = "executorch",
+    threads: int = 1,
+    policy: TimingPolicy | None = None,
+    pool: str | None = None,
+) -> str:
+    """The `edgeens profile` command that reproduces a table, from resolved options (what `edgeens profile` and
+    `edgeens run` record in the tables they measure; sys.argv is not ours under a runner)."""
+    import shlex
+
+    policy = policy or TimingPolicy()
+    default = TimingPolicy()
+    return shlex.join(
+        [
+            "edgeens",
+            "profile",
+            "--device",
+            device,
+            *space_args,
+            *(["--pool", pool] if pool else []),
+            *(["--families", families] if families else []),
+            "--size",
+            f"{height}x{width}",
+            "--runtime",
+            runtime,
+            "--threads",
+            str(threads),
+            "--min-repeats",
+            str(policy.min_repeats),
+            "--max-repeats",
+            str(policy.max_repeats),
+            *(["--min-samples", str(policy.min_samples)] if policy.min_samples != default.min_samples else []),
+            *(["--rounds", str(policy.rounds)] if policy.rounds != default.rounds else []),
+        ]
+    )
+
+
 def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -> list[float]:
     """Milliseconds of repeated calls of `run`, after warm-up (skipped with `warm=False`). Programs that run for
     seconds (paper-size MambaIR stacks) get one warm-up run and `min_samples` timed runs instead of the counts."""
