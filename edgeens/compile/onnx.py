@@ -90,7 +90,16 @@ def onnx_session(path: str | Path, threads: int = 1):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    path = Path(path)
+    fix = "export it again: edgeens compile MODEL --target onnx"
+    if not path.is_file():
+        raise CompileError(f"{path} does not exist; {fix}")
+    if path.stat().st_size == 0:
+        raise CompileError(f"{path} is empty (0 bytes); {fix}")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid models
-        raise CompileError(f"onnxruntime cannot load {path}: {err}") from None
+        detail = str(err).split(":")[-1].strip() or type(err).__name__
+        raise CompileError(
+            f"{path} is not a readable ONNX model ({detail}: truncated or another kind of file); {fix}"
+        ) from None

@@ -137,16 +137,31 @@ class HybridUNet(Restormer):
             raise CheckpointError(f"hybrid {path} is not a readable safetensors file ({err})") from None
         if metadata.get("format") != FORMAT:
             raise CheckpointError(
-                f"{path} is not an edgeens hybrid (no '{FORMAT}' metadata); Restormer and MambaIRUNet checkpoints "
-                "load with Restormer.from_checkpoint / MambaIRUNet.from_checkpoint"
+                f"{path} is not an edgeens hybrid (no '{FORMAT}' metadata); give a Restormer or MambaIRUNet "
+                "checkpoint where one is asked for, or the best.safetensors of an edgeens finetune"
             )
-        hybrid = cls(
-            RestormerConfig(**json.loads(metadata["teacher_config"])),
-            metadata["architecture"],
-            families=_families(metadata),
-        )
-        load_strict(hybrid, state, source=str(path), config=None)
+        try:
+            hybrid = cls(
+                RestormerConfig(**json.loads(metadata["teacher_config"])),
+                metadata["architecture"],
+                families=_families(metadata),
+            )
+        except (KeyError, TypeError, ValueError) as err:  # JSON, missing or unknown fields, a bad architecture
+            raise CheckpointError(
+                f"{path}: the hybrid's metadata is damaged or was edited ({type(err).__name__}: {err}); {REMAKE}"
+            ) from None
+        try:
+            load_strict(hybrid, state, source=str(path), config=None)
+        except CheckpointError as err:
+            summary = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise CheckpointError(
+                f"{path}: the hybrid's metadata is damaged or was edited: it describes a network its weights do not "
+                f"fit ({summary[:200]}); {REMAKE}"
+            ) from None
         return hybrid.eval()
+
+
+REMAKE = "make it again: edgeens finetune writes best.safetensors, edgeens compile exports from it"
 
 
 def _families(metadata: dict[str, str]) -> tuple[Family, ...]:

@@ -269,6 +269,14 @@ def _refuse_hybrid(path: str | Path) -> None:
 def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict") -> RestormerConfig:
     """Recover every `Restormer` constructor argument from a state_dict alone."""
     require(state, "patch_embed.proj.weight", source, "Restormer")
+    restormer_blocks = any(k.endswith(".attn.temperature") for k in state)
+    surrogate_blocks = any(".self_attention." in k or ".sca." in k for k in state)
+    if restormer_blocks and surrogate_blocks:
+        raise CheckpointError(
+            f"{source} holds Restormer blocks and surrogate blocks: an ENS hybrid whose metadata was removed (a "
+            "hybrid file carries its architecture in it); make it again: edgeens finetune writes best.safetensors, "
+            "edgeens compile exports from it"
+        )
     if any(".self_attention." in k for k in state):
         raise CheckpointError(
             f"{source} holds a MambaIRUNet (its blocks have 'self_attention' keys), not a Restormer; "

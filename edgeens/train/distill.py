@@ -11,6 +11,7 @@ MambaIR, gated convolution), trained to map the teacher stage's input to its out
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -25,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from edgeens.files import atomic_path, write_json
+from edgeens.files import atomic_path, folder_lock, write_json
 from edgeens.limits import check_memory
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
@@ -327,6 +328,12 @@ def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
     from edgeens.data.photos import training_photos
 
     rank, _ = _rank_and_world()
+    # Rank 0 holds the pool's lock for every rank of its torchrun (a second process on this pool stops at once).
+    with folder_lock(request.out / "pool", "edgeens distill") if rank == 0 else contextlib.nullcontext():
+        return _distill_step(request, rank, show_progress, training_photos)
+
+
+def _distill_step(request: DistillRequest, rank: int, show_progress: bool, training_photos) -> dict:
     features = request.out / "features"
     if rank == 0:
         holdout = max(4, request.crops // 8)

@@ -8,6 +8,7 @@ torchrun every candidate trains data-parallel (DDP) across the ranks.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from torch import nn
 
 from edgeens.data.synthetic import SyntheticPairs
 from edgeens.errors import EdgeensError
-from edgeens.files import now, write_json
+from edgeens.files import folder_lock, now, write_json
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
@@ -52,8 +53,15 @@ def finetune_candidates(
     processes (not under torchrun, where the ranks share each candidate), and pick the best."""
     if not candidates:
         raise FinetuneError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank = torch.distributed.get_rank() if distributed else 0
+    # Rank 0 holds the folder's lock for every rank of its torchrun (a second process on it stops at once).
+    with folder_lock(out_dir, "edgeens finetune") if rank == 0 else contextlib.nullcontext():
+        return _finetune(teacher, pool, candidates, data, recipe, Path(out_dir), validation, show_progress, jobs)
+
+
+def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, show_progress: bool, jobs: int) -> dict:
     check_pool(getattr(pool, "space", None) or SearchSpace(teacher.config), pool)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if distributed else 0

@@ -83,3 +83,28 @@ def test_bad_architecture_and_files(teacher: Restormer, tmp_path) -> None:
         HybridUNet.load(tmp_path / "plain.safetensors")
     with pytest.raises(CheckpointError, match="does not exist"):
         HybridUNet.load(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        ({"teacher_config": "{not json"}, "metadata is damaged"),
+        ({"teacher_config": '{"dim": 16}'}, "metadata is damaged"),
+        ({"architecture": "R-R-Z9-R-R-R-R-R"}, "metadata is damaged"),
+        ({"families": "[1, 2"}, "metadata is damaged"),
+        (None, "metadata was removed"),
+    ],
+)
+def test_a_hybrid_whose_metadata_was_edited_or_removed_is_named(teacher: Restormer, tmp_path, edit, says) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from edgeens.models import load_model
+
+    HybridUNet.from_teacher(teacher, "R-M2-R-R-R-R-R-R").save(tmp_path / "hybrid.safetensors")
+    with safe_open(str(tmp_path / "hybrid.safetensors"), framework="pt") as f:
+        metadata, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(state, str(tmp_path / "edited.safetensors"), metadata=None if edit is None else {**metadata, **edit})
+    with pytest.raises(CheckpointError, match=says) as caught:
+        load_model(tmp_path / "edited.safetensors")
+    assert "finetune" in str(caught.value)  # what makes the file again

@@ -262,3 +262,14 @@ def test_features_too_large_for_memory_are_refused_before_any_capture(teacher, t
     with pytest.raises(LimitError, match="capturing the teacher's stage features on 5000 crops.*fewer --crops"):
         ensure_features(teacher, clean, tmp_path / "features", 4000, 1000, 512, "gaussian_noise", 25.0)
     assert not (tmp_path / "features").exists()
+
+
+def test_a_second_distillation_of_the_same_pool_stops_at_once(teacher, tmp_path) -> None:
+    from edgeens.files import FolderBusyError, folder_lock
+    from edgeens.models.space import parse_families
+    from edgeens.train.distill import DistillRequest, distill_step
+
+    request = DistillRequest(teacher, tmp_path, parse_families("G"), crops=4, patch=16, steps=1)
+    with folder_lock(tmp_path / "pool", "a first edgeens distill"), pytest.raises(FolderBusyError, match="first"):
+        distill_step(request, show_progress=False)
+    assert not (tmp_path / "features").exists()  # stopped before any work

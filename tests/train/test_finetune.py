@@ -75,3 +75,14 @@ def test_torchrun_fine_tunes_data_parallel_on_two_cpu_processes(small_run, tmp_p
     log = [json.loads(line) for line in (tmp_path / "ft" / "M1-R-R-M2-R-R-R-R" / "log.jsonl").read_text().splitlines()]
     assert [entry["iteration"] for entry in log] == [1, 2, 3, 4] and all(entry["ranks"] == 2 for entry in log)
     assert HybridUNet.load(tmp_path / "ft" / "best.safetensors").architecture_string == "M1-R-R-M2-R-R-R-R"
+
+
+def test_a_second_finetune_of_the_same_folder_stops_at_once(tmp_path) -> None:
+    from edgeens.files import FolderBusyError, folder_lock
+
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL)
+    with folder_lock(tmp_path / "ft", "a first edgeens finetune"), pytest.raises(FolderBusyError, match="first"):
+        finetune_candidates(
+            teacher, BlockPool(SearchSpace(teacher.config), {}), ["R-R-R-R-R-R-R-R"], None, None, tmp_path / "ft", []
+        )
