@@ -411,13 +411,19 @@ def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
         train_in_processes(pending, data, recipe, _write_hybrid, validation, config.jobs, say)
     test = _test_pairs(config)
     measured, timing = _time_teacher_and_hybrid(config, state, folder, say) if config.device == "host" else ({}, {})
+    from edgeens.workers import run_in_processes
+
+    models = {
+        label: (teacher if label == "teacher" else best) if how is None else HybridUNet.load(folders[label] / RESULT)
+        for label, _, how in rows_spec
+    }
+    # Whole test photos, one model per worker: the MambaIR stacks' eager scans take minutes per model.
+    say(f"compare: scoring {len(models)} models on {len(test)} whole test photos, {config.jobs} at a time")
+    tasks = [(label, model, test) for label, model in models.items()]
+    scores = {task[0]: result for task, result in run_in_processes(_labelled_score, tasks, config.jobs)}
     rows = []
-    for label, architecture, how in rows_spec:
-        if how is None:
-            model = teacher if label == "teacher" else best
-        else:
-            model = HybridUNet.load(folders[label] / RESULT)
-        psnr, ssim = score(model, test)
+    for label, architecture, _ in rows_spec:
+        psnr, ssim = scores[label]
         rows.append(
             {
                 "model": label,
@@ -498,6 +504,11 @@ def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: 
         "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))] for k, v in samples.items()},
     }
     return {k: float(np.median(v)) for k, v in samples.items()}, timing
+
+
+def _labelled_score(label: str, model: torch.nn.Module, pairs: list) -> tuple[float, float]:
+    torch.set_num_threads(1)  # a worker of its own: one thread, as every other worker
+    return score(model, pairs)
 
 
 def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
