@@ -46,17 +46,21 @@ def run_in_processes(function: Callable[..., Any], tasks: Sequence[Task], jobs: 
             yield task, function(*task)
         return
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's torch thread pools
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_worker_setup, initargs=(os.getpid(),)
-    ) as pool:
-        futures = {pool.submit(function, *task): task for task in tasks}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    )
+    futures = {pool.submit(function, *task): task for task in tasks}
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    except BaseException:
+        # Ctrl-C or a failed task: the other workers stop now instead of finishing tasks that may run for an hour
+        # (every task resumes from its own checkpoint next time). The pool has no public way to stop a running task.
+        for process in list((pool._processes or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def quiet_toolchain() -> None:

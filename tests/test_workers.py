@@ -21,6 +21,22 @@ def test_a_failing_task_raises_in_the_caller() -> None:
         list(run_in_processes(operator.add, [(1, 1)], jobs=0))
 
 
+def test_a_failure_or_ctrl_c_does_not_wait_for_the_other_workers_long_tasks() -> None:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ZeroDivisionError):  # one task fails at once while the other would sleep for a minute
+        list(run_in_processes(_sleep_or_divide, [(60.0, 1), (0.0, 0)], jobs=2))
+    assert time.perf_counter() - start < 30  # spawning two workers takes seconds; the sleeper is stopped, not awaited
+
+
+def _sleep_or_divide(seconds: float, divisor: int) -> float:
+    import time
+
+    time.sleep(seconds)
+    return 1 / divisor
+
+
 def _children(pid: int) -> list[int]:
     """Processes whose parent is `pid` and that run a spawned worker (from /proc)."""
     from pathlib import Path
