@@ -169,7 +169,8 @@ def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str, conf
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         lines.append(
             f"  the checkpoint describes {type(model).__name__}({args}); "
-            f"use {type(model).__name__}.from_checkpoint(path) to build the model that fits it"
+            "edgeens commands build that model from the file itself (in Python: "
+            f"{type(model).__name__}.from_checkpoint(path))"
         )
     raise CheckpointError("\n".join(lines))
 

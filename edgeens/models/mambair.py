@@ -309,7 +309,8 @@ def infer_mambairunet_config(state: dict[str, Tensor], source: str = "state_dict
     if "encoder_level1.0.attn.temperature" in state:
         raise CheckpointError(
             f"{source} holds a Restormer (its blocks have 'attn.temperature' keys), not a MambaIRUNet; "
-            "load it with Restormer.from_checkpoint."
+            "edgeens teacher --checkpoint, compile, restore and bench take it as it is (Restormer.from_checkpoint "
+            "in Python)"
         )
     in_proj = require(state, "encoder_level1.0.self_attention.in_proj.weight", source, "MambaIRUNet")
     dim, inp_channels = embed.shape[0], embed.shape[1]

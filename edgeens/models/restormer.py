@@ -279,8 +279,9 @@ def infer_restormer_config(state: dict[str, Tensor], source: str = "state_dict")
         )
     if any(".self_attention." in k for k in state):
         raise CheckpointError(
-            f"{source} holds a MambaIRUNet (its blocks have 'self_attention' keys), not a Restormer; "
-            "load it with MambaIRUNet.from_checkpoint."
+            f"{source} holds a MambaIRUNet (its blocks have 'self_attention' keys), not a Restormer: a teacher must "
+            "be a Restormer; the MambaIRUNet itself is a model for edgeens compile, restore and bench "
+            "(MambaIRUNet.from_checkpoint in Python)"
         )
     require(state, "encoder_level1.0.attn.temperature", source, "Restormer")
     embed = state["patch_embed.proj.weight"]
