@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, atomic_path, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
@@ -97,28 +98,46 @@ def run_pipeline(config: RunConfig, say: Say = print) -> dict[str, Any]:
         return _run_steps(config, say)
 
 
+class StepOrderError(EdgeensError):
+    """A step asked for the outputs of one that has not run in this folder."""
+
+
+class RunState:
+    """The outputs of the steps run so far in one run, by step name. Asking for a step that has not run names it
+    (with --steps a user can skip a step whose outputs a later one needs)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.current = ""  # the step running now, for the message
+        self._outputs: dict[str, Any] = {}
+
+    def __setitem__(self, step: str, outputs: Any) -> None:
+        self._outputs[step] = outputs
+
+    def __getitem__(self, step: str) -> Any:
+        if step not in self._outputs:
+            raise StepOrderError(
+                f"step {self.current} needs the outputs of step {step}, which has not run in {self.run_dir}; run it "
+                "first (add it to --steps, or leave --steps out)"
+            )
+        return self._outputs[step]
+
+
 def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     run = config.run_dir
     summary_path = run / "run.json"
     fix = "delete it: each step's own outputs say what is done, and the next run writes it again"
     summary = read_json(summary_path, fix) if summary_path.is_file() else {"steps": {}}
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    state: dict[str, Any] = {}
-    for name in STEPS:
+    state = RunState(run)
+    for name, step in STEP_FUNCTIONS:
         selected = name in config.only_steps
         if not selected and name not in summary["steps"]:
             continue  # not asked for and never run: a later step that needs it says so
         start = time.perf_counter()
-        try:
-            # A step that is not selected but finished before only loads its outputs (they exist), for later steps.
-            state[name], reused = globals()[f"_{name}"](config, state, say)
-        except KeyError as missing:
-            if missing.args and missing.args[0] in STEPS:
-                raise ValueError(
-                    f"step {name} needs the outputs of step {missing.args[0]}, which has not run in {run}; "
-                    f"run it first (add it to --steps, or leave --steps out)"
-                ) from None
-            raise
+        state.current = name
+        # A step that is not selected but finished before only loads its outputs (they exist), for later steps.
+        state[name], reused = step(config, state, say)
         if not selected:
             continue
         seconds = time.perf_counter() - start
@@ -144,7 +163,7 @@ def _test_pairs(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(degraded_pairs("test", config.degradation, config.sigma).values())
 
 
-def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]:
+def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, bool]:
     from edgeens.data.photos import training_photos
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, adopt_checkpoint, train_teacher
@@ -166,7 +185,7 @@ def _teacher(config: RunConfig, state: dict, say: Say) -> tuple[Restormer, bool]
     return Restormer.from_checkpoint(path), False
 
 
-def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     from edgeens.models.checkpoint import CheckpointError
     from edgeens.train.distill import DistillRequest, distill_step
     from edgeens.train.pool import load_pool
@@ -197,7 +216,7 @@ def _distill(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     return load_pool(pool_dir, teacher), False
 
 
-def _profile(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
+def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
     """A latency table of the run's space: one the run measured before, else a committed one under `profiles`
     that fits, else measured now (stage programs and table inside the run folder)."""
     from edgeens.profile.host import TimingPolicy, profile_command, profile_host
@@ -256,12 +275,12 @@ def _save_table(config: RunConfig, table: Any) -> None:
         table.save(config.profiles)
 
 
-def _space(config: RunConfig, state: dict) -> SearchSpace:
+def _space(config: RunConfig, state: RunState) -> SearchSpace:
     """The run's space: the teacher's stages with the run's families (the pool may hold more)."""
     return SearchSpace(state["teacher"].config, parse_families(config.families))
 
 
-def _search(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     from edgeens.profile.table import calibrated_penalty, heuristic_penalty
     from edgeens.search.ens import SearchSettings
     from edgeens.search.step import SearchRequest, search_step
@@ -319,7 +338,7 @@ def _training_data(config: RunConfig):
     return SyntheticPairs(training_photos(), config.degradation, config.sigma)
 
 
-def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
+def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
     from edgeens.models.hybrid import HybridUNet
     from edgeens.train.finetune import finetune_candidates
 
@@ -341,7 +360,7 @@ def _finetune(config: RunConfig, state: dict, say: Say) -> tuple[Any, bool]:
     return HybridUNet.load(folder / "best.safetensors"), False
 
 
-def _compile(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+def _compile(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     from edgeens.compile.artifact import ModelCard
     from edgeens.compile.pipeline import CompileOptions, compile_model
 
@@ -360,7 +379,7 @@ def _compile(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
     return compile_model(model, config.size, config.size, folder, CompileOptions(force=True), log=say), False
 
 
-def _compare(config: RunConfig, state: dict, say: Say) -> tuple[dict, bool]:
+def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     """The paper's comparison at this scale: the teacher, the ENS hybrid and the alternatives (the teacher itself
     among them), each trained with the fine-tuning recipe, scored on the held-out photos, with the table's predicted
     latency and, on the host, the teacher and the ENS hybrid timed end to end together."""
@@ -475,7 +494,7 @@ def _save_crops(config: RunConfig, teacher: torch.nn.Module, hybrid: torch.nn.Mo
         np.savez(file, **crops)
 
 
-def _time_teacher_and_hybrid(config: RunConfig, state: dict, folder: Path, say: Say) -> tuple[dict, dict]:
+def _time_teacher_and_hybrid(config: RunConfig, state: RunState, folder: Path, say: Say) -> tuple[dict, dict]:
     """Median ms of the teacher and the compiled ENS hybrid, whole programs timed in the same shuffled rounds (a
     speed-up from two timings taken at different times would carry the machine's drift between them)."""
     from edgeens.compile.executorch import lower_to_executorch
@@ -524,17 +543,13 @@ def score(model: torch.nn.Module, pairs: list[tuple[np.ndarray, np.ndarray]]) ->
     return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
-def _report(config: RunConfig, state: dict, say: Say) -> tuple[Path, bool]:
+def _report(config: RunConfig, state: RunState, say: Say) -> tuple[Path, bool]:
     """The report, from the files the steps wrote, into the run folder (and a copy under --reports if asked)."""
     import shutil
 
     from edgeens.report.run import write_report
 
-    if not config.folder.compare_done():
-        raise ValueError(
-            f"step report needs the outputs of step compare, which has not run in {config.run_dir}; "
-            "run it first (add it to --steps, or leave --steps out)"
-        )
+    _ = state["compare"]  # the report shows the comparison: RunState names the step to run first if it has not run
     index = write_report(config.folder, config.folder.report, config.penalty, config.families)
     if config.reports is not None:
         copy = config.reports / config.run_dir.name
@@ -542,3 +557,18 @@ def _report(config: RunConfig, state: dict, say: Say) -> tuple[Path, bool]:
         index = copy / index.name
     say(f"report: {index}")
     return index, False
+
+
+# The steps in order: each takes (config, state, say) and returns (its outputs for later steps, whether they were
+# already there).
+STEP_FUNCTIONS: tuple[tuple[str, Callable[[RunConfig, RunState, Say], tuple[Any, bool]]], ...] = (
+    ("teacher", _teacher),
+    ("distill", _distill),
+    ("profile", _profile),
+    ("search", _search),
+    ("finetune", _finetune),
+    ("compile", _compile),
+    ("compare", _compare),
+    ("report", _report),
+)
+assert tuple(name for name, _ in STEP_FUNCTIONS) == STEPS
