@@ -106,8 +106,3 @@ class RunFolder:
 
     def compare_done(self) -> bool:
         return self.compare_result.is_file() and self.crops.is_file()
-
-
-def searched_table_path(run_dir: str | Path) -> Path:
-    """The latency table the run's search chose with, pinned beside its front."""
-    return RunFolder(Path(run_dir)).searched_table

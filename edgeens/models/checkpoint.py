@@ -56,6 +56,20 @@ KNOWN_FILES = {
 }
 
 
+def safetensors_format(path: str | Path) -> str:
+    """The `format` entry of a safetensors file's metadata ("" for none, for another kind of file, or unreadable):
+    how edgeens' own files (hybrids) are told apart from plain checkpoints before loading them."""
+    from safetensors import safe_open
+
+    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
+        return ""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format", "")
+    except Exception:  # not readable as safetensors: load_state_dict says what is wrong with it
+        return ""
+
+
 def _is_safetensors(path: Path) -> bool:
     if path.suffix == ".safetensors":
         return True

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from edgeens.files import atomic_path
-from edgeens.models.checkpoint import CheckpointError, load_strict
+from edgeens.models.checkpoint import CheckpointError, load_strict, safetensors_format
 from edgeens.models.restormer import Restormer, RestormerConfig
 from edgeens.models.space import (
     PAPER_FAMILIES,
@@ -42,13 +42,7 @@ Surrogates = Mapping[tuple[str, str], nn.Module]
 
 def is_hybrid_file(path: str | Path) -> bool:
     """Whether `path` is a safetensors file written by `HybridUNet.save` (False for anything else, unreadable too)."""
-    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
-        return False
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("format") == FORMAT
-    except Exception:  # not a safetensors file: the checkpoint loader will say what it is
-        return False
+    return safetensors_format(path) == FORMAT
 
 
 class HybridUNet(Restormer):

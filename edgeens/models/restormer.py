@@ -12,7 +12,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from edgeens.models.checkpoint import CheckpointError, count_blocks, load_state_dict, load_strict, require
+from edgeens.models.checkpoint import (
+    CheckpointError,
+    count_blocks,
+    load_state_dict,
+    load_strict,
+    require,
+    safetensors_format,
+)
 from edgeens.models.unet import LEVEL_STAGES, UNet
 
 
@@ -250,16 +257,7 @@ class Restormer(UNet):
 
 def _refuse_hybrid(path: str | Path) -> None:
     """A saved ENS hybrid loads as a Restormer state_dict would not (its stages hold other blocks): name it."""
-    from safetensors import safe_open
-
-    if Path(path).suffix != ".safetensors" or not Path(path).is_file():
-        return
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            kind = (f.metadata() or {}).get("format", "")
-    except Exception:  # not readable as safetensors: load_state_dict says what is wrong with it
-        return
-    if kind.startswith("edgeens.hybrid"):
+    if safetensors_format(path).startswith("edgeens.hybrid"):
         raise CheckpointError(
             f"{path} is an ENS hybrid (HybridUNet), not a Restormer: where a teacher is asked for, give the teacher "
             "checkpoint it was built from; the hybrid itself is a model for edgeens compile, restore and bench"

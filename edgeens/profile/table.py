@@ -293,7 +293,7 @@ def total_penalty(
 def searched_table(run_dir: str | Path, current: LatencyTable) -> LatencyTable:
     """The latency table a run's search used (pinned beside its front), else `current`: predictions and the report
     must quote the table the choice was made with, not one measured since."""
-    from edgeens.rundir import searched_table_path
+    from edgeens.rundir import RunFolder
 
-    pinned = searched_table_path(run_dir)
+    pinned = RunFolder(Path(run_dir)).searched_table
     return LatencyTable.load(pinned) if pinned.is_file() else current
