@@ -325,15 +325,15 @@ def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
     """The distill step that `edgeens distill` and `edgeens run` both call: the teacher's stage features on crops
     of the photo catalogue's train split (captured once, by rank 0 under torchrun), then every missing surrogate of
     the families; returns the pool's manifest."""
-    from edgeens.data.photos import training_photos
-
     rank, _ = _rank_and_world()
     # Rank 0 holds the pool's lock for every rank of its torchrun (a second process on this pool stops at once).
     with folder_lock(request.out / "pool", "edgeens distill") if rank == 0 else contextlib.nullcontext():
-        return _distill_step(request, rank, show_progress, training_photos)
+        return _distill_step(request, rank, show_progress)
 
 
-def _distill_step(request: DistillRequest, rank: int, show_progress: bool, training_photos) -> dict:
+def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> dict:
+    from edgeens.data.photos import training_photos
+
     features = request.out / "features"
     if rank == 0:
         holdout = max(4, request.crops // 8)
