@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -20,6 +22,29 @@ class FolderBusyError(EdgeensError):
 
 class DamagedFileError(EdgeensError):
     """A file edgeens wrote earlier is no longer what it wrote (empty, cut short, edited, overwritten)."""
+
+
+class OutputFolderError(EdgeensError):
+    """An output folder that cannot be created or written."""
+
+
+def writable_folder(folder: str | Path, option: str = "--out") -> Path:
+    """Create `folder` (and its parents) and check that this process can write in it, before any work: a command
+    that would compute for minutes and then fail to save its result refuses at once instead."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        why = {
+            errno.EEXIST: "a file of that name is in the way",
+            errno.ENOTDIR: "a file is in the way of one of its folders",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied",
+            errno.ENOSPC: "the disk is full",
+        }.get(err.errno, err.strerror or str(err))
+        raise OutputFolderError(f"{folder} cannot be written ({why}); choose another folder with {option}") from None
+    return folder
 
 
 def read_json(path: str | Path, fix: str, kind: type = dict) -> Any:
@@ -67,8 +92,7 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     """Hold `folder/.lock` while this process writes `folder`: a second process on the same folder stops at once,
     told who holds it, instead of interleaving its records with the first's. The lock goes with the process (a
     killed holder frees it), so a stale lock file never blocks a resume."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(folder)
     handle = (folder / ".lock").open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -84,3 +84,29 @@ def write_results(rows: list[dict[str, Any]], out_dir: str | Path, note: str) ->
         lines.append(f"| {s['model']} | {s['images']} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['seconds']:.3f} |")
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def bench_pairs(
+    data: Path | None, split: str, degradation: str, sigma: float
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
+    """(name, degraded, clean) images to benchmark on, and a note saying what they are: a paired folder, or one
+    split of the photo catalogue (or the bundled photos) degraded with `degradation`."""
+    if data is not None:
+        from edgeens.data.paired import PairedImages, find_pairs
+
+        found = find_pairs(data)
+        images = PairedImages(found, preload_limit=0)
+        pairs = [((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)]
+        return pairs, f"Pairs from {data}"
+    if split == "bundled":
+        from edgeens.train.teacher import bundled_validation
+
+        found = bundled_validation(degradation, sigma)
+        pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(found)]
+    elif split in ("train", "val", "test"):
+        from edgeens.data.photos import degraded_pairs
+
+        pairs = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
+    else:
+        raise ValueError(f"--split must be test, val, train or bundled, got {split!r}")
+    return pairs, f"Photos ({split}), {degradation} (sigma {sigma:g})"

@@ -16,7 +16,7 @@ images are restored as three equal channels and written back as grayscale; an al
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,3 +334,34 @@ def list_inputs(paths: list[Path]) -> list[Path]:
         else:
             raise ImageError(f"{path} does not exist")
     return found
+
+
+@dataclass(frozen=True)
+class Restored:
+    source: Path
+    target: Path
+    size: tuple[int, int]  # (width, height)
+    seconds: float
+
+
+def restore_files(
+    restorer: Restorer,
+    files: list[Path],
+    targets: list[Path],
+    tile: int,
+    overlap: int,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[Restored]:
+    """Restore each file into its target (same format, metadata kept), yielding each one as it is written: an
+    interrupted call has written exactly the photos it yielded."""
+    import time
+
+    for path, target in zip(files, targets, strict=True):
+        photo = read_photo(path)
+        start = time.perf_counter()
+        report = (lambda done, total, name=path.name: progress(f"{name}: tile {done}/{total}")) if progress else None
+        photo.rgb = restore_array(restorer, photo.rgb, tile, overlap, progress=report)
+        seconds = time.perf_counter() - start
+        write_photo(target, photo)
+        h, w = photo.rgb.shape[:2]
+        yield Restored(path, target, (w, h), seconds)

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+# The steps of `edgeens run`, in order (edgeens.run binds each to its function).
+STEPS = ("teacher", "distill", "profile", "search", "finetune", "compile", "compare", "report")
 TEACHER_FINETUNED = "teacher, fine-tuned"  # the compare step's row of the teacher trained as long as the hybrids
 
 

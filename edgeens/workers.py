@@ -6,6 +6,7 @@ than in one process with N threads."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -75,3 +76,19 @@ def quiet_toolchain() -> None:
     warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|pymoo)(\.|$)")
     for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def distributed_group() -> Iterator[int]:
+    """Inside torchrun, join the process group (gloo on CPU, nccl on GPU) for the block and leave it after; yields
+    this process's rank (0 outside torchrun)."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield 0
+        return
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        yield torch.distributed.get_rank()
+    finally:
+        torch.distributed.destroy_process_group()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -147,25 +148,57 @@ def test_compile_bad_inputs_exit_with_a_message(tmp_path, monkeypatch) -> None:
         assert "Traceback" not in result.output
 
 
-def test_an_out_that_is_a_file_or_read_only_is_one_line_not_a_traceback(tmp_path) -> None:
-    import os
+OUT_CASES = {  # every command that writes, with the cheapest inputs that reach its output folder
+    "teacher": ["teacher", "--iterations", "1", "--max-patch", "16", "--bundled", "--out", "{out}"],
+    "distill": ["distill", "--teacher", "{teacher}", "--crops", "4", "--patch", "16", "--steps", "1", "--out", "{out}"],
+    "profile": ["profile", "--preset", "tiny", "--size", "8", "--programs", "{tmp}/programs", "--out", "{out}"],
+    "search": ["search", "--teacher", "{teacher}", "--pool", "{pool}", "--penalty", "heuristic", "--size", "16"]
+    + ["--budget", "2", "--initial", "2", "--out", "{out}"],
+    "finetune": ["finetune", "--teacher", "{teacher}", "--pool", "{pool}", "--arch", "R-R-R-R-R-R-R-R"]
+    + ["--iterations", "1", "--out", "{out}"],
+    "compile": ["compile", "--untrained", "tiny", "--size", "8", "--target", "onnx", "--out", "{out}"],
+    "restore": ["restore", "{tmp}/photo.png", "--model", "{teacher}", "--out", "{out}"],
+    "bench": ["bench", "--baseline", "wavelet", "--split", "bundled", "--out", "{out}"],
+    "sweep": ["sweep", "--sizes", "8", "--reports", "{out}"],
+    "run": ["run", "--steps", "teacher", "--out", "{out}"],
+}
 
+
+@pytest.mark.parametrize("blocked", ["a file", "under a file", "read-only"])
+@pytest.mark.parametrize("command", list(OUT_CASES))
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(
+    tmp_path, small_run, monkeypatch, command: str, blocked: str
+) -> None:
+    import errno
+    import os
+    import tempfile
+
+    from edgeens import files
+    from edgeens.data.images import write_image
+
+    if blocked == "read-only" and os.geteuid() == 0:  # root writes through 0o500: the file system says no instead
+        real = tempfile.TemporaryFile
+
+        def read_only(*args, dir=None, **kwargs):
+            if dir is not None and str(dir).startswith(str(tmp_path / "locked")):
+                raise OSError(errno.EROFS, "Read-only file system", str(dir))
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(files.tempfile, "TemporaryFile", read_only)
+    write_image(tmp_path / "photo.png", np.full((16, 16, 3), 0.5, np.float32))
     blocker = tmp_path / "a-file"
     blocker.write_text("mine")
-    cases = [
-        ["teacher", "--out", str(blocker / "run"), "--iterations", "1", "--max-patch", "16", "--bundled"],
-        ["bench", "--baseline", "wavelet", "--split", "bundled", "--out", str(blocker)],
-    ]
-    if os.geteuid() != 0:  # root writes anywhere: the read-only case needs an ordinary user
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        cases.append(["bench", "--baseline", "wavelet", "--split", "bundled", "--out", str(locked / "b")])
-    for args in cases:
-        result = runner.invoke(app, args)
-        text = " ".join(result.output.split())
-        assert result.exit_code == 2, (args, result.output)
-        assert "error:" in text and "Traceback" not in text and "--out" in text, text
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    out = {"a file": blocker, "under a file": blocker / "out", "read-only": locked / "out"}[blocked]
+    fields = {"out": out, "tmp": tmp_path, "teacher": small_run / "teacher.safetensors", "pool": small_run / "pool"}
+    result = runner.invoke(app, [arg.format(**fields) for arg in OUT_CASES[command]])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "error:" in text and "Traceback" not in text, text
+    assert str(out) in text and "cannot be written" in text and "choose another folder" in text, text
     assert blocker.read_text() == "mine"
+    assert not (tmp_path / "programs").exists()  # profile refused before building a program
 
 
 def test_compile_stages_then_profile_at_the_same_size_reuses_the_programs(tmp_path, monkeypatch) -> None:

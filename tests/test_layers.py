@@ -15,7 +15,7 @@ LAYERS = (
     {"data", "models"},
     {"train", "compile"},
     {"search", "profile"},
-    {"restore", "classical", "harness"},
+    {"restore", "classical", "harness", "compare"},
     {"report"},
     {"run"},
     {"cli", "__main__"},

@@ -6,7 +6,6 @@ import pytest
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from edgeens import cli
 from edgeens.cli import app
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, SearchSpace, families_to_dict, parse_families
@@ -17,8 +16,14 @@ runner = CliRunner()
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
 
-def test_the_command_knows_every_step() -> None:
-    assert cli.STEP_NAMES == STEPS
+def test_the_command_and_the_pipeline_know_the_same_steps_in_the_same_order() -> None:
+    import typer
+
+    from edgeens.run import STEP_FUNCTIONS
+
+    assert tuple(name for name, _ in STEP_FUNCTIONS) == STEPS
+    steps = next(p for p in typer.main.get_command(app).commands["run"].params if p.name == "steps")
+    assert steps.default == ",".join(STEPS)
 
 
 def _tree(root) -> set[str]:

@@ -28,6 +28,7 @@ from edgeens.compile.artifact import (
     tool_versions,
 )
 from edgeens.compile.executorch import lower_to_executorch, quantize_int8, run_program
+from edgeens.files import writable_folder
 from edgeens.models import EXPORT_FORM_VERSION
 
 TARGETS = ("executorch", "onnx", "aihub", "android-assets")
@@ -76,7 +77,7 @@ def compile_model(
     """Build every requested target of `model` at (height x width) into `out_dir`; returns compile.json's content."""
     options.check()
     model = model.eval()
-    out = Path(out_dir)
+    out = writable_folder(out_dir)  # before anything is lowered
     card = ModelCard.of(model, height, width)
     manifest = open_output(out, card, options.force)
     manifest.update(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import torch
 from skimage import data
 
 # Colour photographs bundled in the wheel (`eagle`, `skin` and the microscopy images download at first use: excluded).
@@ -34,3 +37,28 @@ def bundled_split(split: str) -> dict[str, np.ndarray]:
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     names = [n for n in PHOTOS if (n in VALIDATION) == (split == "val")]
     return {name: bundled_photo(name) for name in names}
+
+
+def calibration_crops(folder: Path | None, height: int, width: int, limit: int = 8) -> list[torch.Tensor]:
+    """Calibration batches for int8: (1, 3, H, W) centre crops of a folder's images (the first `limit`), or of the
+    bundled training photos; images smaller than the input are left out."""
+    from edgeens.data.images import read_image
+
+    if folder is None:
+        images = list(bundled_split("train").values())
+    else:
+        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+        if not files:
+            raise ValueError(f"calibration folder {folder} holds no .png/.jpg images")
+        images = [read_image(p) for p in files[:limit]]
+    batches = []
+    for image in images:
+        h, w = image.shape[:2]
+        if h < height or w < width:
+            continue
+        top, left = (h - height) // 2, (w - width) // 2
+        crop = np.ascontiguousarray(image[top : top + height, left : left + width]).astype(np.float32)
+        batches.append(torch.from_numpy(crop).permute(2, 0, 1).unsqueeze(0))
+    if not batches:
+        raise ValueError(f"no calibration image is at least {height}x{width}; give --calibration with larger images")
+    return batches

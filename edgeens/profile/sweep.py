@@ -173,3 +173,38 @@ def plot_sweep(rows: list[dict[str, Any]], path: str, title: str) -> None:
 
 def save_sweep(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+
+
+def sweep_step(
+    sides: list[int],
+    width: int,
+    threads: int,
+    memory_limit_gib: float,
+    reports: Path,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The sweep on this machine, written to `reports/resolution-sweep--host.{json,png}` with the host, the
+    versions and the command that reproduces it."""
+    from edgeens.compile.artifact import now, tool_versions
+    from edgeens.files import writable_folder
+    from edgeens.profile.host import host_description
+
+    if not sides or any(s % 8 or s <= 0 for s in sides):
+        raise ValueError(f"every size must be a positive multiple of 8, got {sides}")
+    writable_folder(reports, "--reports")  # before the measurements, not after
+    rows = resolution_sweep(sides, width, threads, memory_limit_gib=memory_limit_gib, progress=progress)
+    host = host_description()
+    sizes = ",".join(map(str, sides))
+    meta = {
+        "device": "host",
+        "cpu": host["cpu"],
+        "threads": threads,
+        "width": width,
+        "date": now(),
+        "versions": tool_versions(),
+        "command": f"edgeens sweep --sizes {sizes} --width {width} --threads {threads}",
+    }
+    save_sweep(rows, meta, reports / "resolution-sweep--host.json")
+    title = f"one block of width {width} on {host['cpu']}, ExecuTorch XNNPACK, {threads} thread(s)"
+    plot_sweep(rows, str(reports / "resolution-sweep--host.png"), title)
+    return rows

@@ -297,3 +297,21 @@ def searched_table(run_dir: str | Path, current: LatencyTable) -> LatencyTable:
 
     pinned = RunFolder(Path(run_dir)).searched_table
     return LatencyTable.load(pinned) if pinned.is_file() else current
+
+
+def search_penalty(
+    kind: str, table: LatencyTable | None, space: SearchSpace, height: int, width: int
+) -> tuple[dict[str, dict[str, float]], str, str]:
+    """The search's penalty of every (stage, choice) of `space`, the label of its axis and its source (the table's
+    file name, or "heuristic"): `calibrated` needs a table measured for this space and size."""
+    if kind == "calibrated":
+        if table is None:
+            raise ProfileError(
+                "the calibrated penalty needs a latency table: --table profiles/<device>--<runtime>--<HxW>--"
+                "<space>.json (from edgeens profile), or --penalty heuristic for the paper's proxy"
+            )
+        table.check_fits(space, height, width)
+        return calibrated_penalty(table), "predicted latency (ms)", table.filename()
+    if kind == "heuristic":
+        return heuristic_penalty(space), "heuristic penalty", "heuristic"
+    raise ProfileError(f"unknown penalty {kind!r}; choose calibrated (with --table) or heuristic")

@@ -14,25 +14,41 @@ import numpy as np
 from edgeens.files import now
 from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 
+Section = tuple[str, list[Any]]
+
 
 def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> Path:
     """Write the report of the run in `run` into `target`; returns the index.html path. `penalty` (calibrated or
     heuristic) and `families` (the run's, e.g. M,S,G) say how the front's axis and the latency table are labelled."""
-    from edgeens.profile.correlate import plot_validation, validation_report
     from edgeens.profile.table import LatencyTable
-    from edgeens.report.search import family_mix, plot_front
+    from edgeens.report.search import plot_front
     from edgeens.search.ens import TrialLog
 
-    run_dir = run.root
     target.mkdir(parents=True, exist_ok=True)
     table = LatencyTable.load(run.searched_table)
     front = json.loads((run.search / "front.json").read_text())
     compare = json.loads(run.compare_result.read_text())
     compiled = json.loads((run.export / "compile.json").read_text())
-    records = TrialLog(run.search / "trials.jsonl").records
     label = "predicted latency (ms)" if penalty == "calibrated" else "heuristic penalty"
-    plot_front(records, front, target / "pareto.png", label)
-    sections: list[tuple[str, list[Any]]] = []
+    plot_front(TrialLog(run.search / "trials.jsonl").records, front, target / "pareto.png", label)
+    _restored_crops(run.crops, target / "restored.png")
+    sections = [
+        _result(compare, table),
+        _comparison(compare),
+        _search(front, label),
+        _latency(table, families, target),
+        _deployment(compiled, run.export),
+        ("Restored photos", [("restored.png", "degraded, teacher, ENS hybrid, clean")]),
+    ]
+    title = f"edgeens run: {run.root.name}"
+    (target / "report.md").write_text(_markdown(title, sections))
+    index = target / "index.html"
+    index.write_text(_html(title, sections))
+    (target / "report.json").write_text(json.dumps({"compare": compare, "front": front, "written": now()}, indent=1))
+    return index
+
+
+def _result(compare: dict[str, Any], table: Any) -> Section:
     rows = compare["rows"]
     ens = next(r for r in rows if r["model"] == "ENS hybrid")
     teacher = rows[0]
@@ -43,102 +59,89 @@ def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> P
         if retrained
         else ""
     )
+    threads = (compare.get("timing") or {}).get("threads", table.threads)
+    return (
+        "Result",
+        [
+            f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test photos against the "
+            f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
+            f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
+            f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
+        ],
+    )
+
+
+def _comparison(compare: dict[str, Any]) -> Section:
     timing = compare.get("timing") or {}
-    threads = timing.get("threads", table.threads)
-    sections.append(
-        (
-            "Result",
-            [
-                f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test photos against the "
-                f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
-                f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
-                f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
-            ],
-        )
-    )
     comparison = [["model", "architecture", "PSNR dB", "SSIM", "latency ms", "speed-up"]]
-    for r in rows:
-        comparison.append(
-            [
-                r["model"],
-                r["architecture"],
-                f"{r['psnr']:.2f}",
-                f"{r['ssim']:.4f}",
-                _ms(r),
-                f"{r['speedup']:.2f}x ({r['speedup_from'][0]})",
-            ]
+    for r in compare["rows"]:
+        speedup = f"{r['speedup']:.2f}x ({r['speedup_from'][0]})"
+        comparison.append([r["model"], r["architecture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", _ms(r), speedup])
+    timed = ""
+    if timing:
+        spread = " and ".join(f"{lo:.0f}-{hi:.0f} ms" for lo, hi in timing["spread_ms"].values())
+        timed = (
+            f" The teacher and the ENS hybrid were timed as whole ExecuTorch programs in the same "
+            f"{timing['policy']['rounds']} shuffled rounds ({timing['samples']['teacher']} and "
+            f"{timing['samples']['ENS hybrid']} runs; 10-90% spread {spread})."
         )
-    sections.append(
-        (
-            "The paper's comparison at this scale",
-            [
-                f"The teacher is the run's starting point as it was trained; every model below it, the teacher "
-                f"fine-tuned further included, was trained for {compare['iterations']} iterations with the fine-tuning "
-                "recipe. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
-                "speed-up compares measured with measured (m), or prediction with prediction (p)."
-                + (
-                    f" The teacher and the ENS hybrid were timed as whole ExecuTorch programs in the same "
-                    f"{timing['policy']['rounds']} shuffled rounds ({timing['samples']['teacher']} and "
-                    f"{timing['samples']['ENS hybrid']} runs; 10-90% spread "
-                    + " and ".join(f"{lo:.0f}-{hi:.0f} ms" for lo, hi in timing["spread_ms"].values())
-                    + ")."
-                    if timing
-                    else ""
-                ),
-                comparison,
-            ],
-        )
+    text = (
+        f"The teacher is the run's starting point as it was trained; every model below it, the teacher "
+        f"fine-tuned further included, was trained for {compare['iterations']} iterations with the fine-tuning "
+        "recipe. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
+        "speed-up compares measured with measured (m), or prediction with prediction (p)." + timed
     )
-    sections.append(
-        (
-            "Search",
-            [
-                f"{front['evaluations']} evaluations; {front['knee_method']}. Candidates fine-tuned: "
-                + ", ".join(c["architecture"] for c in front["candidates"])
-                + ".",
-                ("pareto.png", "Pareto front, knee and candidates"),
-                [["front architecture", "families", "PSNR drop dB", label]]
-                + [
-                    [p["architecture"], family_mix(p["architecture"]), f"{p['psnr_drop']:+.2f}", f"{p['penalty']:.1f}"]
-                    for p in front["front"]
-                ],
-            ],
-        )
+    return ("The paper's comparison at this scale", [text, comparison])
+
+
+def _search(front: dict[str, Any], label: str) -> Section:
+    from edgeens.report.search import family_mix
+
+    candidates = ", ".join(c["architecture"] for c in front["candidates"])
+    points = [
+        [p["architecture"], family_mix(p["architecture"]), f"{p['psnr_drop']:+.2f}", f"{p['penalty']:.1f}"]
+        for p in front["front"]
+    ]
+    return (
+        "Search",
+        [
+            f"{front['evaluations']} evaluations; {front['knee_method']}. Candidates fine-tuned: {candidates}.",
+            ("pareto.png", "Pareto front, knee and candidates"),
+            [["front architecture", "families", "PSNR drop dB", label], *points],
+        ],
     )
+
+
+def _latency(table: Any, families: str, target: Path) -> Section:
+    from edgeens.profile.correlate import plot_validation, validation_report
+
     latency_rows = [["stage", *_choices(table, families)]]
     latency_rows.append(["fixed part", f"{table.fixed.median_ms:.1f}"] + [""] * (len(latency_rows[0]) - 2))
     for stage, row in table.stages.items():
         latency_rows.append([stage] + [f"{row[c].median_ms:.1f}" if c in row else "" for c in latency_rows[0][1:]])
-    latency_items: list[Any] = [f"Median ms per stage choice, from `{table.command}` ({table.date}).", latency_rows]
+    items: list[Any] = [f"Median ms per stage choice, from `{table.command}` ({table.date}).", latency_rows]
     if len(table.end_to_end) >= 3:
         report = validation_report(table)
         plot_validation(table, report, str(target / "latency-validation.png"))
         c = report["calibrated"]
-        latency_items += [
+        items += [
             f"Predicted (sum of stages + fixed part) against measured end to end, {report['architectures']} "
             f"architectures: Spearman {c['spearman']:.3f}, Pearson {c['pearson']:.3f}, MAPE {c['mape']:.1%}.",
             ("latency-validation.png", "predicted vs measured latency"),
         ]
-    sections.append(("Latency", latency_items))
+    return ("Latency", items)
+
+
+def _deployment(compiled: dict[str, Any], export: Path) -> Section:
     executorch, onnx = compiled["targets"]["executorch"], compiled["targets"]["onnx"]
-    sections.append(
-        (
-            "Deployment",
-            [
-                f"`{executorch['file']}` ({executorch['bytes'] / 2**20:.1f} MiB, max abs error vs eager "
-                f"{executorch['verification']['max_abs_error']:.1e}) and `{onnx['file']}` (max abs error "
-                f"{onnx['verification']['max_abs_error']:.1e}) in `{run.export}`.",
-            ],
-        )
+    return (
+        "Deployment",
+        [
+            f"`{executorch['file']}` ({executorch['bytes'] / 2**20:.1f} MiB, max abs error vs eager "
+            f"{executorch['verification']['max_abs_error']:.1e}) and `{onnx['file']}` (max abs error "
+            f"{onnx['verification']['max_abs_error']:.1e}) in `{export}`.",
+        ],
     )
-    _restored_crops(run.crops, target / "restored.png")
-    sections.append(("Restored photos", [("restored.png", "degraded, teacher, ENS hybrid, clean")]))
-    title = f"edgeens run: {run_dir.name}"
-    (target / "report.md").write_text(_markdown(title, sections))
-    index = target / "index.html"
-    index.write_text(_html(title, sections))
-    (target / "report.json").write_text(json.dumps({"compare": compare, "front": front, "written": now()}, indent=1))
-    return index
 
 
 def _ms(row: dict[str, Any]) -> str:
@@ -172,7 +175,7 @@ def _restored_crops(crops: Path, path: Path) -> None:
     plt.close(figure)
 
 
-def _markdown(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+def _markdown(title: str, sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
     for heading, items in sections:
         lines += [f"## {heading}", ""]
@@ -189,7 +192,7 @@ def _markdown(title: str, sections: list[tuple[str, list[Any]]]) -> str:
     return "\n".join(lines)
 
 
-def _html(title: str, sections: list[tuple[str, list[Any]]]) -> str:
+def _html(title: str, sections: list[Section]) -> str:
     def inline(text: str) -> str:
         escaped = html.escape(text)
         parts = escaped.split("**")

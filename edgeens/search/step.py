@@ -101,3 +101,36 @@ def search_step(
         max_penalty=request.max_penalty,
     )
     return SearchResult(front, evaluator.teacher_psnr)
+
+
+def front_candidates(search_dir: Path) -> list[str]:
+    """The architectures a search handed to fine-tuning (its front.json's candidates)."""
+    from edgeens.files import read_json
+    from edgeens.search.evaluate import SearchError
+
+    front = Path(search_dir) / "front.json"
+    if not front.is_file():
+        raise SearchError(f"{front} does not exist: run edgeens search first, or name candidates with --arch")
+    fix = "run edgeens search with the same options again: it rewrites front.json from trials.jsonl"
+    return [c["architecture"] for c in read_json(front, fix).get("candidates", [])]
+
+
+def compare_step(
+    request: SearchRequest, seeds: int, exhaustive: bool, command: str, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """ENS, its paper encoding and the baselines on `request`'s problem, `seeds` seeds each (resumable, one shared
+    evaluation cache); writes and returns compare.json (hypervolume curves)."""
+    from edgeens.files import write_json
+    from edgeens.search.loop import compare_methods
+
+    evaluator = evaluator_for(request)
+    problem = Problem(request.space, request.stage_costs)
+    result = compare_methods(
+        problem, objective(evaluator), request.out, request.settings, seeds, exhaustive, progress=progress
+    )
+    result["command"] = command
+    result["penalty"] = request.penalty_source
+    result["teacher_psnr"] = evaluator.teacher_psnr
+    result["teacher_sha256"] = weights_hash(request.teacher)
+    write_json(request.out / "compare.json", result)
+    return result

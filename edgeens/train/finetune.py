@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from edgeens.files import folder_lock, now, write_json
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
-from edgeens.train.pool import check_pool
+from edgeens.train.pool import BlockPool, check_pool
 from edgeens.train.teacher import TeacherRecipe, train_in_processes, train_restoration, validation_psnr
 
 RESULT = "hybrid.safetensors"
@@ -103,3 +104,47 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
         HybridUNet.load(out / best["folder"] / RESULT).save(out / "best.safetensors")
         write_json(out / "finetune.json", summary)
     return summary
+
+
+def finetune_recipe(iterations: int, max_patch: int = 64, checkpoint_every: int = 100) -> TeacherRecipe:
+    """The teacher's recipe scaled to a fine-tuning budget: what every fine-tuned model of a run (candidates and
+    the comparison's rows alike) trains with."""
+    from edgeens.data.transforms import ProgressiveSchedule
+
+    return TeacherRecipe(
+        iterations=iterations, schedule=ProgressiveSchedule().scaled(max_patch), checkpoint_every=checkpoint_every
+    )
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """Fine-tune `candidates` (architecture strings) composed from the teacher and its pool, on the photo
+    catalogue's train split, selected on its validation crops."""
+
+    teacher: Restormer
+    pool: BlockPool
+    candidates: tuple[str, ...]
+    out: Path
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+    iterations: int = 300
+    max_patch: int = 64
+    checkpoint_every: int = 100
+    jobs: int = 1
+
+
+def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[str, Any]:
+    """Fine-tune every candidate into `request.out` (resumable) and keep the best; returns finetune.json."""
+    from edgeens.data.photos import training_photos, validation_crops
+
+    return finetune_candidates(
+        request.teacher,
+        request.pool,
+        list(request.candidates),
+        SyntheticPairs(training_photos(), request.degradation, request.sigma),
+        finetune_recipe(request.iterations, request.max_patch, request.checkpoint_every),
+        request.out,
+        validation_crops(request.degradation, request.sigma),
+        show_progress=show_progress,
+        jobs=request.jobs,
+    )

@@ -122,3 +122,43 @@ def check_pool(space: SearchSpace, pool: Mapping[tuple[str, str], nn.Module]) ->
             f"the block pool lacks {len(missing)} surrogate(s) the search space needs: {', '.join(missing)}; "
             "distil them first (edgeens distill with this teacher)"
         )
+
+
+def space_for(teacher: Restormer, pool_dir: Path | None, families: str | None) -> tuple[BlockPool | None, SearchSpace]:
+    """The space that stage programs are built and timed for: a pool's (with its surrogates), or the teacher's
+    stages with `families` (default M,S,G) when there is no pool."""
+    from edgeens.models.space import DEFAULT_FAMILIES, parse_families
+
+    if pool_dir is None:
+        return None, SearchSpace(teacher.config, parse_families(families or DEFAULT_FAMILIES))
+    if families is not None:
+        raise PoolError("--families comes from the pool's manifest when --pool is given; drop one of them")
+    surrogates = load_pool(pool_dir, teacher)
+    return surrogates, surrogates.space
+
+
+def compose_hybrid(teacher_path: Path, pool_dir: Path | None, architecture: str | None) -> nn.Module:
+    """The hybrid `architecture` composed from a teacher checkpoint and its pool (for compile and profile)."""
+    from edgeens.models.hybrid import HybridUNet
+
+    if not architecture:
+        raise PoolError("--teacher composes a hybrid: add --arch (e.g. R-M2-M4-R-M6-R-M2-R) and --pool")
+    if pool_dir is None:
+        raise PoolError("--teacher --arch needs the block pool the surrogates come from: --pool runs/<name>/pool")
+    teacher = Restormer.from_checkpoint(teacher_path)
+    return HybridUNet.from_teacher(teacher, architecture, load_pool(pool_dir, teacher)).eval()
+
+
+def pool_families_named(space: SearchSpace, letters: str) -> tuple[Family, ...]:
+    """The pool's families named in `letters` (`M,G`), refusing one the pool does not hold."""
+    from edgeens.models.space import ArchitectureError
+
+    chosen = [letter.strip().upper() for letter in letters.split(",") if letter.strip()]
+    held = [f.letter for f in space.families]
+    unknown = [letter for letter in chosen if letter not in held]
+    if unknown or not chosen:
+        raise ArchitectureError(
+            f"the pool holds families {', '.join(held)}, not {', '.join(unknown) or 'none'}; distil them first "
+            f"(edgeens distill --families ...) or search only families the pool holds (e.g. --families {held[0]})"
+        )
+    return tuple(space.family(letter) for letter in chosen)

@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 
 from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
-from edgeens.files import atomic_path, write_json
+from edgeens.files import atomic_path, writable_folder, write_json
 from edgeens.metrics import psnr
 from edgeens.models.images import restore_whole
 from edgeens.models.restormer import Restormer
@@ -261,3 +261,68 @@ def adopt_checkpoint(path: str | Path, run_dir: str | Path, validation: list[tup
     }
     _write_teacher(run_dir, model, summary)
     return summary
+
+
+@dataclass(frozen=True)
+class TeacherRequest:
+    """One teacher: adopt a checkpoint, or train the recipe on a paired folder, the photo catalogue or the
+    bundled photos. `edgeens teacher` and `edgeens run` both make their teacher through `teacher_step`."""
+
+    out: Path
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+    adopt: Path | None = None  # a Restormer checkpoint used as it is (no training)
+    preset: str = "tiny"
+    init: Path | None = None  # weights to warm-start from (their architecture, not the preset's)
+    data: Path | None = None  # a paired folder (input/, target/) instead of degraded photos
+    photos: bool = True  # without data: the photo catalogue (train / whole val photos), else the bundled photos
+    dual_pixel: bool = False  # DPDD's two views in (6 channels), with data
+    recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+
+    @property
+    def uses_photos(self) -> bool:
+        return self.photos and self.data is None
+
+
+def teacher_step(request: TeacherRequest, show_progress: bool = True) -> dict:
+    """Make the teacher in `request.out` (`teacher.safetensors`, `teacher.json`; training resumes from its
+    checkpoint) and return its summary, validation PSNR included."""
+    import dataclasses
+
+    from edgeens.data.bundled import bundled_split
+    from edgeens.data.paired import PairedImages, find_pairs
+    from edgeens.data.photos import degraded_pairs, photo_split
+    from edgeens.models.checkpoint import weights_hash
+    from edgeens.models.space import PRESETS
+
+    writable_folder(request.out)  # before the validation photos are read and degraded
+    photos = request.uses_photos
+    validation = (
+        list(degraded_pairs("val", request.degradation, request.sigma).values())
+        if photos
+        else bundled_validation(request.degradation, request.sigma)
+    )
+    if request.adopt is not None:
+        return adopt_checkpoint(request.adopt, request.out, validation)
+    if request.preset not in PRESETS:
+        raise ValueError(f"unknown preset {request.preset!r}; choose one of: {', '.join(PRESETS)}")
+    config = PRESETS[request.preset]
+    if request.dual_pixel:
+        if request.data is None:
+            raise ValueError("--dual-pixel trains on DPDD's views: give the dataset folder with --data")
+        config = dataclasses.replace(config, inp_channels=6, dual_pixel_task=True)
+    if request.data is not None:
+        pairs = PairedImages(find_pairs(request.data, dual_pixel=request.dual_pixel))
+    else:
+        clean = photo_split("train") if photos else bundled_split("train")
+        pairs = SyntheticPairs(list(clean.values()), request.degradation, request.sigma)
+    if request.dual_pixel:  # the bundled photos have no dual-pixel views: validate on centre crops of the data
+        validation = pairs.validation_crops(2, 128)
+    recipe = request.recipe
+    torch.manual_seed(recipe.seed)  # the initial weights too: the same command trains the same teacher
+    if request.init is not None:
+        model = Restormer.from_checkpoint(request.init).train()
+        recipe = dataclasses.replace(recipe, init_weights=f"{request.init} (weights sha256 {weights_hash(model)})")
+    else:
+        model = Restormer(**config.to_dict())
+    return train_teacher(model, pairs, recipe, request.out, validation, show_progress=show_progress)

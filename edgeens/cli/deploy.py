@@ -1,0 +1,252 @@
+"""`edgeens compile`, `profile` and `sweep`: lowering and latency (edgeens.compile, edgeens.profile)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+import edgeens.cli.views as views
+from edgeens.cli.options import (
+    MEASURE,
+    PIPELINE,
+    Jobs,
+    Size,
+    Threads,
+    command,
+    console,
+)
+from edgeens.workers import quiet_toolchain
+
+
+def _model_to_compile(
+    checkpoint: Path | None,
+    teacher_path: Path | None,
+    pool: Path | None,
+    arch: str | None,
+    untrained: str | None,
+    kind: str,
+):
+    """The model named on the command line: a checkpoint, a teacher + pool + architecture, or an untrained preset."""
+    from edgeens.models import load_model, untrained_model
+    from edgeens.train.pool import compose_hybrid
+
+    named = {"CHECKPOINT": checkpoint, "--teacher": teacher_path, "--untrained": untrained}
+    given = [name for name, value in named.items() if value]
+    if len(given) != 1:
+        raise ValueError(
+            "name exactly one model: a CHECKPOINT (Restormer, MambaIRUNet or saved hybrid), --teacher with --pool "
+            f"and --arch (a hybrid), or --untrained tiny|paper with --kind; got {', '.join(given) or 'none'}"
+        )
+    if checkpoint:
+        return load_model(checkpoint)
+    return untrained_model(kind, untrained, arch) if untrained else compose_hybrid(teacher_path, pool, arch)
+
+
+@command(PIPELINE, "compile")
+def compile_command(
+    checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
+    teacher_path: Path = typer.Option(
+        None, "--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch)."
+    ),
+    pool: Path = typer.Option(None, help="Block pool folder of `edgeens distill` (with --teacher)."),
+    arch: str = typer.Option(None, help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R."),
+    untrained: str = typer.Option(None, help="Random weights at a preset size (tiny, paper): export checks only."),
+    kind: str = typer.Option("restormer", help="With --untrained: restormer, mambairunet or hybrid (needs --arch)."),
+    size: Size = "256",
+    out: Path = typer.Option(None, help="Output folder (default: exports/<model>-<HxW>)."),
+    target: list[str] = typer.Option(
+        ["executorch", "onnx"], help="executorch, onnx, aihub, android-assets (repeatable)."
+    ),
+    android_app: Path = typer.Option(Path("android_app"), help="The demo app that android-assets bundles into."),
+    backend: str = typer.Option("xnnpack", help="ExecuTorch backend: xnnpack, or qnn (needs QNN_SDK_ROOT)."),
+    int8: bool = typer.Option(False, help="Post-training int8 (PT2E, XNNPACK quantizer) for the ExecuTorch target."),
+    calibration: Path = typer.Option(None, help="Folder of images for int8 calibration (default: bundled photos)."),
+    aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
+    aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
+    aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
+    stages: bool = typer.Option(False, "--stages", help="Per-stage programs of the teacher's space instead."),
+    families: str = typer.Option(
+        None, help="With --stages and no pool: surrogate families of the space (default M,S,G, as profile)."
+    ),
+    force: bool = typer.Option(False, help="Replace another model's artifacts in the output folder."),
+    threads: Threads = 1,
+) -> None:
+    """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
+    eager PyTorch; numbers go to compile.json beside the artifacts."""
+    quiet_toolchain()
+    import torch
+
+    from edgeens.compile.artifact import parse_size
+    from edgeens.compile.pipeline import CompileOptions, compile_model
+
+    torch.set_num_threads(threads)
+    height, width = parse_size(size)
+    if stages:
+        from edgeens.compile.stages import build_stage_programs
+        from edgeens.rundir import stage_programs_folder
+        from edgeens.train.pool import space_for
+
+        need = "--stages needs the teacher: --teacher PATH (or --untrained tiny|paper)"
+        teacher_model, space_name = _space_teacher(untrained, teacher_path or checkpoint, need)
+        surrogates, space = space_for(teacher_model, pool, families)
+        # The folder `edgeens profile` reads for this teacher and size: what is built here is not lowered again.
+        folder = out or stage_programs_folder("exports", space_name, height, width)
+        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates, space=space)
+        console.print(views.stage_programs_view(manifest, folder, (height, width), threads))
+        return
+    model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
+    name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
+    folder = out or Path("exports") / f"{name}-{height}x{width}"
+    targets = tuple(target)
+    options = CompileOptions(targets, backend, int8, aihub_device, aihub_runtime, aihub_source)
+    options = dataclasses.replace(options, force=force, android_app=android_app)
+    options.check()  # bad options fail before anything is lowered
+    if int8:
+        from edgeens.data.bundled import calibration_crops
+
+        calibration_images = calibration_crops(calibration, height, width)
+    else:
+        calibration_images = []
+    console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
+    compile_model(model, height, width, folder, options, calibration_images, log=console.print)
+    console.print(f"artifacts and compile.json in {folder}/")
+
+
+def _space_teacher(preset: str | None, teacher_path: Path | None, need: str):
+    """The teacher whose space is built or timed (a preset's seeded random weights, or a checkpoint) and the
+    space's name: the preset, or the checkpoint's file name (the stage-program folder's and the table's)."""
+    from edgeens.models import Restormer, untrained_model
+
+    if (preset is None) == (teacher_path is None):
+        raise ValueError(need)
+    if preset is not None:
+        return untrained_model("restormer", preset), preset
+    return Restormer.from_checkpoint(teacher_path), Path(teacher_path).stem
+
+
+@command(PIPELINE)
+def profile(
+    device: str = typer.Option("host", help="host (this machine), or a Qualcomm AI Hub device or chipset name."),
+    preset: str = typer.Option(None, help="Space of a preset teacher (tiny, paper), random weights: latency only."),
+    teacher_path: Path = typer.Option(None, "--teacher", help="Teacher checkpoint whose space is profiled."),
+    pool: Path = typer.Option(None, help="Block pool: time the distilled surrogates (weights do not change latency)."),
+    families: str = typer.Option(None, help="Surrogate families without a pool (default M,S,G): e.g. M or M,L,S,G."),
+    size: Size = "256",
+    runtime: str = typer.Option("executorch", help="Host runtime: executorch (XNNPACK) or onnxruntime."),
+    threads: Threads = 1,
+    jobs: Jobs = 1,
+    out: Path = typer.Option(Path("profiles"), help="Folder of latency tables."),
+    programs: Path = typer.Option(None, help="Folder of stage programs (default: exports/stages-<space>-<HxW>)."),
+    validate: int = typer.Option(0, min=0, help="Also measure N architectures end to end and report the fit."),
+    reports: Path = typer.Option(Path("reports"), help="Folder for the validation table and plot."),
+    validate_programs: str = typer.Option(
+        "lowered",
+        help="Validation programs: lowered (each architecture lowered whole) or linked (from the stage programs; "
+        "timed in the table's own rounds when the table is measured in the same run).",
+    ),
+    validate_spacing: str = typer.Option(
+        "linear", help="Validation architectures evenly spaced in linear or log latency."
+    ),
+    min_repeats: int = typer.Option(10, min=1, help="Timed runs per program, at least."),
+    max_repeats: int = typer.Option(100, min=1, help="Timed runs per program, at most."),
+    min_samples: int = typer.Option(
+        3, min=1, help="Timed runs of a program slower than the time budget (seconds-long stacks), at least."
+    ),
+    rounds: int = typer.Option(
+        2, min=1, help="Shuffled rounds over all programs (each gets its share of the runs in every round)."
+    ),
+    remeasure: bool = typer.Option(False, help="Measure again even if the table exists (else it is reused)."),
+    repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
+    hub_runtime: str = typer.Option("tflite", help="AI Hub runtime: tflite, qnn_context_binary or onnx."),
+    hub_poll: float = typer.Option(10.0, help="Seconds between AI Hub job status checks."),
+) -> None:
+    """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
+    the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
+    quiet_toolchain()
+    from edgeens.compile.artifact import parse_size
+    from edgeens.files import writable_folder
+    from edgeens.profile.host import TimingPolicy
+    from edgeens.profile.step import ProfileRequest, check_repeatability, profile_step, validate_table
+    from edgeens.rundir import stage_programs_folder
+    from edgeens.train.pool import space_for
+
+    height, width = parse_size(size)
+    need = "name the space to profile: --preset tiny|paper, or --teacher CHECKPOINT"
+    teacher_model, base_name = _space_teacher(preset, teacher_path, need)
+    surrogates, space = space_for(teacher_model, pool, families)
+    if device != "host" and repeat_check:
+        raise ValueError("--repeat-check measures on this machine: use it with --device host")
+    if validate or repeat_check:
+        writable_folder(reports, "--reports")  # before the measurements, not after
+    policy = TimingPolicy(
+        min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
+    )
+    request = ProfileRequest(
+        teacher_model,
+        space,
+        base_name + space.name_suffix,  # one table per family set, one programs folder per teacher and size
+        (height, width),
+        programs or stage_programs_folder("exports", base_name, height, width),
+        out,
+        ("--preset", preset) if preset else ("--teacher", str(teacher_path)),
+        surrogates,
+        pool,
+        device,
+        runtime,
+        threads,
+        policy,
+        jobs,
+        remeasure=remeasure,
+        validate=validate,
+        validate_programs=validate_programs,
+        validate_spacing=validate_spacing,
+        hub_runtime=hub_runtime,
+        hub_poll=hub_poll,
+    )
+    with console.status("profiling on Qualcomm AI Hub" if device != "host" else "profiling") as status:
+        result = profile_step(request, progress=status.update, say=console.print)
+    if result.reused:
+        console.print(f"reusing {result.path} (measured {result.table.date}; --remeasure to measure again)")
+        if result.note:
+            console.print(f"[yellow]note:[/yellow] {result.note}")
+    console.print(views.latency_view(result.table, result.path))
+    if repeat_check:
+        with console.status("measuring again") as status:
+            comparison, target = check_repeatability(request, result, reports, progress=status.update)
+        console.print(
+            f"repeat run: {comparison['agreeing']}/{comparison['entries']} medians within "
+            f"{comparison['tolerance']:.0%}; largest difference {comparison['largest_difference']:.1%} "
+            f"({comparison['largest_key']}); flagged noisy: {', '.join(comparison['flagged']) or 'none'} -> {target}"
+        )
+    if validate:
+        with console.status("validating") as status:
+            report = validate_table(request, result, reports, progress=status.update)
+        for line in views.validation_lines(report):
+            console.print(line)
+        where = f"{reports}/validation--{result.path.stem}.{{json,png}}"
+        console.print(f"validation of {report['architectures']} architectures: {where}")
+
+
+@command(MEASURE)
+def sweep(
+    sizes: str = typer.Option("64,128,256,384,512", help="Input sides to measure, comma-separated."),
+    width: int = typer.Option(48, min=8, help="Channels of each block (48: the paper's level 1)."),
+    threads: Threads = 1,
+    memory_limit: float = typer.Option(4.0, help="Skip sizes whose attention matrix exceeds this many GiB."),
+    reports: Path = typer.Option(Path("reports"), help="Folder for the plot and the table."),
+) -> None:
+    """Latency, FLOPs and peak memory of one Restormer, one MambaIR and one plain self-attention block across
+    input sizes, measured in ExecuTorch on this machine (the paper's Figure 1)."""
+    quiet_toolchain()
+    from edgeens.profile.sweep import sweep_step
+
+    try:
+        sides = [int(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    with console.status("sweeping") as status:
+        rows = sweep_step(sides, width, threads, memory_limit, reports, progress=status.update)
+    console.print(views.sweep_view(rows, width, threads))
+    console.print(f"written: {reports}/resolution-sweep--host.{{json,png}}")

@@ -1,0 +1,84 @@
+"""The `edgeens` application: one error handler for every command, and the options several commands share.
+The commands themselves are in the modules beside this one, one per part of the pipeline."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from edgeens.errors import describe_os_error
+
+app = typer.Typer(
+    help="Distil Restormer into MambaIR hybrids, search them on measured latency, deploy them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+PIPELINE, USE, MEASURE = "Pipeline steps", "Using a model", "Measurements"  # the panels of `edgeens --help`
+
+
+def command(panel: str, name: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a subcommand under a panel of `--help`. The one place user-facing errors are printed: an
+    EdgeensError (or a ValueError from an option's check, or an OSError of a file the user named) is one line and
+    exit status 2, never a traceback."""
+
+    def register(function: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(function)
+        def run(*args: object, **kwargs: object) -> None:
+            try:
+                function(*args, **kwargs)
+            except OSError as err:
+                console.print(f"[bold red]error:[/] {describe_os_error(err)}", soft_wrap=True)
+                raise typer.Exit(code=2) from None
+            except ValueError as err:  # EdgeensError and the checks of options
+                console.print(f"[bold red]error:[/] {err}", soft_wrap=True)  # paths stay whole
+                raise typer.Exit(code=2) from None
+
+        return app.command(name, rich_help_panel=panel)(run)
+
+    return register
+
+
+def _checked(check: Callable[[int], int]) -> Callable[[int | None], int | None]:
+    """A typer callback from an edgeens.limits check: the value is refused before the command starts."""
+
+    def callback(value: int | None) -> int | None:
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+
+    return callback
+
+
+def workers_check(what: str) -> Callable[[int | None], int | None]:
+    from edgeens.limits import check_workers
+
+    return _checked(lambda value: check_workers(value, what))
+
+
+def side_check(what: str, allow_zero: bool = False) -> Callable[[int | None], int | None]:
+    from edgeens.limits import check_side
+
+    return _checked(lambda value: check_side(value, what, allow_zero))
+
+
+# Options that several commands share (one declaration, one help text).
+Threads = Annotated[int, typer.Option(callback=workers_check("--threads"), help="torch / runtime threads (recorded).")]
+Jobs = Annotated[
+    int, typer.Option(callback=workers_check("--jobs"), help="Worker processes at once (one thread each).")
+]
+Degradation = Annotated[str, typer.Option(help="gaussian_noise, motion_blur or rain_streaks (as the teacher's).")]
+Sigma = Annotated[float, typer.Option(help="Noise level for gaussian_noise (0-255 scale).")]
+TeacherFile = Annotated[Path, typer.Option("--teacher", help="The teacher Restormer checkpoint.")]
+Size = Annotated[str, typer.Option(help="Input size: 256 or HxW, multiples of 8.")]
+MaxPatch = Annotated[int, typer.Option(min=16, callback=side_check("--max-patch"), help="Largest progressive patch.")]

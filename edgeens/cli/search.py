@@ -1,0 +1,125 @@
+"""`edgeens search`: ENS and the comparison of search methods (edgeens.search)."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from pathlib import Path
+
+import typer
+
+import edgeens.cli.views as views
+from edgeens.cli.options import (
+    PIPELINE,
+    Degradation,
+    Jobs,
+    Sigma,
+    Size,
+    TeacherFile,
+    Threads,
+    command,
+    console,
+)
+from edgeens.workers import quiet_toolchain
+
+
+@command(PIPELINE)
+def search(
+    teacher_path: TeacherFile = Path("runs/default/teacher/teacher.safetensors"),
+    pool: Path = typer.Option(Path("runs/default/pool"), help="Block pool of `edgeens distill` for this teacher."),
+    table: Path = typer.Option(None, help="Latency table of `edgeens profile` (the calibrated penalty)."),
+    penalty: str = typer.Option("calibrated", help="calibrated (measured latency, needs --table) or heuristic."),
+    families: str = typer.Option(None, help="Search only these of the pool's families (M: the paper's search)."),
+    size: Size = "256",
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    budget: int = typer.Option(60, min=1, help="Architectures to evaluate, the initial design included."),
+    initial: int = typer.Option(16, min=1, help="Uniform random architectures before the first model fit."),
+    batch: int = typer.Option(4, min=1, help="Architectures proposed per iteration (q)."),
+    seed: int = typer.Option(0, help="Seed of the initial design and the MC samplers."),
+    encoding: str = typer.Option("categorical", help="categorical (edgeens) or relaxed (the paper's thresholds)."),
+    top_k: int = typer.Option(5, min=1, help="Candidates nearest the knee to hand to fine-tuning."),
+    max_drop: float = typer.Option(None, help="Largest PSNR drop (dB) that counts (default: from the initial design)."),
+    max_penalty: float = typer.Option(
+        None, help="Penalty budget (ms of stages with --table): search within it, candidates the best inside it."
+    ),
+    out: Path = typer.Option(Path("runs/default/search"), help="Search folder (resumes its trials.jsonl)."),
+    compare: bool = typer.Option(
+        False, help="Compare ENS, its paper encoding, random, NSGA-II and the rule-based hybrid."
+    ),
+    seeds: int = typer.Option(5, min=1, help="Seeds per method with --compare."),
+    exhaustive: bool = typer.Option(False, help="With --compare: evaluate every architecture for the true front."),
+    threads: Threads = 1,
+    jobs: Jobs = 1,
+    force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
+) -> None:
+    """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
+    its knee and the candidates for fine-tuning (`--compare`: ENS against the baselines, hypervolume curves)."""
+    quiet_toolchain()
+    import torch
+
+    from edgeens.compile.artifact import parse_size
+    from edgeens.models import Restormer
+    from edgeens.profile.table import LatencyTable, search_penalty
+    from edgeens.report.search import plot_compare, plot_front
+    from edgeens.search.ens import SearchSettings, TrialLog
+    from edgeens.search.evaluate import WorkerPool
+    from edgeens.search.step import SearchRequest, compare_step, search_step
+    from edgeens.train.pool import load_pool, pool_families_named
+
+    torch.set_num_threads(threads)
+    height, width = parse_size(size)
+    settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
+    teacher_model = Restormer.from_checkpoint(teacher_path)
+    surrogates = load_pool(pool, teacher_model)
+    space = surrogates.space
+    if families is not None:  # a subset of the pool's families, e.g. M for the paper's MambaIR-only search
+        space = space.with_families(pool_families_named(space, families))
+    settings.check(space.size)
+    latency = LatencyTable.load(table) if table is not None and penalty == "calibrated" else None
+    stage_costs, penalty_label, source = search_penalty(penalty, latency, space, height, width)
+    request = SearchRequest(
+        teacher_model,
+        surrogates,
+        pool,
+        space,
+        stage_costs,
+        source,
+        (height, width),
+        degradation,
+        sigma,
+        settings,
+        out,
+        top_k,
+        max_drop,
+        max_penalty,
+        force,
+    )
+    if compare:
+        # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
+        penalty_args = ["--table", str(table)] if penalty == "calibrated" else ["--penalty", "heuristic"]
+        command = shlex.join(
+            ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
+            + ["--families", ",".join(f.letter for f in space.families)]
+            + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
+            + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
+            + (["--exhaustive"] if exhaustive else [])
+            + ["--out", str(out)]
+        )
+        with console.status("comparing search methods") as status:
+            result = compare_step(request, seeds, exhaustive, command, progress=status.update)
+        plot_compare(result, out / "compare.png")
+        console.print(views.methods_view(result, budget, seeds, exhaustive))
+        console.print(f"written: {out}/compare.json, {out}/compare.png")
+        return
+    with console.status("searching") as status, contextlib.ExitStack() as stack:
+        workers = None
+        if jobs > 1:
+            workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
+        searched = search_step(request, progress=status.update, batch_evaluate=workers)
+    front = searched.front
+    plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)
+    console.print(views.front_view(front, searched.teacher_psnr, penalty_label))
+    console.print(f"{front['knee_method']}")
+    console.print(f"candidates for fine-tuning: {', '.join(c['architecture'] for c in front['candidates'])}")
+    console.print(f"written: {out}/trials.jsonl, {out}/front.json, {out}/pareto.png")

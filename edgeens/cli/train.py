@@ -1,0 +1,174 @@
+"""`edgeens teacher`, `distill` and `finetune`: the training steps (edgeens.train)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+import edgeens.cli.views as views
+from edgeens.cli.options import (
+    PIPELINE,
+    Degradation,
+    Jobs,
+    MaxPatch,
+    Sigma,
+    TeacherFile,
+    Threads,
+    command,
+    console,
+    side_check,
+)
+from edgeens.workers import distributed_group
+
+
+@command(PIPELINE)
+def teacher(
+    out: Path = typer.Option(Path("runs/default/teacher"), help="Run folder (resumes if it holds a checkpoint)."),
+    preset: str = typer.Option("tiny", help="Teacher size: tiny or paper (edgeens.models.space presets)."),
+    checkpoint: Path = typer.Option(None, help="Adopt this Restormer checkpoint instead of training."),
+    data: Path = typer.Option(None, help="Paired folder (input/, target/); default: photos + degradation."),
+    photos: bool = typer.Option(
+        True,
+        "--photos/--bundled",
+        help="Without --data: train on the photo catalogue's train split and validate on its whole val photos "
+        "(make photos installs it), or on scikit-image's bundled photos alone.",
+    ),
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
+    iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
+    max_patch: MaxPatch = 64,
+    min_patch: int = typer.Option(
+        0,
+        callback=side_check("--min-patch", allow_zero=True),
+        help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch).",
+    ),
+    init: Path = typer.Option(
+        None,
+        help="Start from these Restormer weights instead of seeded random ones (a warm start: e.g. a longer, "
+        "lower-rate schedule on a trained teacher); the architecture is the weights', --preset is not used.",
+    ),
+    lr: float = typer.Option(3e-4, min=1e-8, max=1.0, help="Peak learning rate (Restormer: 3e-4)."),
+    constant_fraction: float = typer.Option(
+        92 / 300, min=0.0, max=1.0, help="Share of training at the peak rate before the cosine (Restormer: 92/300)."
+    ),
+    seed: int = typer.Option(100, min=0, help="Seed of the initial weights and of every crop drawn."),
+    batch_pixels: int = typer.Option(
+        0, min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."
+    ),
+    validate_every: int = typer.Option(0, min=0, help="Iterations between logged validations (0: at the end)."),
+    checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
+    threads: Threads = 1,
+) -> None:
+    """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
+    import torch
+
+    from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
+
+    torch.set_num_threads(threads)
+    schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
+    recipe = TeacherRecipe(
+        iterations=iterations,
+        lr=lr,
+        constant_fraction=constant_fraction,
+        schedule=schedule.balanced(batch_pixels) if batch_pixels else schedule,
+        checkpoint_every=checkpoint_every,
+        validate_every=validate_every,
+        seed=seed,
+    )
+    request = TeacherRequest(out, degradation, sigma, checkpoint, preset, init, data, photos, dual_pixel, recipe)
+    with distributed_group() as rank:
+        summary = teacher_step(request, show_progress=rank == 0)
+    if rank == 0:
+        where = "whole validation photos of the catalogue" if request.uses_photos else "held-out bundled photos"
+        console.print(
+            f"teacher written to {out}/teacher.safetensors; validation PSNR {summary['validation_psnr']:.2f} dB "
+            f"on the {where} ({degradation})"
+        )
+
+
+@command(PIPELINE)
+def distill(
+    teacher_path: TeacherFile = Path("runs/default/teacher/teacher.safetensors"),
+    out: Path = typer.Option(Path("runs/default"), help="Run folder: features/ and pool/ are written here."),
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
+    patch: int = typer.Option(64, min=16, callback=side_check("--patch"), help="Crop size (multiple of 8)."),
+    steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
+    families: str = typer.Option(
+        None,
+        help="Surrogate families (default M,S,G): M (paper MambaIR), L, S (lighter), G (gated conv), X=kind:knobs.",
+    ),
+    threads: Threads = 1,
+    jobs: Jobs = 1,
+) -> None:
+    """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
+    (an existing pool keeps its surrogates and gains the families it lacks)."""
+    import torch
+
+    from edgeens.models import Restormer
+    from edgeens.models.space import DEFAULT_FAMILIES, parse_families
+    from edgeens.train.distill import DistillRequest, distill_step
+
+    torch.set_num_threads(threads)
+    with distributed_group() as rank:
+        chosen = parse_families(families or DEFAULT_FAMILIES)
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        request = DistillRequest(teacher_model, out, chosen, degradation, sigma, crops, patch, steps, jobs)
+        manifest = distill_step(request)
+    if rank == 0:
+        console.print(views.pool_view(manifest, out / "pool"))
+
+
+@command(PIPELINE)
+def finetune(
+    teacher_path: TeacherFile = Path("runs/default/teacher/teacher.safetensors"),
+    pool: Path = typer.Option(Path("runs/default/pool"), help="Block pool the hybrids are composed from."),
+    search_dir: Path = typer.Option(
+        Path("runs/default/search"), "--search", help="Search folder whose front.json names the candidates."
+    ),
+    arch: list[str] = typer.Option(None, help="Fine-tune these architectures instead (repeat the option)."),
+    out: Path = typer.Option(Path("runs/default/finetune"), help="Folder: one resumable run per candidate."),
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    iterations: int = typer.Option(300, min=1, help="Iterations per candidate (the teacher's recipe, scaled)."),
+    max_patch: MaxPatch = 64,
+    checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
+    threads: Threads = 1,
+    jobs: Jobs = 1,
+) -> None:
+    """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
+    import torch
+
+    from edgeens.models import Restormer
+    from edgeens.search.step import front_candidates
+    from edgeens.train.finetune import FinetuneRequest, finetune_step
+    from edgeens.train.pool import load_pool
+
+    torch.set_num_threads(threads)
+    with distributed_group() as rank:
+        candidates = tuple(arch or front_candidates(search_dir))
+        teacher_model = Restormer.from_checkpoint(teacher_path)
+        surrogates = load_pool(pool, teacher_model)
+        request = FinetuneRequest(
+            teacher_model,
+            surrogates,
+            candidates,
+            out,
+            degradation,
+            sigma,
+            iterations,
+            max_patch,
+            checkpoint_every,
+            jobs,
+        )
+        summary = finetune_step(request, show_progress=rank == 0)
+    if rank == 0:
+        console.print(views.finetune_view(summary))
+        console.print(
+            f"teacher {summary['teacher_psnr']:.2f} dB; best {summary['best']} -> {out}/best.safetensors "
+            f"(edgeens compile {out}/best.safetensors)"
+        )

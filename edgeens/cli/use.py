@@ -1,0 +1,198 @@
+"""`edgeens inspect`, `restore`, `bench` and `run`: using models, and the whole pipeline (edgeens.run)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+import edgeens.cli.views as views
+from edgeens.cli.options import (
+    PIPELINE,
+    USE,
+    Degradation,
+    Sigma,
+    Threads,
+    command,
+    console,
+    side_check,
+    workers_check,
+)
+from edgeens.rundir import STEPS
+from edgeens.workers import quiet_toolchain
+
+
+@command(USE)
+def inspect(
+    checkpoint: Path = typer.Argument(..., help="A Restormer or MambaIRUNet checkpoint (.pth or .safetensors)."),
+) -> None:
+    """Load a checkpoint strictly and print the configuration read off its weights."""
+    from edgeens.models import load_model
+
+    model = load_model(checkpoint)
+    console.print(f"{type(model).__name__}: {sum(p.numel() for p in model.parameters()):,} parameters")
+    for key, value in model.config.to_dict().items():
+        console.print(f"  {key} = {value!r}")
+
+
+@command(USE)
+def restore(
+    inputs: list[Path] = typer.Argument(..., help="Images (PNG, JPEG, TIFF) or folders of them."),
+    model: Path = typer.Option(..., help="Checkpoint (Restormer, MambaIRUNet, hybrid), .pte or .onnx."),
+    out: Path = typer.Option(Path("restored"), help="Folder for the restored images (same names and formats)."),
+    tile: int = typer.Option(
+        512,
+        min=0,
+        callback=side_check("--tile", allow_zero=True),
+        help="Tile side for eager models (0: whole image); programs use theirs.",
+    ),
+    overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles (blended linearly)."),
+    threads: Threads = 1,
+) -> None:
+    """Restore photos of any size with a checkpoint, an ExecuTorch program or an ONNX file, in blended tiles."""
+    quiet_toolchain()
+    import resource
+
+    from edgeens.files import writable_folder
+    from edgeens.restore import list_inputs, load_restorer, output_paths, restore_files
+
+    files = list_inputs(inputs)
+    targets = output_paths(files, out)
+    restorer = load_restorer(model, threads)
+    writable_folder(out)
+    size = restorer.size or ((tile, tile) if tile else None)
+    tiles = f"{size[0]}x{size[1]}" if size else "whole"
+    view = Table(title=f"{restorer.name}, {threads} thread(s)")
+    for column in ("image", "size", "tiles of", "seconds", "written"):
+        view.add_column(column)
+    written: list[Path] = []
+    try:
+        with console.status("restoring") as status:
+            for done in restore_files(restorer, files, targets, tile, overlap, progress=status.update):
+                written.append(done.target)
+                w, h = done.size
+                view.add_row(done.source.name, f"{w}x{h}", tiles, f"{done.seconds:.2f}", str(done.target))
+    except KeyboardInterrupt:
+        listed = f": {', '.join(map(str, written))}" if written else ""
+        console.print(f"interrupted: {len(written)} of {len(files)} photo(s) written{listed}")
+        console.print(f"not restored: {', '.join(map(str, files[len(written) :]))}")
+        raise typer.Exit(code=130) from None
+    console.print(view)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    console.print(f"peak memory of this process: {peak:.2f} GiB")
+
+
+@command(USE)
+def bench(
+    model: list[Path] = typer.Option(None, help="A model to compare (repeat): checkpoint, .pte or .onnx."),
+    baseline: list[str] = typer.Option(
+        None, help="A classical denoiser beside the models (repeat): nlm, wavelet or tv (scikit-image)."
+    ),
+    data: Path = typer.Option(None, help="Paired folder (any layout edgeens reads); default: --split's photos."),
+    split: str = typer.Option(
+        "test", help="Without --data: photo catalogue split (test, val, train; make photos installs it) or bundled."
+    ),
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    out: Path = typer.Option(Path("bench"), help="Folder for bench.csv and bench.md."),
+    tile: int = typer.Option(
+        512, min=0, callback=side_check("--tile", allow_zero=True), help="Tile side for eager models (0: whole image)."
+    ),
+    overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
+    threads: Threads = 1,
+) -> None:
+    """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
+    quiet_toolchain()
+    import torch
+
+    from edgeens.classical import classical_restorer
+    from edgeens.files import writable_folder
+    from edgeens.harness import bench_pairs, benchmark_models, summarize, write_results
+    from edgeens.restore import load_restorer
+
+    torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
+    if not model and not baseline:
+        raise ValueError("nothing to compare: give at least one --model or --baseline")
+    writable_folder(out)  # before the benchmark, not after
+    pairs, note = bench_pairs(data, split, degradation, sigma)
+    note += f", {threads} thread(s)."
+    restorers = [load_restorer(path, threads) for path in model or []]
+    restorers += [classical_restorer(name, sigma) for name in baseline or []]
+    with console.status("benchmarking") as status:
+        rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
+    csv_path, md_path = write_results(rows, out, note)
+    console.print(views.bench_view(summarize(rows), note))
+    console.print(f"written: {csv_path}, {md_path}")
+
+
+@command(PIPELINE, "run")
+def run_command(
+    out: Path = typer.Option(Path("runs/demo"), help="Run folder (a re-run continues it)."),
+    preset: str = typer.Option("tiny", help="Teacher size / search space: tiny or paper."),
+    teacher_path: Path = typer.Option(None, "--teacher", help="Adopt this Restormer checkpoint as the teacher."),
+    degradation: Degradation = "gaussian_noise",
+    sigma: Sigma = 25.0,
+    device: str = typer.Option("host", help="host, or a Qualcomm AI Hub device for the latency table."),
+    size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
+    penalty: str = typer.Option("calibrated", help="calibrated (the latency table) or heuristic (the paper's)."),
+    families: str = typer.Option(None, help="Surrogate families (default M,S,G; M alone: the paper's search)."),
+    speedup: float = typer.Option(None, help="Latency budget: search within teacher/SPEEDUP (default: the knee)."),
+    teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
+    distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
+    budget: int = typer.Option(40, min=2, help="Search evaluations."),
+    top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
+    finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
+    profiles: Path = typer.Option(
+        Path("profiles"),
+        help="Folder of committed latency tables: read when one fits, written only with --save-profiles.",
+    ),
+    save_profiles: bool = typer.Option(False, help="Also write a table the run measures into --profiles."),
+    reports: Path = typer.Option(
+        None, help="Also copy the report to <reports>/<run folder name>/ (it is always in <run>/report/)."
+    ),
+    steps: str = typer.Option(",".join(STEPS), help="Comma-separated steps to run (default: all)."),
+    threads: Threads = 1,
+    jobs: int = typer.Option(
+        os.cpu_count() or 1,
+        callback=workers_check("--jobs"),
+        help="Worker processes (one thread each) for distillation, training, lowering.",
+    ),
+) -> None:
+    """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
+    compare -> report. Every step is skipped when its outputs exist, so a re-run continues an interrupted one."""
+    quiet_toolchain()
+    import torch
+
+    from edgeens.run import RunConfig, run_pipeline
+
+    torch.set_num_threads(threads)
+    config = RunConfig(
+        run_dir=out,
+        preset=preset,
+        degradation=degradation,
+        sigma=sigma,
+        teacher=teacher_path,
+        teacher_iterations=teacher_iterations,
+        distill_steps=distill_steps,
+        device=device,
+        size=size,
+        profiles=profiles,
+        save_profiles=save_profiles,
+        penalty=penalty,
+        **({"families": families} if families else {}),
+        speedup=speedup,
+        budget=budget,
+        top_k=top_k,
+        finetune_iterations=finetune_iterations,
+        reports=reports,
+        jobs=jobs,
+        only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),
+    )
+    try:
+        summary = run_pipeline(config, say=console.print)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: run `edgeens run --out {out}` again to continue where it stopped")
+        raise typer.Exit(code=130) from None
+    console.print(views.run_view(summary, out))

@@ -1,0 +1,206 @@
+"""The compare step: the paper's comparison at this scale, what `edgeens run` ends with before its report.
+
+The teacher, the ENS hybrid and the alternatives (the teacher itself fine-tuned as long as the hybrids, MambaIR
+only, a random hybrid, a 50/50 hybrid, the ENS architecture from random weights), each trained with the fine-tuning
+recipe, scored on the whole test photos that nothing in the run trains, selects or tunes on, with the latency
+table's prediction and, on the host, the teacher and the ENS hybrid's programs timed end to end in the same rounds.
+It writes `compare/compare.json` and the crops the report shows (`compare/crops.npz`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgeens.files import atomic_path, now, write_json
+from edgeens.models.hybrid import HybridUNet
+from edgeens.models.restormer import Restormer
+from edgeens.models.space import SearchSpace, format_architecture
+from edgeens.profile.table import LatencyTable
+from edgeens.rundir import TEACHER_FINETUNED, RunFolder
+from edgeens.train.pool import BlockPool
+
+Pairs = list[tuple[np.ndarray, np.ndarray]]
+# A test photo's boats, where a blotch or lost detail shows at once: the crop the report puts side by side.
+CROP_PHOTO, CROP = "plasma-EveningGlow", (slice(160, 352), slice(240, 432))
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    """The run's teacher, its fine-tuned ENS hybrid and compiled program, the pool and space the alternatives are
+    composed from, the table their latency is predicted with, and the training budget every trained row gets."""
+
+    folder: RunFolder
+    teacher: Restormer
+    hybrid: HybridUNet
+    hybrid_program: Path | None  # the ENS hybrid's .pte: timed with the teacher's on the host (None: predictions only)
+    pool: BlockPool
+    space: SearchSpace
+    table: LatencyTable
+    size: int
+    degradation: str = "gaussian_noise"
+    sigma: float = 25.0
+    iterations: int = 100
+    seed: int = 0
+    jobs: int = 1
+
+
+def compare_rows(request: CompareRequest) -> list[tuple[str, str, str | None]]:
+    """(label, architecture, how it is trained: None as it is, "pool" composed from the pool, "scratch")."""
+    space = request.space
+    rng = np.random.default_rng(request.seed)
+    has_mambair = any(f.letter == "M" for f in space.families)
+    mamba_only = "-".join(space.family_only("M") if has_mambair else space.mamba_only)
+    random_arch = "-".join(s.choices[int(rng.integers(len(s.choices)))] for s in space.stages)
+    fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
+    teacher = format_architecture(space.teacher_only)
+    ens = request.hybrid.architecture_string
+    return [
+        ("teacher", teacher, None),
+        ("ENS hybrid", ens, None),
+        # The teacher given the same extra training as every hybrid: the fair baseline for the PSNR loss.
+        (TEACHER_FINETUNED, teacher, "pool"),
+        ("MambaIR only", mamba_only, "pool"),
+        ("random hybrid", random_arch, "pool"),
+        ("50/50 hybrid", fifty, "pool"),
+        ("ENS, random init", ens, "scratch"),
+    ]
+
+
+def compare_step(request: CompareRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the rows that are not trained yet (resumable, `jobs` at a time), score every row on the whole test
+    photos, time the teacher and the ENS hybrid, and write compare.json and the report's crops."""
+    from edgeens.data.photos import degraded_pairs, training_photos, validation_crops
+    from edgeens.data.synthetic import SyntheticPairs
+    from edgeens.train.finetune import RESULT, _write_hybrid, finetune_recipe
+    from edgeens.train.teacher import train_in_processes
+    from edgeens.workers import run_in_processes
+
+    folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
+    rows_spec = compare_rows(request)
+    folders = {label: folder / label.replace(" ", "-").replace("/", "-").replace(",", "") for label, *_ in rows_spec}
+    pending = []
+    for label, architecture, how in rows_spec:
+        if how is None or (folders[label] / RESULT).is_file():
+            continue
+        if how == "pool":
+            model = HybridUNet.from_teacher(teacher, architecture, request.pool, request.space.families)
+        else:
+            torch.manual_seed(request.seed)
+            model = HybridUNet(teacher.config, architecture, families=request.space.families)
+        pending.append((model, folders[label], label))
+    if pending:
+        say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
+        data = SyntheticPairs(training_photos(), request.degradation, request.sigma)
+        recipe = finetune_recipe(request.iterations, checkpoint_every=50)
+        validation = validation_crops(request.degradation, request.sigma)
+        train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say)
+    test = list(degraded_pairs("test", request.degradation, request.sigma).values())
+    measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
+    models = {
+        label: (teacher if label == "teacher" else best) if how is None else HybridUNet.load(folders[label] / RESULT)
+        for label, _, how in rows_spec
+    }
+    # Whole test photos, one model per worker: the MambaIR stacks' eager scans take minutes per model.
+    say(f"compare: scoring {len(models)} models on {len(test)} whole test photos, {request.jobs} at a time")
+    tasks = [(label, model, test) for label, model in models.items()]
+    scores = {task[0]: result for task, result in run_in_processes(_labelled_score, tasks, request.jobs)}
+    rows = []
+    for label, architecture, _ in rows_spec:
+        psnr, ssim = scores[label]
+        predicted = request.table.predict_ms(architecture)
+        rows.append(
+            {
+                "model": label,
+                "architecture": architecture,
+                "psnr": psnr,
+                "ssim": ssim,
+                "predicted_ms": predicted,
+                "measured_ms": measured.get(label),
+            }
+        )
+    for row in rows:  # like with like: measured against measured, else prediction against prediction
+        both = row["measured_ms"] and rows[0]["measured_ms"]
+        row["speedup"] = (
+            rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
+        )
+        row["speedup_from"] = "measured" if both else "predicted"
+    result = {
+        "rows": rows,
+        "scored_on": f"{len(test)} whole test photos of the catalogue",
+        "iterations": request.iterations,
+        "timing": timing,
+        "created": now(),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    save_crops(request.folder, teacher, best, request.degradation, request.sigma)
+    write_json(request.folder.compare_result, result)
+    return result
+
+
+def save_crops(folder: RunFolder, teacher: torch.nn.Module, hybrid: torch.nn.Module, degradation: str, sigma: float):
+    """The degraded crop, the teacher's and the ENS hybrid's restorations and the clean crop, for the report."""
+    from edgeens.data.photos import degraded_pairs
+    from edgeens.models.images import restore_whole
+
+    lq, gt = (np.ascontiguousarray(a[CROP]) for a in degraded_pairs("test", degradation, sigma)[CROP_PHOTO])
+    crops = {
+        "degraded": lq,
+        "teacher": restore_whole(teacher, lq),
+        "ENS hybrid": restore_whole(hybrid, lq),
+        "clean": gt,
+    }
+    with atomic_path(folder.crops) as tmp, tmp.open("wb") as file:
+        np.savez(file, **crops)
+
+
+def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None]) -> tuple[dict, dict]:
+    """Median ms of the teacher and the compiled ENS hybrid, whole programs timed in the same shuffled rounds (a
+    speed-up from two timings taken at different times would carry the machine's drift between them)."""
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs, set_threads
+
+    threads = 1
+    set_threads(threads)
+    example = (torch.rand(1, 3, request.size, request.size, generator=torch.Generator().manual_seed(0)),)
+    teacher_program = request.folder.compare / "teacher.pte"
+    if not teacher_program.is_file():
+        teacher_program.parent.mkdir(parents=True, exist_ok=True)
+        lower_to_executorch(request.teacher, example).save(teacher_program)
+    programs = {"teacher": teacher_program, "ENS hybrid": request.hybrid_program}
+    policy = TimingPolicy(rounds=4, max_seconds=20.0)
+    say(f"compare: timing the teacher and the ENS hybrid end to end ({policy.rounds} shuffled rounds, 1 thread)")
+    samples = measure_programs({k: partial(executorch_runner, p, example) for k, p in programs.items()}, policy)
+    timing = {
+        "runtime": "executorch-xnnpack",
+        "threads": threads,
+        "policy": policy.to_dict(),
+        "host": host_description(),
+        "samples": {k: len(v) for k, v in samples.items()},
+        "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))] for k, v in samples.items()},
+    }
+    return {k: float(np.median(v)) for k, v in samples.items()}, timing
+
+
+def _labelled_score(label: str, model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
+    torch.set_num_threads(1)  # a worker of its own: one thread, as every other worker
+    return score(model, pairs)
+
+
+def score(model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
+    """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (degraded, clean) pairs."""
+    from edgeens.metrics import psnr, ssim
+    from edgeens.models.images import restore_whole
+
+    psnrs, ssims = [], []
+    for lq, gt in pairs:
+        out = restore_whole(model, lq)
+        psnrs.append(psnr(out, gt))
+        ssims.append(ssim(out, gt))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
