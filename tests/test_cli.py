@@ -213,11 +213,11 @@ def test_compile_stages_then_profile_at_the_same_size_reuses_the_programs(tmp_pa
     torch.manual_seed(0)
     small = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
     save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(tmp_path / "small.safetensors"))
-    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-small-16x16
-    common = ["--teacher", "small.safetensors", "--families", "G", "--size", "16"]
+    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-small-8x8
+    common = ["--teacher", "small.safetensors", "--families", "G", "--size", "8"]  # the U-Net's smallest size
     built = runner.invoke(app, ["compile", "--stages", *common])
     assert built.exit_code == 0, built.output
-    programs = json.loads((tmp_path / "exports" / "stages-small-16x16" / "stages.json").read_text())["programs"]
+    programs = json.loads((tmp_path / "exports" / "stages-small-8x8" / "stages.json").read_text())["programs"]
     assert "fixed" in programs and any(key.endswith("--G1") for key in programs)
 
     def no_lowering(*args, **kwargs):
@@ -227,7 +227,7 @@ def test_compile_stages_then_profile_at_the_same_size_reuses_the_programs(tmp_pa
     args = ["profile", *common, "--out", "profiles", "--min-repeats", "1", "--max-repeats", "2", "--rounds", "1"]
     profiled = runner.invoke(app, args)
     assert profiled.exit_code == 0, profiled.output
-    assert len(list((tmp_path / "profiles").glob("host--*16x16--small*.json"))) == 1
+    assert len(list((tmp_path / "profiles").glob("host--*8x8--small*.json"))) == 1
 
 
 @pytest.mark.parametrize(

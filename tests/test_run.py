@@ -30,6 +30,22 @@ def _tree(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
+def _small_test_photos(monkeypatch) -> None:
+    """The compare step scores every model on 64x64 corners of the test photos instead of the whole photos: the
+    plumbing is the same, the eager MambaIR scans over 768x512 photos took most of this test's minutes."""
+    import edgeens.compare
+    from edgeens.data import photos
+
+    whole = photos.degraded_pairs
+
+    def corners(split: str, *args, **kwargs):
+        pairs = whole(split, *args, **kwargs)
+        return {n: (lq[:64, :64], gt[:64, :64]) for n, (lq, gt) in pairs.items()} if split == "test" else pairs
+
+    monkeypatch.setattr(photos, "degraded_pairs", corners)
+    monkeypatch.setattr(edgeens.compare, "CROP", (slice(8, 56), slice(8, 56)))
+
+
 @pytest.mark.slow
 def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_path, monkeypatch) -> None:
     # A small adopted teacher and a latency table at 16x16 whose numbers are made up (MambaIR stacks cheaper than
@@ -58,6 +74,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
         families=families_to_dict(space.families),
     )
     table.save(tmp_path / "profiles")
+    _small_test_photos(monkeypatch)
     monkeypatch.chdir(tmp_path)  # a stray relative path (exports/, reports/) would land here and be seen
     before = _tree(tmp_path)
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
