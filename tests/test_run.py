@@ -185,3 +185,13 @@ def test_ctrl_c_in_the_middle_of_a_step_stops_cleanly_and_the_next_run_continues
     assert (pool / first[name]["file"]).stat().st_mtime_ns == stamp  # finished before the interrupt: kept
     steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]
     assert steps["teacher"]["reused"] and not steps["distill"]["reused"]
+
+
+def test_a_second_run_on_the_same_folder_stops_at_once(tmp_path) -> None:
+    from edgeens.files import folder_lock
+
+    with folder_lock(tmp_path / "run", "edgeens run"):  # as a first `edgeens run` on this folder holds it
+        result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--steps", "teacher"])
+    assert result.exit_code == 2, result.output
+    assert "being written by another edgeens process" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "teacher").exists()
