@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
@@ -145,19 +143,6 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
 
 
 # --- the steps: each returns (what later steps need, whether its outputs were already there) -----------------------
-
-
-def _validation(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    from edgeens.data.photos import validation_crops
-
-    return validation_crops(config.degradation, config.sigma)
-
-
-def _test_pairs(config: RunConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The whole test photos: what the comparison quotes (nothing in the run trains, selects or tunes on them)."""
-    from edgeens.data.photos import degraded_pairs
-
-    return list(degraded_pairs("test", config.degradation, config.sigma).values())
 
 
 def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, bool]:
@@ -286,19 +271,6 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     front = search_step(request, progress=say).front
     table.save(config.folder.searched_table)
     return front, False
-
-
-def _recipe(config: RunConfig):
-    from edgeens.train.finetune import finetune_recipe
-
-    return finetune_recipe(config.finetune_iterations, checkpoint_every=50)
-
-
-def _training_data(config: RunConfig):
-    from edgeens.data.photos import training_photos
-    from edgeens.train.teacher import SyntheticPairs
-
-    return SyntheticPairs(training_photos(), config.degradation, config.sigma)
 
 
 def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
