@@ -49,24 +49,27 @@ def state_listing(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
     return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
 
 
+# A teacher of 1-2 blocks per stage: the stage-program, search and fine-tuning tests share it.
+SMALL_TEACHER = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+
+
 @pytest.fixture(scope="session")
-def tiny_stage_programs(tmp_path_factory):
-    """The tiny preset's stage programs at 8x8 (the smallest size the U-Net takes: export time grows with the
-    scan length), built once per test session. The teacher is made exactly as `edgeens profile --preset tiny`
-    makes it, so the CLI can reuse the folder."""
+def small_stage_programs(tmp_path_factory):
+    """The stage programs of a teacher of 1-2 blocks per stage (SMALL_TEACHER) at 8x8, the smallest size the
+    U-Net takes, built once per test session: lowering time grows with blocks per program and with scan length.
+    Returns (teacher, folder, manifest, checkpoint); the CLI reuses the folder given `--teacher checkpoint`."""
+    from safetensors.torch import save_file
+
     from edgeens.compile.stages import build_stage_programs
     from edgeens.models import Restormer
-    from edgeens.models.space import PRESETS
 
     torch.manual_seed(0)
-    teacher = Restormer(**PRESETS["tiny"].to_dict()).eval()
-    folder = tmp_path_factory.mktemp("tiny-stages-8")
-    manifest = build_stage_programs(teacher, 8, 8, folder, show_progress=False, jobs=2)  # halves the suite's longest
-    return teacher, folder, manifest
-
-
-# A small teacher and its pool on disk, shared by the search and fine-tuning command tests.
-SMALL_TEACHER = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+    teacher = Restormer(**SMALL_TEACHER).eval()
+    root = tmp_path_factory.mktemp("small-stages-8")
+    checkpoint = root / "small.safetensors"
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(checkpoint))
+    manifest = build_stage_programs(teacher, 8, 8, root / "programs", show_progress=False, jobs=2)
+    return teacher, root / "programs", manifest, checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -201,35 +201,6 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(
     assert not (tmp_path / "programs").exists()  # profile refused before building a program
 
 
-def test_compile_stages_then_profile_at_the_same_size_reuses_the_programs(tmp_path, monkeypatch) -> None:
-    import json
-
-    import torch
-    from safetensors.torch import save_file
-
-    import edgeens.compile.stages as stages
-    from edgeens.models import Restormer
-
-    torch.manual_seed(0)
-    small = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
-    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, str(tmp_path / "small.safetensors"))
-    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-small-8x8
-    common = ["--teacher", "small.safetensors", "--families", "G", "--size", "8"]  # the U-Net's smallest size
-    built = runner.invoke(app, ["compile", "--stages", *common])
-    assert built.exit_code == 0, built.output
-    programs = json.loads((tmp_path / "exports" / "stages-small-8x8" / "stages.json").read_text())["programs"]
-    assert "fixed" in programs and any(key.endswith("--G1") for key in programs)
-
-    def no_lowering(*args, **kwargs):
-        raise AssertionError("profile lowered a stage program that compile --stages had built")
-
-    monkeypatch.setattr(stages, "lower_to_executorch", no_lowering)
-    args = ["profile", *common, "--out", "profiles", "--min-repeats", "1", "--max-repeats", "2", "--rounds", "1"]
-    profiled = runner.invoke(app, args)
-    assert profiled.exit_code == 0, profiled.output
-    assert len(list((tmp_path / "profiles").glob("host--*8x8--small*.json"))) == 1
-
-
 @pytest.mark.parametrize(
     ("args", "says"),
     [

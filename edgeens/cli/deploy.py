@@ -72,6 +72,7 @@ def compile_command(
     ),
     force: bool = typer.Option(False, help="Replace another model's artifacts in the output folder."),
     threads: Threads = 1,
+    jobs: Jobs = 1,
 ) -> None:
     """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
     eager PyTorch; numbers go to compile.json beside the artifacts."""
@@ -93,7 +94,7 @@ def compile_command(
         surrogates, space = space_for(teacher_model, pool, families)
         # The folder `edgeens profile` reads for this teacher and size: what is built here is not lowered again.
         folder = out or stage_programs_folder("exports", space_name, height, width)
-        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates, space=space)
+        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates, space=space, jobs=jobs)
         console.print(views.stage_programs_view(manifest, folder, (height, width), threads))
         return
     model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)

@@ -10,17 +10,18 @@ from edgeens.compile.artifact import CompileError
 from edgeens.compile.executorch import run_program
 from edgeens.compile.link import GLUE, GLUE_FOLDER, LinkPart, link_architecture, link_programs
 from edgeens.models import Restormer
-from edgeens.models.space import PRESETS, SearchSpace
+from edgeens.models.space import SearchSpace
+from tests.conftest import SMALL_TEACHER
 
-pytestmark = pytest.mark.slow  # the tiny preset's stage programs (conftest) are built once per session
+pytestmark = pytest.mark.slow  # a small teacher's stage programs (conftest) are built once per session
 
 
 def image() -> torch.Tensor:
     return torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
 
 
-def test_linked_teacher_computes_the_teacher(tiny_stage_programs) -> None:
-    teacher, folder, _ = tiny_stage_programs
+def test_linked_teacher_computes_the_teacher(small_stage_programs) -> None:
+    teacher, folder, _, _ = small_stage_programs
     program = link_architecture(teacher, ("R",) * 8, folder)
     with torch.no_grad():
         expected = teacher(image())
@@ -28,10 +29,10 @@ def test_linked_teacher_computes_the_teacher(tiny_stage_programs) -> None:
     assert sorted(p.stem for p in (folder / GLUE_FOLDER).glob("*.pte")) == sorted(GLUE)
 
 
-def test_linked_hybrid_runs_exactly_the_stage_programs_in_sequence(tiny_stage_programs) -> None:
+def test_linked_hybrid_runs_exactly_the_stage_programs_in_sequence(small_stage_programs) -> None:
     """The linked program equals running glue and stage programs one by one, bit for bit: the same delegates,
     the same kernels (the scans' flips), the skips wired to the right outputs."""
-    teacher, folder, manifest = tiny_stage_programs
+    teacher, folder, manifest, _ = small_stage_programs
     stages = SearchSpace(teacher.config).stages
     architecture = tuple(s.choices[-1] if i % 3 else "R" for i, s in enumerate(stages))  # M stacks and R
     linked = run_program(link_architecture(teacher, architecture, folder), (image(),))[0]
@@ -52,12 +53,12 @@ def test_linked_hybrid_runs_exactly_the_stage_programs_in_sequence(tiny_stage_pr
     assert previous == "output" and torch.equal(linked, values["output"])
 
 
-def test_linking_refuses_what_does_not_fit(tiny_stage_programs, tmp_path) -> None:
-    teacher, folder, manifest = tiny_stage_programs
+def test_linking_refuses_what_does_not_fit(small_stage_programs, tmp_path) -> None:
+    teacher, folder, manifest, _ = small_stage_programs
     with pytest.raises(CompileError, match="8 choices"):
         link_architecture(teacher, ("R",) * 7, folder)
     torch.manual_seed(1)
-    other = Restormer(**PRESETS["tiny"].to_dict()).eval()
+    other = Restormer(**SMALL_TEACHER).eval()
     with pytest.raises(CompileError, match="another teacher"):
         link_architecture(other, ("R",) * 8, folder)
     with pytest.raises(CompileError, match="no readable stages.json"):

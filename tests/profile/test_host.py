@@ -93,32 +93,47 @@ def nano_teacher(tmp_path):  # a checkpoint for the error cases
     return path
 
 
-def _profile_args(programs, tmp_path, validate: int, families: str = "M") -> list[str]:
-    # The tiny preset at 8x8, on a copy of the session's stage programs (the command builds none of them).
-    args = ["profile", "--preset", "tiny", "--families", families, "--size", "8", "--validate", str(validate)]
-    args += ["--min-repeats", "3", "--max-repeats", "6", "--out", str(tmp_path / "profiles")]
-    return args + ["--programs", str(programs), "--reports", str(tmp_path / "reports"), "--jobs", "2"]
+def _profile_args(checkpoint, programs, tmp_path, validate: int) -> list[str]:
+    # The small teacher at 8x8, on a copy of the session's stage programs (the command builds none of them).
+    args = ["profile", "--teacher", str(checkpoint), "--families", "M", "--size", "8"]
+    args += ["--validate", str(validate), "--min-repeats", "3", "--max-repeats", "6"]
+    args += ["--out", str(tmp_path / "profiles"), "--programs", str(programs), "--reports", str(tmp_path / "reports")]
+    return [*args, "--jobs", "2"]
 
 
 @pytest.mark.slow
-def test_profile_host_builds_the_table_validates_and_reuses_it(tiny_stage_programs, tmp_path) -> None:
-    programs = tmp_path / "programs"
-    shutil.copytree(tiny_stage_programs[1], programs)
-    # 3 architectures lowered whole, 2 processes; gated-conv hybrids, which lower in seconds where MambaIR's
-    # unrolled scans take a minute each (the path through validation is the same).
-    args = _profile_args(programs, tmp_path, validate=3, families="G")
+def test_compile_stages_then_profile_reuses_the_programs_validates_and_reuses_the_table(
+    nano_teacher, tmp_path, monkeypatch
+) -> None:
+    import edgeens.compile.stages as stages
+
+    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-nano-8x8
+    # Gated-conv hybrids of a 1-block-per-stage teacher at the U-Net's smallest size: they lower in seconds where
+    # MambaIR's unrolled scans take a minute each (the paths through compile, profile and validation are the same).
+    common = ["--teacher", str(nano_teacher), "--families", "G", "--size", "8", "--jobs", "2"]
+    built = runner.invoke(app, ["compile", "--stages", *common])
+    assert built.exit_code == 0, built.output
+    programs = tmp_path / "exports" / "stages-nano-8x8"
+    keys = json.loads((programs / "stages.json").read_text())["programs"]
+    assert "fixed" in keys and any(key.endswith("--G1") for key in keys)
+
+    def no_lowering(*args, **kwargs):
+        raise AssertionError("profile lowered a stage program that compile --stages had built")
+
+    monkeypatch.setattr(stages, "lower_to_executorch", no_lowering)  # whole architectures still lower (validation)
+    args = ["profile", *common, "--validate", "3", "--min-repeats", "3", "--max-repeats", "6"]
+    args += ["--out", "profiles", "--reports", "reports"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny-g.json"
-    table = LatencyTable.load(path)
-    assert sum(len(row) for row in table.stages.values()) == len(stage_programs(table.space)) - 1
+    stem = "host--executorch-xnnpack--8x8--nano-g"
+    table = LatencyTable.load(tmp_path / "profiles" / f"{stem}.json")
+    assert sum(len(row) for row in table.stages.values()) == len(stage_programs(table.space)) - 1 == len(keys) - 1
     assert table.fixed.samples >= 3 and table.stages["latent"]["G1"].median_ms > 0
-    assert table.threads == 1 and table.command.startswith("edgeens profile --device host --preset tiny")
+    assert table.threads == 1 and table.command.startswith("edgeens profile --device host --teacher")
     predicted = sorted(table.predict_ms(a) for a in table.space.architectures())
     measured = sorted(table.predict_ms(a) for a in table.end_to_end)
     assert len(measured) == 3 and measured[0] == predicted[0] and measured[-1] == predicted[-1]  # both extremes
     assert table.end_to_end_programs == "lowered" and len(list((programs / "end_to_end").glob("*.pte"))) == 3
-    stem = "host--executorch-xnnpack--8x8--tiny-g"
     report = json.loads((tmp_path / "reports" / f"validation--{stem}.json").read_text())
     assert report["architectures"] == 3 and -1 <= report["calibrated"]["spearman"] <= 1
     assert (tmp_path / "reports" / f"validation--{stem}.png").stat().st_size > 10_000
@@ -131,11 +146,12 @@ def test_profile_host_builds_the_table_validates_and_reuses_it(tiny_stage_progra
 
 
 @pytest.mark.slow
-def test_linked_validation_is_timed_in_the_tables_own_rounds(tiny_stage_programs, tmp_path) -> None:
+def test_linked_validation_is_timed_in_the_tables_own_rounds(small_stage_programs, tmp_path) -> None:
+    teacher, folder, _, checkpoint = small_stage_programs
     programs = tmp_path / "programs"
-    shutil.copytree(tiny_stage_programs[1], programs)
+    shutil.copytree(folder, programs)
     args = [
-        *_profile_args(programs, tmp_path, validate=4),
+        *_profile_args(checkpoint, programs, tmp_path, validate=4),
         "--validate-programs",
         "linked",
         "--min-samples",
@@ -146,40 +162,42 @@ def test_linked_validation_is_timed_in_the_tables_own_rounds(tiny_stage_programs
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "measuring the table once to choose the validation architectures" in result.output
-    table = LatencyTable.load(tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json")
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--small.json"
+    table = LatencyTable.load(path)
     assert table.end_to_end_programs == INTERLEAVED and len(table.end_to_end) == 4
     assert "--min-samples 2 --rounds 1" in table.command and table.repeats.endswith("; 1 shuffled round")
     assert not (programs / "end_to_end").exists()  # linked in memory, nothing lowered whole
     assert not list(programs.glob("timing--*.partial.json"))  # the shared timing checkpoint is done with
-    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--tiny.json").read_text())
+    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--small.json").read_text())
     assert report["end_to_end_programs"] == INTERLEAVED and report["architectures"] == 4
 
     again = runner.invoke(app, args)  # reused: the same 4 timings are reported again, nothing is measured alone
     assert again.exit_code == 0, again.output
-    reread = LatencyTable.load(tmp_path / "profiles" / "host--executorch-xnnpack--8x8--tiny.json")
+    reread = LatencyTable.load(path)
     assert "reusing" in again.output and reread.end_to_end == table.end_to_end
-    assert args[7:9] == ["--validate", "4"]
-    other = runner.invoke(app, [*args[:8], "5", *args[9:]])
+    at = args.index("--validate")
+    other = runner.invoke(app, [*args[: at + 1], "5", *args[at + 2 :]])
     assert other.exit_code == 2 and "add --remeasure to validate 5" in " ".join(other.output.split())
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(table, ["R-R-R-R-R-R-R-M2"], tiny_stage_programs[0], programs, tmp_path / "t.json")
+        measure_architectures(table, ["R-R-R-R-R-R-R-M1"], teacher, programs, tmp_path / "t.json")
 
 
 @pytest.mark.slow
-def test_linked_validation_times_linked_programs_and_never_mixes_methods(tiny_stage_programs, tmp_path) -> None:
+def test_linked_validation_times_linked_programs_and_never_mixes_methods(small_stage_programs, tmp_path) -> None:
+    from tests.conftest import SMALL_TEACHER
     from tests.profile.test_table import synthetic_table
 
-    teacher, folder, _ = tiny_stage_programs
-    table = synthetic_table("tiny", height=8)
+    teacher, folder, _, _ = small_stage_programs
+    table = synthetic_table(config=SMALL_TEACHER, height=8)
     policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
-    architectures = ["R-R-R-R-R-R-R-R", "M2-R-M2-M4-R-R-M2-R"]
+    architectures = ["R-R-R-R-R-R-R-R", "M1-R-M1-M2-R-R-M1-R"]
     measure_architectures(table, architectures, teacher, folder, tmp_path / "table.json", policy, linked=True)
     saved = LatencyTable.load(tmp_path / "table.json")
     assert saved.end_to_end_programs == "linked" and set(saved.end_to_end) == set(architectures)
     assert all(latency.samples == 3 and latency.median_ms > 0 for latency in saved.end_to_end.values())
     assert not any((folder / "end_to_end" / f"{a}.pte").exists() for a in architectures)  # nothing lowered whole
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(saved, ["R-R-R-R-R-R-R-M2"], teacher, folder, tmp_path / "table.json", policy)
+        measure_architectures(saved, ["R-R-R-R-R-R-R-M1"], teacher, folder, tmp_path / "table.json", policy)
 
 
 def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
