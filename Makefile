@@ -23,8 +23,11 @@ $(PHOTOS)/manifest.json: $(STAMP) edgeens/data/photos.py
 
 photos: $(PHOTOS)/manifest.json
 
+# One pytest worker per core; an idle worker takes tests queued for the other (the slow ones are queued first).
+TEST_WORKERS ?= $(shell nproc)
+
 test: $(STAMP) photos
-	$(PY) -m pytest -q --timeout=900 --durations=15
+	$(PY) -m pytest -q --timeout=900 --durations=15 -n $(TEST_WORKERS) --dist worksteal
 
 demo: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo --reports reports

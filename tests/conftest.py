@@ -54,10 +54,13 @@ SMALL_TEACHER = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 
 
 
 @pytest.fixture(scope="session")
-def small_stage_programs(tmp_path_factory):
+def small_stage_programs(tmp_path_factory, worker_id):
     """The stage programs of a teacher of 1-2 blocks per stage (SMALL_TEACHER) at 8x8, the smallest size the
     U-Net takes, built once per test session: lowering time grows with blocks per program and with scan length.
-    Returns (teacher, folder, manifest, checkpoint); the CLI reuses the folder given `--teacher checkpoint`."""
+    Returns (teacher, folder, manifest, checkpoint); the CLI reuses the folder given `--teacher checkpoint`.
+    Under xdist the first worker builds them in the session's shared folder while the other waits on a lock."""
+    import fcntl
+
     from safetensors.torch import save_file
 
     from edgeens.compile.stages import build_stage_programs
@@ -65,10 +68,17 @@ def small_stage_programs(tmp_path_factory):
 
     torch.manual_seed(0)
     teacher = Restormer(**SMALL_TEACHER).eval()
-    root = tmp_path_factory.mktemp("small-stages-8")
+    # xdist gives each worker <session>/popen-gwN: the session folder is shared, and fresh every session.
+    shared = worker_id != "master"
+    root = tmp_path_factory.getbasetemp().parent / "small-stages-8" if shared else tmp_path_factory.mktemp("stages")
+    root.mkdir(exist_ok=True)
     checkpoint = root / "small.safetensors"
-    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(checkpoint))
-    manifest = build_stage_programs(teacher, 8, 8, root / "programs", show_progress=False, jobs=2)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not checkpoint.is_file():
+            save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(checkpoint))
+        # Resumes: programs already in stages.json are kept, so the second worker lowers nothing.
+        manifest = build_stage_programs(teacher, 8, 8, root / "programs", show_progress=False, jobs=2)
     return teacher, root / "programs", manifest, checkpoint
 
 
@@ -91,3 +101,9 @@ def small_run(tmp_path_factory):
     )
     distill_pool(teacher, folder / "features", folder / "pool", DistillRecipe(steps=2), show_progress=False)
     return folder
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first, so `make test`'s xdist workers (`--dist worksteal`) start the long ones early and finish
+    together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within each part
