@@ -18,7 +18,7 @@ for _ in range(10):
     y = torch.ones(16 << 20) * 2  # 64 MiB blocks (over glibc's largest mmap threshold): a temporary and a result
     del y
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-print(json.dumps({"faults": sum(faults[-4:]), "applied": allocator.STATE["applied"]}))
+print(json.dumps({"faults": faults[-6:], "applied": allocator.STATE["applied"]}))
 """
 
 
@@ -33,8 +33,11 @@ def test_importing_edgeens_keeps_freed_memory_for_reuse() -> None:
     kept = run_probe()
     default = run_probe(EDGEENS_KEEP_ALLOCATOR="1")
     assert kept["applied"] and not default["applied"]
-    assert default["faults"] > 4 * 2 * pages  # every block faults in all its pages afresh, every time
-    assert kept["faults"] < pages // 10  # after a few rounds the same memory is handed out again
+    # The median of the last 6 rounds: a round whose pages the kernel reclaimed meanwhile (memory pressure from a
+    # parallel test worker) faults once more without changing what the allocator does.
+    median = {name: sorted(probe["faults"])[3] for name, probe in (("kept", kept), ("default", default))}
+    assert median["default"] > 2 * pages  # every round faults in both blocks' pages afresh
+    assert median["kept"] < pages // 10  # after a few rounds the same memory is handed out again
 
 
 def test_users_malloc_settings_are_left_alone() -> None:
