@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 # Natural photographs from Debian packages and wheels, split into train / val / test (edgeens/data/photos.py).
 PHOTOS := $(or $(EDGEENS_PHOTOS),$(HOME)/.cache/edgeens/photos)
 
-.PHONY: install photos test demo demo-full lint bench clean
+.PHONY: install photos web test demo demo-full lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -26,7 +26,11 @@ photos: $(PHOTOS)/manifest.json
 # One pytest worker per core; an idle worker takes tests queued for the other (the slow ones are queued first).
 TEST_WORKERS ?= $(shell nproc)
 
-test: $(STAMP) photos
+# The browser demo's runtime (onnxruntime-web from npm) and, for its test, Debian's chromium and puppeteer-core.
+web:
+	sh scripts/install_web.sh
+
+test: $(STAMP) photos web
 	$(PY) -m pytest -q --timeout=900 --durations=15 -n $(TEST_WORKERS) --dist worksteal
 
 demo: $(STAMP) photos

@@ -51,20 +51,24 @@ def state_listing(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
 
 # A teacher of 1-2 blocks per stage: the stage-program, search and fine-tuning tests share it.
 SMALL_TEACHER = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
+# Its stage programs in the space M,G that the session builds: every R and gated-conv one (they lower in seconds),
+# and MambaIR at the full-resolution stage and the latent (unrolled scans and the flips around them take longer).
+SMALL_PROGRAMS = ("fixed", "encoder1--M1", "latent--M2")
 
 
 @pytest.fixture(scope="session")
 def small_stage_programs(tmp_path_factory, worker_id):
-    """The stage programs of a teacher of 1-2 blocks per stage (SMALL_TEACHER) at 8x8, the smallest size the
-    U-Net takes, built once per test session: lowering time grows with blocks per program and with scan length.
+    """Stage programs of a teacher of 1-2 blocks per stage (SMALL_TEACHER) in the space M,G at 8x8, the smallest
+    size the U-Net takes, built once per test session: every R and G program and SMALL_PROGRAMS' MambaIR ones.
     Returns (teacher, folder, manifest, checkpoint); the CLI reuses the folder given `--teacher checkpoint`.
     Under xdist the first worker builds them in the session's shared folder while the other waits on a lock."""
     import fcntl
 
     from safetensors.torch import save_file
 
-    from edgeens.compile.stages import build_stage_programs
+    from edgeens.compile.stages import build_stage_programs, stage_programs
     from edgeens.models import Restormer
+    from edgeens.models.space import SearchSpace, parse_families
 
     torch.manual_seed(0)
     teacher = Restormer(**SMALL_TEACHER).eval()
@@ -78,7 +82,9 @@ def small_stage_programs(tmp_path_factory, worker_id):
         if not checkpoint.is_file():
             save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(checkpoint))
         # Resumes: programs already in stages.json are kept, so the second worker lowers nothing.
-        manifest = build_stage_programs(teacher, 8, 8, root / "programs", show_progress=False, jobs=2)
+        space = SearchSpace(teacher.config, parse_families("M,G"))
+        only = [p.key for p in stage_programs(space) if p.key in SMALL_PROGRAMS or p.key.split("--")[-1][0] in "RG"]
+        manifest = build_stage_programs(teacher, 8, 8, root / "programs", None, only, False, jobs=2, space=space)
     return teacher, root / "programs", manifest, checkpoint
 
 

@@ -1,4 +1,4 @@
-"""`edgeens inspect`, `restore`, `bench` and `run`: using models, and the whole pipeline (edgeens.run)."""
+"""`edgeens inspect`, `restore`, `serve`, `bench` and `run`: using models, and the whole pipeline (edgeens.run)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,29 @@ def restore(
     console.print(view)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     console.print(f"peak memory of this process: {peak:.2f} GiB")
+
+
+@command(USE)
+def serve(
+    model: Path = typer.Option(..., help="The ONNX export (edgeens compile --target onnx) the page restores with."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on; another than 127.0.0.1 only if you name it."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0: any free one)."),
+) -> None:
+    """The browser demo: a page that restores a photo from the camera or a file with MODEL, in the browser, in
+    tiles as `edgeens restore` does. Only the page, its script, the model and the runtime are served."""
+    from edgeens.serve import demo_server
+
+    server = demo_server(model, host, port)
+    where = f"http://{host}:{server.server_address[1]}/"
+    console.print(f"serving {model.name} at {where} (Ctrl-C stops)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"listening on {host}: anyone who reaches this machine can load the page and the model")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    finally:
+        server.server_close()
 
 
 @command(USE)

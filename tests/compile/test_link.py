@@ -34,7 +34,7 @@ def test_linked_hybrid_runs_exactly_the_stage_programs_in_sequence(small_stage_p
     the same kernels (the scans' flips), the skips wired to the right outputs."""
     teacher, folder, manifest, _ = small_stage_programs
     stages = SearchSpace(teacher.config).stages
-    architecture = tuple(s.choices[-1] if i % 3 else "R" for i, s in enumerate(stages))  # M stacks and R
+    architecture = ("M1", "G1", "R", "M2", "G1", "R", "G1", "R")  # MambaIR (scans, flips), gated convs and R
     linked = run_program(link_architecture(teacher, architecture, folder), (image(),))[0]
 
     values = {"input": image()}

@@ -17,7 +17,7 @@ from edgeens.compile.stages import (
 )
 from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
-from edgeens.models.space import PRESETS, SearchSpace, preset_space
+from edgeens.models.space import PRESETS, SearchSpace, parse_families, preset_space
 from tests.conftest import SMALL_TEACHER
 
 
@@ -73,8 +73,10 @@ def test_fixed_part_plus_stages_is_the_hybrid() -> None:
 @pytest.mark.slow
 def test_every_stage_program_of_a_small_teacher_builds_and_runs(small_stage_programs) -> None:
     teacher, folder, manifest, _ = small_stage_programs
-    space = SearchSpace(teacher.config)
-    assert set(manifest["programs"]) == {p.key for p in stage_programs(space)}
+    space = SearchSpace(teacher.config, parse_families("M,G"))
+    keys = {p.key for p in stage_programs(space)}
+    assert {"fixed", "encoder1--M1", "latent--M2", "refinement--G1"} <= set(manifest["programs"]) <= keys
+    assert list(manifest["families"]) == ["M", "G"]
     for key, entry in manifest["programs"].items():
         program = (folder / entry["file"]).read_bytes()
         x = torch.randn(entry["input_shape"])
@@ -85,11 +87,11 @@ def test_every_stage_program_of_a_small_teacher_builds_and_runs(small_stage_prog
 
     # A re-run keeps what is built; another teacher is refused.
     before = (folder / "latent--M2.pte").stat().st_mtime_ns
-    build_stage_programs(teacher, 8, 8, folder, show_progress=False)
+    build_stage_programs(teacher, 8, 8, folder, only=["latent--M2"], show_progress=False, space=space)
     assert (folder / "latent--M2.pte").stat().st_mtime_ns == before
     torch.manual_seed(1)
     with pytest.raises(CompileError, match="another teacher"):
-        build_stage_programs(Restormer(**SMALL_TEACHER), 8, 8, folder, show_progress=False)
+        build_stage_programs(Restormer(**SMALL_TEACHER), 8, 8, folder, show_progress=False, space=space)
 
 
 def test_unknown_program_keys_are_refused(tmp_path) -> None:

@@ -95,7 +95,7 @@ def nano_teacher(tmp_path):  # a checkpoint for the error cases
 
 def _profile_args(checkpoint, programs, tmp_path, validate: int) -> list[str]:
     # The small teacher at 8x8, on a copy of the session's stage programs (the command builds none of them).
-    args = ["profile", "--teacher", str(checkpoint), "--families", "M", "--size", "8"]
+    args = ["profile", "--teacher", str(checkpoint), "--families", "G", "--size", "8"]
     args += ["--validate", str(validate), "--min-repeats", "3", "--max-repeats", "6"]
     args += ["--out", str(tmp_path / "profiles"), "--programs", str(programs), "--reports", str(tmp_path / "reports")]
     return [*args, "--jobs", "2"]
@@ -162,13 +162,13 @@ def test_linked_validation_is_timed_in_the_tables_own_rounds(small_stage_program
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "measuring the table once to choose the validation architectures" in result.output
-    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--small.json"
+    path = tmp_path / "profiles" / "host--executorch-xnnpack--8x8--small-g.json"
     table = LatencyTable.load(path)
     assert table.end_to_end_programs == INTERLEAVED and len(table.end_to_end) == 4
     assert "--min-samples 2 --rounds 1" in table.command and table.repeats.endswith("; 1 shuffled round")
     assert not (programs / "end_to_end").exists()  # linked in memory, nothing lowered whole
     assert not list(programs.glob("timing--*.partial.json"))  # the shared timing checkpoint is done with
-    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--small.json").read_text())
+    report = json.loads((tmp_path / "reports" / "validation--host--executorch-xnnpack--8x8--small-g.json").read_text())
     assert report["end_to_end_programs"] == INTERLEAVED and report["architectures"] == 4
 
     again = runner.invoke(app, args)  # reused: the same 4 timings are reported again, nothing is measured alone
@@ -179,7 +179,7 @@ def test_linked_validation_is_timed_in_the_tables_own_rounds(small_stage_program
     other = runner.invoke(app, [*args[: at + 1], "5", *args[at + 2 :]])
     assert other.exit_code == 2 and "add --remeasure to validate 5" in " ".join(other.output.split())
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(table, ["R-R-R-R-R-R-R-M1"], teacher, programs, tmp_path / "t.json")
+        measure_architectures(table, ["R-R-R-R-R-R-R-G1"], teacher, programs, tmp_path / "t.json")
 
 
 @pytest.mark.slow
@@ -188,16 +188,16 @@ def test_linked_validation_times_linked_programs_and_never_mixes_methods(small_s
     from tests.profile.test_table import synthetic_table
 
     teacher, folder, _, _ = small_stage_programs
-    table = synthetic_table(config=SMALL_TEACHER, height=8)
+    table = synthetic_table(config=SMALL_TEACHER, height=8, families="M,G")
     policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
-    architectures = ["R-R-R-R-R-R-R-R", "M1-R-M1-M2-R-R-M1-R"]
+    architectures = ["R-R-R-R-R-R-R-R", "M1-R-G1-M2-R-R-G1-R"]
     measure_architectures(table, architectures, teacher, folder, tmp_path / "table.json", policy, linked=True)
     saved = LatencyTable.load(tmp_path / "table.json")
     assert saved.end_to_end_programs == "linked" and set(saved.end_to_end) == set(architectures)
     assert all(latency.samples == 3 and latency.median_ms > 0 for latency in saved.end_to_end.values())
     assert not any((folder / "end_to_end" / f"{a}.pte").exists() for a in architectures)  # nothing lowered whole
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(saved, ["R-R-R-R-R-R-R-M1"], teacher, folder, tmp_path / "table.json", policy)
+        measure_architectures(saved, ["R-R-R-R-R-R-R-G1"], teacher, folder, tmp_path / "table.json", policy)
 
 
 def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:

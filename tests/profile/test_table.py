@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeens.models.restormer import RestormerConfig
-from edgeens.models.space import SearchSpace, parse_families, preset_space
+from edgeens.models.space import SearchSpace, families_to_dict, parse_families, preset_space
 from edgeens.profile.correlate import spread_architectures, validation_report
 from edgeens.profile.table import (
     Latency,
@@ -18,10 +18,12 @@ from edgeens.profile.table import (
 )
 
 
-def synthetic_table(preset: str = "tiny", height: int = 64, config: dict | None = None) -> LatencyTable:
-    """Stage latencies proportional to depth (MambaIR blocks cheaper than Restormer ones), deterministic; for a
-    preset, or for a teacher `config` (Restormer keyword arguments)."""
-    space = SearchSpace(RestormerConfig(**config)) if config else preset_space(preset)
+def synthetic_table(
+    preset: str = "tiny", height: int = 64, config: dict | None = None, families: str = "M"
+) -> LatencyTable:
+    """Stage latencies proportional to depth (surrogate blocks cheaper than Restormer ones), deterministic; for a
+    preset, or for a teacher `config` (Restormer keyword arguments) with `families`."""
+    space = SearchSpace(RestormerConfig(**config), parse_families(families)) if config else preset_space(preset)
     stages = {}
     for level_cost, stage in zip([4.0, 2.0, 1.0, 0.5, 1.0, 2.0, 4.0, 4.0], space.stages, strict=True):
         row = {"R": Latency.of([level_cost * stage.depth] * 5)}
@@ -37,6 +39,7 @@ def synthetic_table(preset: str = "tiny", height: int = 64, config: dict | None 
         fixed=Latency.of([1.0, 1.1, 0.9]),
         stages=stages,
         space_name="teacher" if config else preset,
+        families=families_to_dict(space.families),
     )
 
 

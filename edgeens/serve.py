@@ -1,0 +1,95 @@
+"""`edgeens serve`: the browser demo. A static page restores a photo from the phone's camera or a file with the
+ONNX export, in the browser (onnxruntime-web, WebAssembly), in tiles by the same rules as `edgeens restore`.
+
+The server hands out exactly five things: the page, its script, the model, the model's tile size, and the three
+runtime files of onnxruntime-web (installed by `make web`, never committed). Nothing else on disk is reachable, and
+it listens on 127.0.0.1 unless the user names another interface."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+
+from edgeens.errors import EdgeensError
+
+OVERLAP = 32  # edgeens restore's default
+RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
+TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+
+
+class ServeError(EdgeensError):
+    """The model or the browser runtime is missing or unusable."""
+
+
+def web_runtime_folder() -> Path:
+    """Where `make web` installs onnxruntime-web (EDGEENS_WEB overrides ~/.cache/edgeens/web)."""
+    root = Path(os.environ.get("EDGEENS_WEB", Path.home() / ".cache" / "edgeens" / "web"))
+    return root / "node_modules" / "onnxruntime-web" / "dist"
+
+
+def model_info(model: Path) -> dict[str, object]:
+    """The page's view of the model: its name and fixed tile size, read from the ONNX input."""
+    if not model.is_file():
+        raise ServeError(f"model {model} does not exist; make one with `edgeens compile --target onnx`")
+    if model.suffix != ".onnx":
+        raise ServeError(f"{model} is not an .onnx file; the browser runs the ONNX export (edgeens compile)")
+    import onnx
+
+    try:
+        graph = onnx.load(str(model), load_external_data=False).graph
+    except Exception as err:  # protobuf raises its own DecodeError types
+        raise ServeError(f"{model} is not a readable ONNX model ({err}); compile it again") from None
+    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    if len(dims) != 4 or dims[1] != 3 or not all(dims[2:]):
+        raise ServeError(f"{model} takes input {dims}; the page needs a fixed (1, 3, H, W) size: compile with --size")
+    return {"name": model.name, "tile": dims[2:], "overlap": OVERLAP}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def __init__(self, *args, files: dict[str, bytes | Path], **kwargs) -> None:
+        self.files = files
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        path = self.path.split("?", 1)[0]
+        path = "/index.html" if path == "/" else path
+        source = self.files.get(path)
+        if source is None:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        body = source.read_bytes() if isinstance(source, Path) else source
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", TYPES.get(Path(path).suffix, "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
+        pass  # the terminal shows where to point the browser, not every request
+
+
+def demo_server(model: Path, host: str = "127.0.0.1", port: int = 8000, runtime: Path | None = None):
+    """A server for the page, `model` and onnxruntime-web's files (not started: call serve_forever)."""
+    info = model_info(model)
+    runtime = runtime or web_runtime_folder()
+    missing = [name for name in RUNTIME_FILES if not (runtime / name).is_file()]
+    if missing:
+        raise ServeError(f"onnxruntime-web is not installed in {runtime} (no {missing[0]}); run `make web` first")
+    page = resources.files("edgeens") / "web"
+    files: dict[str, bytes | Path] = {
+        "/index.html": (page / "index.html").read_bytes(),
+        "/restore.js": (page / "restore.js").read_bytes(),
+        "/model.json": json.dumps(info).encode(),
+        "/model.onnx": model,
+        **{f"/ort/{name}": runtime / name for name in RUNTIME_FILES},
+    }
+    try:
+        return ThreadingHTTPServer((host, port), partial(_Handler, files=files))
+    except OSError as err:
+        raise ServeError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
