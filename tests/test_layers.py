@@ -15,7 +15,7 @@ LAYERS = (
     {"data", "models"},
     {"train", "compile"},
     {"search", "profile"},
-    {"restore", "classical", "harness", "compare"},
+    {"restore", "classical", "harness", "compare", "serve"},
     {"report"},
     {"run"},
     {"cli", "__main__"},

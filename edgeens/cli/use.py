@@ -76,8 +76,9 @@ def restore(
                 view.add_row(done.source.name, f"{w}x{h}", tiles, f"{done.seconds:.2f}", str(done.target))
     except KeyboardInterrupt:
         listed = f": {', '.join(map(str, written))}" if written else ""
-        console.print(f"interrupted: {len(written)} of {len(files)} photo(s) written{listed}")
-        console.print(f"not restored: {', '.join(map(str, files[len(written) :]))}")
+        # soft_wrap: paths stay whole for a reader (and a script) to copy
+        console.print(f"interrupted: {len(written)} of {len(files)} photo(s) written{listed}", soft_wrap=True)
+        console.print(f"not restored: {', '.join(map(str, files[len(written) :]))}", soft_wrap=True)
         raise typer.Exit(code=130) from None
     console.print(view)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
