@@ -244,11 +244,14 @@ def _pad_to(x: Tensor, height: int, width: int) -> Tensor:
     return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+OVERLAP = 32  # pixels shared by neighbouring tiles (restore's default; the browser demo's page uses it too)
+
+
 def restore_array(
     restorer: Restorer,
     rgb: np.ndarray,
     tile: int = 512,
-    overlap: int = 32,
+    overlap: int = OVERLAP,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Restore an (H, W, 3) float image. `tile` 0 restores in one piece (eager models only)."""

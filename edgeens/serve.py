@@ -17,7 +17,6 @@ from pathlib import Path
 
 from edgeens.errors import EdgeensError
 
-OVERLAP = 32  # edgeens restore's default
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
 
@@ -33,21 +32,15 @@ def web_runtime_folder() -> Path:
 
 
 def model_info(model: Path) -> dict[str, object]:
-    """The page's view of the model: its name and fixed tile size, read from the ONNX input."""
-    if not model.is_file():
-        raise ServeError(f"model {model} does not exist; make one with `edgeens compile --target onnx`")
+    """The page's view of the model: its name and fixed tile size, read as `edgeens restore` reads the model."""
+    from edgeens.restore import OVERLAP, load_restorer
+
     if model.suffix != ".onnx":
         raise ServeError(f"{model} is not an .onnx file; the browser runs the ONNX export (edgeens compile)")
-    import onnx
-
-    try:
-        graph = onnx.load(str(model), load_external_data=False).graph
-    except Exception as err:  # protobuf raises its own DecodeError types
-        raise ServeError(f"{model} is not a readable ONNX model ({err}); compile it again") from None
-    dims = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
-    if len(dims) != 4 or dims[1] != 3 or not all(dims[2:]):
-        raise ServeError(f"{model} takes input {dims}; the page needs a fixed (1, 3, H, W) size: compile with --size")
-    return {"name": model.name, "tile": dims[2:], "overlap": OVERLAP}
+    size = load_restorer(model).size  # names a missing or unreadable file as restore does
+    if size is None:
+        raise ServeError(f"{model} takes any input size; the page needs a fixed (1, 3, H, W) one: compile with --size")
+    return {"name": model.name, "tile": list(size), "overlap": OVERLAP}
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 
 from edgeens.cli import app
 from edgeens.compile.onnx import export_onnx
-from edgeens.serve import RUNTIME_FILES, ServeError, demo_server, web_runtime_folder
+from edgeens.errors import EdgeensError
+from edgeens.serve import RUNTIME_FILES, demo_server, web_runtime_folder
 from tests.compile.test_pipeline import micro_restormer
 
 DRIVER = Path(__file__).parent / "web" / "drive.cjs"
@@ -90,9 +91,9 @@ def test_bad_models_and_a_missing_runtime_are_one_line_each(onnx_model, tmp_path
     (tmp_path / "model.pte").write_bytes(b"x")
     cases.append((tmp_path / "model.pte", "not an .onnx file"))
     for model, message in cases:
-        with pytest.raises(ServeError, match=message):
+        with pytest.raises(EdgeensError, match=message):
             demo_server(model, port=0, runtime=tmp_path)
-    with pytest.raises(ServeError, match="run `make web` first"):
+    with pytest.raises(EdgeensError, match="run `make web` first"):
         demo_server(onnx_model, port=0, runtime=tmp_path / "nothing")
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "missing.onnx")])
     assert result.exit_code == 2 and "does not exist" in result.output
