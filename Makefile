@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 # Natural photographs from Debian packages and wheels, split into train / val / test (edgeens/data/photos.py).
 PHOTOS := $(or $(EDGEENS_PHOTOS),$(HOME)/.cache/edgeens/photos)
 
-.PHONY: install photos web test demo demo-full lint bench clean
+.PHONY: install photos web android apk test demo demo-full lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -30,7 +30,20 @@ TEST_WORKERS ?= $(shell nproc)
 web:
 	sh scripts/install_web.sh
 
-test: $(STAMP) photos web
+# The Android app's offline toolchain (Debian, bullseye's android.jar and dx, ONNX Runtime's AAR from npm).
+android:
+	bash scripts/install_android.sh
+
+# A signed debug APK of the demo app with the embedded teacher and, after make demo, its hybrid (256x256 tiles).
+APK_MODELS := edgeens/assets/teacher-tiny-gaussian25.safetensors $(wildcard runs/demo/finetune/best.safetensors)
+apk: $(STAMP) android
+	for model in $(APK_MODELS); do \
+	  $(VENV)/bin/edgeens compile $$model --size 256 --target android-assets --out runs/apk/$$(basename $$model .safetensors) || exit 1; \
+	done
+	bash android_app/build_apk.sh
+	bash android_app/verify_apk.sh
+
+test: $(STAMP) photos web android
 	$(PY) -m pytest -q --timeout=900 --durations=15 -n $(TEST_WORKERS) --dist worksteal
 
 demo: $(STAMP) photos

@@ -1,4 +1,5 @@
-"""The Android demo app's offline check (android_app/check.sh) and the compile target that feeds it."""
+"""The Android demo app: its offline check (android_app/check.sh), the compile target that feeds it, and the APK
+built offline (android_app/build_apk.sh) with its static checks (android_app/verify_apk.sh)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -59,9 +62,69 @@ def test_compile_bundles_a_checked_program_into_the_app(tmp_path) -> None:
     models = fake_app / "app" / "src" / "main" / "assets" / "models"
     description = json.loads((models / "restormer.json").read_text())
     assert description["input"] == {"height": 16, "width": 16, "channels": 3, "layout": "NCHW RGB [0,1]"}
-    assert description["executorch"] and (models / description["program"]).stat().st_size > 1000
+    assert description["runtime"] == "onnxruntime" and description["opset"] == 18
+    assert (models / description["model"]).stat().st_size > 1000 and description["model"].endswith(".onnx")
     compiled = json.loads((tmp_path / "out" / "compile.json").read_text())
-    assert compiled["targets"]["executorch"]["verification"]["max_abs_error"] < 1e-4  # checked before bundling
+    assert compiled["targets"]["onnx"]["verification"]["max_abs_error"] < 1e-4  # checked before bundling
+    assert "executorch" not in compiled["targets"]  # the app runs the ONNX export only
     missing = runner.invoke(app, [*args, "--target", "android-assets", "--android-app", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "is not the edgeens Android app" in " ".join(missing.output.split())
     assert "compiling" not in missing.output  # refused before any lowering
+
+
+def _run(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=900, **kwargs)
+
+
+@pytest.mark.slow
+def test_apk_builds_offline_passes_its_static_checks_and_its_runtime_runs_the_model(tmp_path) -> None:
+    # A model bundled the way a user bundles one, into a copy of the app's layout (the real assets stay untouched).
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL).eval()
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "small.safetensors"))
+    fake_app = tmp_path / "app-copy"
+    (fake_app / "app" / "src" / "main").mkdir(parents=True)
+    (fake_app / "app" / "src" / "main" / "AndroidManifest.xml").write_text("<manifest/>")
+    args = ["compile", str(tmp_path / "small.safetensors"), "--size", "16", "--out", str(tmp_path / "out")]
+    assert runner.invoke(app, [*args, "--target", "android-assets", "--android-app", str(fake_app)]).exit_code == 0
+    assets = fake_app / "app" / "src" / "main" / "assets"
+    apk = tmp_path / "demo.apk"
+
+    built = _run("bash", str(APP / "build_apk.sh"), str(apk), str(assets))
+    assert built.returncode == 0, built.stdout + built.stderr[-4000:]
+    assert apk.stat().st_size > 5_000_000  # ONNX Runtime's arm64 library is most of it
+
+    verified = _run("bash", str(APP / "verify_apk.sh"), str(apk))
+    assert verified.returncode == 0, verified.stdout
+    checks = dict(line.split(": ", 1) for line in verified.stdout.strip().splitlines())
+    assert checks == dict.fromkeys(["signature", "alignment", "badging", "contents", "dex", "libraries"], "ok")
+
+    # The checks can fail: the same APK without its signature, and a library entry that is not AArch64.
+    unsigned = tmp_path / "unsigned.apk"
+    unsigned.write_bytes(apk.read_bytes())
+    assert _run("zip", "-q", "-d", str(unsigned), "META-INF/*").returncode == 0
+    broken = _run("bash", str(APP / "verify_apk.sh"), str(unsigned))
+    assert broken.returncode >= 1 and "signature: FAIL" in broken.stdout, broken.stdout
+
+    # The APK's runtime is ONNX Runtime 1.29.0; the same version's host build runs the bundled model like PyTorch.
+    tools = Path(os.environ.get("EDGEENS_ANDROID_TOOLS", Path.home() / ".cache" / "edgeens" / "android"))
+    probe = (
+        "import sys, numpy as np, onnxruntime as ort; "
+        "x = np.load(sys.argv[2]); s = ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider']); "
+        "np.save(sys.argv[3], s.run(None, {s.get_inputs()[0].name: x})[0]); print(ort.__version__)"
+    )
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    np.save(tmp_path / "x.npy", x.numpy())
+    ran = _run(
+        sys.executable,
+        "-c",
+        probe,
+        str(assets / "models" / "restormer.onnx"),
+        str(tmp_path / "x.npy"),
+        str(tmp_path / "y.npy"),
+        env={**os.environ, "PYTHONPATH": str(tools / "onnxruntime-1.29.0" / "python")},
+    )
+    assert ran.returncode == 0 and ran.stdout.strip() == "1.29.0", ran.stdout + ran.stderr[-2000:]
+    with torch.no_grad():
+        expected = teacher(x).numpy()
+    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() < 1e-4

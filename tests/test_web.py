@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -136,6 +137,18 @@ def test_headless_chromium_restores_a_photo_as_edgeens_restore_does(onnx_model, 
         )
         assert bad.returncode == 0, bad.stderr
         assert "is not an image this browser can decode" in json.loads(bad.stdout.strip().splitlines()[-1])["error"]
+
+        # Out of memory: the photo's whole-image buffers (3 x 100 x 130 floats) fail, the tiles' would not.
+        starved = subprocess.run(
+            ["node", str(DRIVER), url, str(tmp_path / "photo.png")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "EDGEENS_WEB_MAX_FLOATS": "30000"},
+        )
+        assert starved.returncode == 0, starved.stderr
+        error = json.loads(starved.stdout.strip().splitlines()[-1])["error"]
+        assert error == "130x100 is too large for this browser's memory; try a smaller photo", error
     finally:
         server.shutdown()
         server.server_close()

@@ -57,8 +57,8 @@ class CompileOptions:
             from edgeens.compile.android import check_app
 
             check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
-            if self.int8 or self.backend != "xnnpack":
-                raise CompileError("the demo app runs float XNNPACK programs: android-assets takes no --int8/--backend")
+            if self.int8:
+                raise CompileError("the demo app runs the float ONNX export: android-assets takes no --int8")
         if "aihub" in self.targets and not self.aihub_device:
             raise CompileError("the aihub target needs a device: --aihub-device 'Snapdragon 8 Elite QRD'")
         if self.aihub_source not in ("export", "onnx"):
@@ -86,20 +86,20 @@ def compile_model(
     example = fixed_input(card.in_channels, height, width)
     with torch.no_grad():
         reference = model(example)
-    if "executorch" in options.targets or "android-assets" in options.targets:
+    if "executorch" in options.targets:
         entry = _executorch(model, example, reference, out, options, calibration)
         record(out, manifest, "executorch", entry)
         log(_summary("executorch", entry))
-    if "android-assets" in options.targets:
-        from edgeens.compile.android import bundle_for_android
-
-        bundled = bundle_for_android(out / manifest["targets"]["executorch"]["file"], card, options.android_app)
-        record(out, manifest, "android-assets", {"bundle": str(bundled)})  # not "file": outside the folder
-        log(f"android-assets: {bundled} and its program, for the demo app")
-    if "onnx" in options.targets:
+    if "onnx" in options.targets or "android-assets" in options.targets:
         entry = _onnx(model, example, reference, out)
         record(out, manifest, "onnx", entry)
         log(_summary("onnx", entry))
+    if "android-assets" in options.targets:
+        from edgeens.compile.android import bundle_for_android
+
+        bundled = bundle_for_android(out / manifest["targets"]["onnx"]["file"], card, options.android_app)
+        record(out, manifest, "android-assets", {"bundle": str(bundled)})  # not "file": outside the folder
+        log(f"android-assets: {bundled} and its model, for the demo app")
     if "aihub" in options.targets:
         entry = _aihub(model, example, out, options, manifest)
         record(out, manifest, f"aihub--{options.aihub_runtime}", entry)

@@ -106,13 +106,24 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     return summary
 
 
-def finetune_recipe(iterations: int, max_patch: int = 64, checkpoint_every: int = 100) -> TeacherRecipe:
+def finetune_recipe(
+    iterations: int,
+    max_patch: int = 64,
+    checkpoint_every: int = 100,
+    lr: float = 3e-4,
+    distill_weight: float = 0.0,
+) -> TeacherRecipe:
     """The teacher's recipe scaled to a fine-tuning budget: what every fine-tuned model of a run (candidates and
-    the comparison's rows alike) trains with."""
+    the comparison's rows alike) trains with. `lr` and `distill_weight` (L1 to the teacher's output) are for warm
+    starts: every model fine-tuned here starts from trained weights."""
     from edgeens.data.transforms import ProgressiveSchedule
 
     return TeacherRecipe(
-        iterations=iterations, schedule=ProgressiveSchedule().scaled(max_patch), checkpoint_every=checkpoint_every
+        iterations=iterations,
+        lr=lr,
+        distill_weight=distill_weight,
+        schedule=ProgressiveSchedule().scaled(max_patch),
+        checkpoint_every=checkpoint_every,
     )
 
 

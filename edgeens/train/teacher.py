@@ -47,6 +47,9 @@ class TeacherRecipe:
     seed: int = 100
     validate_every: int = 0  # iterations between validations logged as the training curve (0: at the end only)
     init_weights: str = ""  # "path sha256:..." of the weights training started from ("": seeded random weights)
+    # Weight of an L1 term pulling the output towards a frozen reference model's output on the same input (the
+    # teacher, when fine-tuning its hybrids): a dense target on every crop, not just the clean image.
+    distill_weight: float = 0.0
 
 
 def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
@@ -116,6 +119,7 @@ def train_in_processes(
     validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
     jobs: int = 1,
     say: Callable[[str], None] | None = None,
+    reference: torch.nn.Module | None = None,
 ) -> None:
     """Train several independent models, each (model, run folder, label), `jobs` at a time in worker processes of
     one thread each (small models keep one thread busy, so two processes finish about twice as fast as one with two
@@ -123,12 +127,12 @@ def train_in_processes(
     from edgeens.workers import run_in_processes
 
     tasks = [
-        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label)
+        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label, reference)
         for model, folder, label in runs
     ]
     for done, (task, _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
         if say:
-            say(f"trained {task[-1]} ({done}/{len(tasks)})")
+            say(f"trained {task[9]} ({done}/{len(tasks)})")
 
 
 def train_restoration(
@@ -142,10 +146,16 @@ def train_restoration(
     on_step: Callable[[int, float], None] | None = None,
     show_progress: bool = True,
     label: str = "train",
+    reference: torch.nn.Module | None = None,
 ) -> dict:
     """Restormer's recipe on any restoration model (the teacher, or a hybrid being fine-tuned), resumable, and
     data-parallel when torch.distributed is initialised (torchrun): every rank draws its own crops, DDP averages the
-    gradients, rank 0 alone writes the log, the checkpoints and (through `write_result`) the result."""
+    gradients, rank 0 alone writes the log, the checkpoints and (through `write_result`) the result. With
+    `recipe.distill_weight` > 0 the loss adds that weight times the L1 to `reference`'s output (frozen)."""
+    if recipe.distill_weight > 0 and reference is None:
+        raise ValueError("the recipe distils from a reference model (distill_weight > 0): pass reference=")
+    if reference is not None:
+        reference = reference.eval().requires_grad_(False)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -185,7 +195,12 @@ def train_restoration(
             lq, gt = (torch.from_numpy(a) for a in data.sample(patch, batch, rng))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, iteration)
-            loss = F.l1_loss(step_model(lq), gt)
+            restored = step_model(lq)
+            loss = F.l1_loss(restored, gt)
+            if recipe.distill_weight > 0:
+                with torch.no_grad():
+                    target = reference(lq)
+                loss = loss + recipe.distill_weight * F.l1_loss(restored, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)

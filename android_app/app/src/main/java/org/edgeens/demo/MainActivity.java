@@ -3,9 +3,11 @@ package org.edgeens.demo;
 import android.app.Activity;
 import android.content.ContentValues;
 import android.content.Intent;
+import android.content.pm.PackageManager;
 import android.graphics.Bitmap;
 import android.graphics.BitmapFactory;
 import android.net.Uri;
+import android.os.Build;
 import android.os.Bundle;
 import android.os.Handler;
 import android.os.Looper;
@@ -18,11 +20,8 @@ import android.widget.ImageView;
 import android.widget.Spinner;
 import android.widget.TextView;
 import java.io.ByteArrayOutputStream;
-import java.io.File;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -37,6 +36,7 @@ import org.edgeens.demo.core.TiledRestorer;
 public class MainActivity extends Activity {
     private static final int TAKE_PHOTO = 1;
     private static final int PICK_PHOTO = 2;
+    private static final int STORAGE = 3;  // the request code of Android 8-9's storage permission prompt
     private static final int OVERLAP = 32;  // as `edgeens restore`'s default
     private static final int MAX_SIDE = 4096;  // larger photos are scaled down before restoring (memory)
 
@@ -95,6 +95,12 @@ public class MainActivity extends Activity {
     }
 
     private void takePhoto() {
+        // Before Android 10, adding a MediaStore entry needs the storage permission (declared up to API 28 only).
+        if (Build.VERSION.SDK_INT < 29
+                && checkSelfPermission("android.permission.WRITE_EXTERNAL_STORAGE") != PackageManager.PERMISSION_GRANTED) {
+            requestPermissions(new String[] {"android.permission.WRITE_EXTERNAL_STORAGE"}, STORAGE);
+            return;
+        }
         // The camera app writes the full-size photo to a MediaStore entry: no CAMERA permission needed here.
         ContentValues values = new ContentValues();
         values.put(MediaStore.Images.Media.DISPLAY_NAME, "edgeens-" + System.currentTimeMillis() + ".jpg");
@@ -107,6 +113,18 @@ public class MainActivity extends Activity {
             return;
         }
         startActivityForResult(intent, TAKE_PHOTO);
+    }
+
+    @Override
+    public void onRequestPermissionsResult(int requestCode, String[] permissions, int[] results) {
+        if (requestCode != STORAGE) {
+            return;
+        }
+        if (results.length > 0 && results[0] == PackageManager.PERMISSION_GRANTED) {
+            takePhoto();
+        } else {
+            show("without storage access the camera app cannot hand over its photo: pick a photo instead");
+        }
     }
 
     @Override
@@ -132,7 +150,7 @@ public class MainActivity extends Activity {
         worker.execute(new Runnable() {
             @Override
             public void run() {
-                ExecuTorchModel model = null;
+                OnnxModel model = null;
                 try {
                     final Bitmap photo = decode(uri);
                     ui.post(new Runnable() {
@@ -141,7 +159,7 @@ public class MainActivity extends Activity {
                             original.setImageBitmap(photo);
                         }
                     });
-                    model = new ExecuTorchModel(programFile(info).getAbsolutePath(), info);
+                    model = new OnnxModel(modelBytes(info), info);
                     int width = photo.getWidth();
                     int height = photo.getHeight();
                     int[] pixels = new int[width * height];
@@ -173,7 +191,11 @@ public class MainActivity extends Activity {
                     show("restoration failed: " + error);
                 } finally {
                     if (model != null) {
-                        model.close();
+                        try {
+                            model.close();
+                        } catch (Exception error) {
+                            show("closing the model failed: " + error);
+                        }
                     }
                 }
             }
@@ -211,25 +233,19 @@ public class MainActivity extends Activity {
         }
     }
 
-    /** Module.load needs a real file: the program is copied out of the APK's assets once. */
-    private File programFile(ModelInfo info) throws IOException {
-        File file = new File(getFilesDir(), info.program);
-        if (!file.isFile()) {
-            InputStream in;
-            try {
-                in = getAssets().open("models/" + info.program);
-            } catch (IOException missing) {
-                throw new IOException("model missing: assets/models/" + info.program + " is not in the app");
-            }
-            OutputStream out = new FileOutputStream(file);
-            try {
-                out.write(readAll(in));
-            } finally {
-                out.close();
-                in.close();
-            }
+    /** The bundled ONNX file's bytes (ONNX Runtime reads a model from memory: nothing is copied out). */
+    private byte[] modelBytes(ModelInfo info) throws IOException {
+        InputStream in;
+        try {
+            in = getAssets().open("models/" + info.model);
+        } catch (IOException missing) {
+            throw new IOException("model missing: assets/models/" + info.model + " is not in the app");
         }
-        return file;
+        try {
+            return readAll(in);
+        } finally {
+            in.close();
+        }
     }
 
     private static byte[] readAll(InputStream in) throws IOException {

@@ -4,24 +4,24 @@ import org.json.JSONException;
 import org.json.JSONObject;
 
 /**
- * What `edgeens compile --target android-assets` writes beside each bundled program
- * ({@code assets/models/<name>.json}): the program file, its input size and the architecture it was built from.
+ * What `edgeens compile --target android-assets` writes beside each bundled model
+ * ({@code assets/models/<name>.json}): the ONNX file, its input size and the architecture it was built from.
  */
 final class ModelInfo {
     final String name;
-    final String program;
+    final String model;
     final int height;
     final int width;
     final String architecture;
-    final String exporter;
+    final String runtime;
 
-    private ModelInfo(String name, String program, int height, int width, String architecture, String exporter) {
+    private ModelInfo(String name, String model, int height, int width, String architecture, String runtime) {
         this.name = name;
-        this.program = program;
+        this.model = model;
         this.height = height;
         this.width = width;
         this.architecture = architecture;
-        this.exporter = exporter;
+        this.runtime = runtime;
     }
 
     static ModelInfo parse(String name, String json) throws JSONException {
@@ -29,11 +29,11 @@ final class ModelInfo {
         JSONObject input = object.getJSONObject("input");
         return new ModelInfo(
                 name,
-                object.getString("program"),
+                object.getString("model"),
                 input.getInt("height"),
                 input.getInt("width"),
                 object.optString("architecture", "?"),
-                object.optString("executorch", "?"));
+                object.optString("runtime", "?"));
     }
 
     @Override
