@@ -9,7 +9,7 @@ import torch
 from edgeens.data.bundled import bundled_photo
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.models.restormer import Restormer
-from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, learning_rate, train_teacher
+from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, learning_rate, train_restoration, train_teacher
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
@@ -73,3 +73,32 @@ def test_validation_during_training_is_logged_as_the_curve(data, tmp_path) -> No
     assert [entry["iteration"] for entry in curve] == [5, 10]
     assert all(np.isfinite(entry["validation_psnr"]) for entry in curve)
     assert summary["validation_psnr"] is not None and summary["iterations"] == 12
+
+
+def test_distillation_adds_the_l1_to_the_reference_output(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    student, reference = Restormer(**SMALL), Restormer(**SMALL)  # two different random models
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    with pytest.raises(ValueError, match="pass reference="):
+        train_restoration(student, data, recipe(1, distill_weight=0.5), tmp_path / "none", lambda *_: None)
+    losses = []
+    train_restoration(
+        student,
+        data,
+        recipe(1, distill_weight=0.5),
+        tmp_path / "distil",
+        lambda *_: None,
+        on_step=lambda i, loss: losses.append(loss),
+        show_progress=False,
+        reference=reference,
+    )
+    # The first iteration's loss, recomputed from the starting weights on the same crops.
+    student.load_state_dict(start)
+    patch, batch = recipe(1).schedule.at(1, 1)
+    lq, gt = (torch.from_numpy(a) for a in data.sample(patch, batch, np.random.default_rng([7, 0, 1])))
+    with torch.no_grad():
+        restored = student.train()(lq)
+        plain = torch.nn.functional.l1_loss(restored, gt).item()
+        expected = plain + 0.5 * torch.nn.functional.l1_loss(restored, reference(lq)).item()
+    assert losses[0] == pytest.approx(expected, rel=1e-5) and abs(expected - plain) > 1e-3
+    assert all(not p.requires_grad for p in reference.parameters())  # frozen, never stepped
