@@ -49,9 +49,9 @@ test: $(STAMP) photos web android
 demo: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo --reports reports
 
-# The configuration behind reports/tiny-2x: a 2x latency bound and 1500 fine-tuning iterations (about an hour).
+# The configuration behind reports/tiny-2x: a 2x latency bound and 6000 fine-tuning iterations (hours: resumable).
 demo-full: $(STAMP) photos
-	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 1500 --reports reports
+	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 6000 --reports reports
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgeens tests benchmarks

@@ -79,14 +79,17 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     from edgeens.data.photos import degraded_pairs, training_photos, validation_crops
     from edgeens.data.synthetic import SyntheticPairs
     from edgeens.train.finetune import RESULT, _write_hybrid, finetune_recipe
-    from edgeens.train.teacher import train_in_processes
+    from edgeens.train.teacher import check_same_recipe, train_in_processes
     from edgeens.workers import run_in_processes
 
     folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
     rows_spec = compare_rows(request)
     folders = {label: folder / label.replace(" ", "-").replace("/", "-").replace(",", "") for label, *_ in rows_spec}
+    recipe = finetune_recipe(request.iterations, checkpoint_every=50)
     pending = []
     for label, architecture, how in rows_spec:
+        if how is not None:  # finished rows too: their result must be this recipe's
+            check_same_recipe(folders[label], recipe)
         if how is None or (folders[label] / RESULT).is_file():
             continue
         if how == "pool":
@@ -98,7 +101,6 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
         data = SyntheticPairs(training_photos(), request.degradation, request.sigma)
-        recipe = finetune_recipe(request.iterations, checkpoint_every=50)
         validation = validation_crops(request.degradation, request.sigma)
         train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say)
     test = list(degraded_pairs("test", request.degradation, request.sigma).values())

@@ -25,7 +25,13 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
 from edgeens.train.pool import BlockPool, check_pool
-from edgeens.train.teacher import TeacherRecipe, train_in_processes, train_restoration, validation_psnr
+from edgeens.train.teacher import (
+    TeacherRecipe,
+    check_same_recipe,
+    train_in_processes,
+    train_restoration,
+    validation_psnr,
+)
 
 RESULT = "hybrid.safetensors"
 
@@ -68,6 +74,8 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     rank = torch.distributed.get_rank() if distributed else 0
     rows = []
     models = {architecture: HybridUNet.from_teacher(teacher, architecture, pool) for architecture in candidates}
+    for model in models.values():  # finished folders too: their result must be this recipe's
+        check_same_recipe(out / model.architecture_string, recipe)
     composed = {architecture: validation_psnr(model, validation) for architecture, model in models.items()}
     if not distributed and jobs > 1:
         folders = {a: out / m.architecture_string for a, m in models.items()}

@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 
 from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
+from edgeens.errors import EdgeensError
 from edgeens.files import atomic_path, writable_folder, write_json
 from edgeens.metrics import psnr
 from edgeens.models.images import restore_whole
@@ -50,6 +51,45 @@ class TeacherRecipe:
     # Weight of an L1 term pulling the output towards a frozen reference model's output on the same input (the
     # teacher, when fine-tuning its hybrids): a dense target on every crop, not just the clean image.
     distill_weight: float = 0.0
+
+
+RECIPE_FILE = "recipe.json"
+# Fields that change how often things are written, not what is trained: a folder may resume with other values.
+_BOOKKEEPING = ("checkpoint_every", "validate_every", "init_weights")
+
+
+class RecipeMismatchError(EdgeensError):
+    """A training folder asked to resume (or to be reused) under a recipe other than the one it was trained with."""
+
+
+def recipe_record(recipe: TeacherRecipe) -> dict[str, Any]:
+    """The recipe as JSON stores it (what `recipe.json` and the result's summary hold)."""
+    record = {k: v for k, v in asdict(recipe).items() if k != "schedule"} | {"schedule": asdict(recipe.schedule)}
+    return json.loads(json.dumps(record))  # tuples as lists, as read back
+
+
+def check_same_recipe(run_dir: str | Path, recipe: TeacherRecipe) -> None:
+    """Refuse a folder trained (or being trained) with another recipe: resuming it would mix two learning-rate
+    schedules, and reusing its result would report the old recipe's model under the new one's name."""
+    run_dir = Path(run_dir)
+    recorded = None
+    if (run_dir / RECIPE_FILE).is_file():
+        recorded = json.loads((run_dir / RECIPE_FILE).read_text())
+    else:  # folders from before recipe.json: the result's summary holds the recipe
+        for name in ("summary.json", "teacher.json"):
+            if (run_dir / name).is_file():
+                recorded = json.loads((run_dir / name).read_text()).get("recipe")
+                break
+    if not recorded:
+        return
+    current, defaults = recipe_record(recipe), recipe_record(TeacherRecipe())
+    differ = [k for k in current if k not in _BOOKKEEPING and recorded.get(k, defaults[k]) != current[k]]
+    if differ:
+        was = ", ".join(f"{k} {recorded.get(k, defaults[k])} -> {current[k]}" for k in differ if k != "schedule")
+        raise RecipeMismatchError(
+            f"{run_dir} was trained with another recipe ({was or 'schedule'}); "
+            "use a new --out folder, or delete this one to train it again"
+        )
 
 
 def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
@@ -158,6 +198,7 @@ def train_restoration(
         reference = reference.eval().requires_grad_(False)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_same_recipe(run_dir, recipe)
     checkpoint_path = run_dir / "checkpoint.pt"
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
@@ -170,6 +211,8 @@ def train_restoration(
         start, _ = load_training_state(checkpoint_path, model, optimizer, np.random.default_rng())
         if rank == 0:
             _truncate_log(run_dir / "log.jsonl", start)  # iterations after the checkpoint are redone
+    if rank == 0 and not (run_dir / RECIPE_FILE).is_file():
+        write_json(run_dir / RECIPE_FILE, recipe_record(recipe))
     if distributed:
         torch.distributed.barrier()  # no rank writes the log before rank 0 has truncated it
     step_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
@@ -233,7 +276,7 @@ def train_restoration(
         return {"iteration": stop, "finished": False}
     summary = {
         "config": model.config.to_dict(),
-        "recipe": {k: v for k, v in asdict(recipe).items() if k != "schedule"} | {"schedule": asdict(recipe.schedule)},
+        "recipe": recipe_record(recipe),
         "iterations": recipe.iterations,
         "ranks": world,
         "seconds_this_run": time.perf_counter() - started,

@@ -9,7 +9,15 @@ import torch
 from edgeens.data.bundled import bundled_photo
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.models.restormer import Restormer
-from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, learning_rate, train_restoration, train_teacher
+from edgeens.train.teacher import (
+    RecipeMismatchError,
+    SyntheticPairs,
+    TeacherRecipe,
+    check_same_recipe,
+    learning_rate,
+    train_restoration,
+    train_teacher,
+)
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
@@ -102,3 +110,17 @@ def test_distillation_adds_the_l1_to_the_reference_output(data, tmp_path) -> Non
         expected = plain + 0.5 * torch.nn.functional.l1_loss(restored, reference(lq)).item()
     assert losses[0] == pytest.approx(expected, rel=1e-5) and abs(expected - plain) > 1e-3
     assert all(not p.requires_grad for p in reference.parameters())  # frozen, never stepped
+
+
+def test_a_folder_trained_with_another_recipe_is_refused_not_mixed(data, tmp_path) -> None:
+    torch.manual_seed(0)
+    train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, max_steps_this_run=4, show_progress=False)
+    # Resuming the half-trained folder under a longer schedule would mix two learning-rate curves.
+    with pytest.raises(RecipeMismatchError, match=r"iterations 8 -> 12.*new --out folder"):
+        train_teacher(Restormer(**SMALL), data, recipe(12), tmp_path, show_progress=False)
+    # How often checkpoints are written is bookkeeping: that may change.
+    done = train_teacher(Restormer(**SMALL), data, recipe(8, validate_every=2), tmp_path, show_progress=False)
+    assert done["finished"]
+    (tmp_path / "recipe.json").unlink()  # a folder from before recipe.json: its summary is read instead
+    with pytest.raises(RecipeMismatchError, match="lr 0.0003 -> 0.001"):
+        check_same_recipe(tmp_path, recipe(8, lr=1e-3))
