@@ -46,6 +46,7 @@ class RunConfig:
     distill_steps: int = 150
     distill_patch: int = 32
     device: str = "host"
+    compute_unit: str = "cpu"  # with an AI Hub device: where its programs run (cpu, gpu, npu)
     size: int = 256
     profiles: Path = Path("profiles")
     penalty: str = "calibrated"
@@ -215,6 +216,7 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         space_args,
         device=config.device,
         jobs=config.jobs,
+        compute_unit=config.compute_unit,
         reuse_from=(run.profile, config.profiles),
         also_save=(config.profiles,) if config.save_profiles else (),
     )

@@ -66,6 +66,7 @@ def compile_command(
     aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
     aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
     aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
+    compute_unit: str = typer.Option("cpu", help="Where AI Hub runs the model: cpu, gpu or npu."),
     stages: bool = typer.Option(False, "--stages", help="Per-stage programs of the teacher's space instead."),
     families: str = typer.Option(
         None, help="With --stages and no pool: surrogate families of the space (default M,S,G, as profile)."
@@ -102,7 +103,7 @@ def compile_command(
     folder = out or Path("exports") / f"{name}-{height}x{width}"
     targets = tuple(target)
     options = CompileOptions(targets, backend, int8, aihub_device, aihub_runtime, aihub_source)
-    options = dataclasses.replace(options, force=force, android_app=android_app)
+    options = dataclasses.replace(options, force=force, android_app=android_app, aihub_compute_unit=compute_unit)
     options.check()  # bad options fail before anything is lowered
     if int8:
         from edgeens.data.bundled import calibration_crops
@@ -162,6 +163,8 @@ def profile(
     repeat_check: bool = typer.Option(False, help="Measure the table a second time and compare entry by entry."),
     hub_runtime: str = typer.Option("tflite", help="AI Hub runtime: tflite, qnn_context_binary or onnx."),
     hub_poll: float = typer.Option(10.0, help="Seconds between AI Hub job status checks."),
+    compute_unit: str = typer.Option("cpu", help="Where AI Hub runs the programs: cpu (the paper's), gpu or npu."),
+    max_jobs: int = typer.Option(None, min=0, help="Refuse to submit more than this many new AI Hub jobs."),
 ) -> None:
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
@@ -205,6 +208,8 @@ def profile(
         validate_spacing=validate_spacing,
         hub_runtime=hub_runtime,
         hub_poll=hub_poll,
+        compute_unit=compute_unit,
+        max_jobs=max_jobs,
     )
     with console.status("profiling on Qualcomm AI Hub" if device != "host" else "profiling") as status:
         result = profile_step(request, progress=status.update, say=console.print)
@@ -213,6 +218,13 @@ def profile(
         if result.note:
             console.print(f"[yellow]note:[/yellow] {result.note}")
     console.print(views.latency_view(result.table, result.path))
+    if result.table.placement:
+        placed = result.table.placement
+        units = ", ".join(f"{unit} {count}" for unit, count in sorted(placed["units"].items()))
+        console.print(
+            f"placement ({result.table.compute_unit} asked): {placed['layers']} layers ({units}); "
+            f"{placed['cpu_fallback_share']:.0%} fell back to the CPU"
+        )
     if repeat_check:
         with console.status("measuring again") as status:
             comparison, target = check_repeatability(request, result, reports, progress=status.update)

@@ -24,6 +24,8 @@ from edgeens.compile.artifact import CompileError, now, write_json
 
 LEDGER = "aihub.json"
 RUNTIMES = {"tflite": ".tflite", "qnn_context_binary": ".bin", "onnx": ".onnx"}
+# Where AI Hub runs a model (its --compute_unit): the paper measures the phone's CPU, so that is the default.
+COMPUTE_UNITS = ("cpu", "gpu", "npu")
 # Names that refer to a reference phone of a chipset: "Snapdragon 8 Elite" means "Snapdragon 8 Elite QRD".
 DEVICE_SUFFIXES = ("", " QRD", " (Family)")
 CONFIGURE = "qai-hub configure --api_token <YOUR_API_TOKEN>  (token from https://aihub.qualcomm.com, Account page)"
@@ -90,6 +92,11 @@ def call(hub: Any, what: str, function: Callable[..., Any], *args: Any, **kwargs
     except hub.Error as err:
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = f"; check the token with: {CONFIGURE}" if "authenticate" in text.lower() else ""
+        if "too many requests" in text.lower() or "rate limit" in text.lower():
+            hint = (
+                "; wait a few minutes and run the same command again: the jobs already submitted are recorded "
+                "and are collected, not paid for twice"
+            )
         raise AIHubError(f"Qualcomm AI Hub refused to {what}: {text}{hint}") from None
 
 
@@ -182,6 +189,12 @@ def wait_for(hub: Any, ledger: JobLedger, key: str, job: Any, timeout_s: float =
     ledger.put(key, entry)
 
 
+def check_compute_unit(compute_unit: str) -> str:
+    if compute_unit not in COMPUTE_UNITS:
+        raise AIHubError(f"unknown compute unit {compute_unit!r}; choose one of: {', '.join(COMPUTE_UNITS)}")
+    return compute_unit
+
+
 def compile_on_hub(
     source: Any,
     input_shape: tuple[int, ...],
@@ -190,16 +203,18 @@ def compile_on_hub(
     out_dir: str | Path,
     timeout_s: float = 3600.0,
     poll_s: float = 10.0,
+    compute_unit: str = "cpu",
 ) -> dict[str, Any]:
-    """Compile `source` (a torch.export program or an ONNX path) for `device_name` and `runtime`, wait, and
-    download the compiled model into `out_dir`. Returns the entry for compile.json."""
+    """Compile `source` (a torch.export program or an ONNX path) for `device_name`, `runtime` and `compute_unit`,
+    wait, and download the compiled model into `out_dir`. Returns the entry for compile.json."""
     if runtime not in RUNTIMES:
         raise AIHubError(f"unknown AI Hub runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    check_compute_unit(compute_unit)
     hub = connect()
     device = resolve_device(hub, device_name)
     label = device_label(device)
     ledger = JobLedger(out_dir)
-    key = f"compile--{label}--{runtime}"
+    key = f"compile--{label}--{runtime}--{compute_unit}"
 
     def submit() -> Any:
         return hub.submit_compile_job(
@@ -207,7 +222,7 @@ def compile_on_hub(
             device=device,
             name=f"edgeens {Path(out_dir).name} {runtime}",
             input_specs={"image": (tuple(input_shape), "float32")},
-            options=f"--target_runtime {runtime}",
+            options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
         )
 
     job = submit_once(hub, ledger, key, f"submit a compile job for {label}", submit)
@@ -218,6 +233,7 @@ def compile_on_hub(
     return {
         "device": label,
         "runtime": runtime,
+        "compute_unit": compute_unit,
         "job_id": job.job_id,
         "url": getattr(job, "url", None),
         "file": path.name,

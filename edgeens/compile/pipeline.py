@@ -44,6 +44,7 @@ class CompileOptions:
     aihub_device: str | None = None
     aihub_runtime: str = "tflite"
     aihub_source: str = "export"  # upload the torch.export program ("export") or the ONNX file ("onnx")
+    aihub_compute_unit: str = "cpu"  # AI Hub's --compute_unit: cpu, gpu or npu
     aihub_timeout_s: float = 3600.0
     aihub_poll_s: float = 10.0
     force: bool = False
@@ -61,6 +62,10 @@ class CompileOptions:
                 raise CompileError("the demo app runs the float ONNX export: android-assets takes no --int8")
         if "aihub" in self.targets and not self.aihub_device:
             raise CompileError("the aihub target needs a device: --aihub-device 'Snapdragon 8 Elite QRD'")
+        if "aihub" in self.targets:
+            from edgeens.compile.aihub import check_compute_unit
+
+            check_compute_unit(self.aihub_compute_unit)
         if self.aihub_source not in ("export", "onnx"):
             raise CompileError(f"--aihub-source must be export or onnx, not {self.aihub_source!r}")
 
@@ -102,7 +107,7 @@ def compile_model(
         log(f"android-assets: {bundled} and its model, for the demo app")
     if "aihub" in options.targets:
         entry = _aihub(model, example, out, options, manifest)
-        record(out, manifest, f"aihub--{options.aihub_runtime}", entry)
+        record(out, manifest, f"aihub--{options.aihub_runtime}--{options.aihub_compute_unit}", entry)
         log(f"aihub: {entry['device']} / {entry['runtime']}: job {entry['job_id']} -> {entry['file']}")
     return manifest
 
@@ -174,6 +179,7 @@ def _aihub(model, example, out: Path, options: CompileOptions, manifest: dict[st
         out,
         timeout_s=options.aihub_timeout_s,
         poll_s=options.aihub_poll_s,
+        compute_unit=options.aihub_compute_unit,
     )
 
 

@@ -1,10 +1,12 @@
-"""Latency tables measured on Qualcomm AI Hub phones: one compile job and one profile job per stage program.
+"""Latency tables measured on Qualcomm AI Hub phones: one compile job and one profile job per stage program, on
+the compute unit asked for (`--compute_unit`: cpu, gpu or npu).
 
 Every compile job is submitted first (all at once: the Hub runs them in parallel), then each compiled program gets
 a profile job as soon as its compile finishes. Job ids go to `aihub.json` in the programs folder the moment the
 Hub returns them, so a re-run after an interruption collects the same jobs instead of paying for new ones. A job
 that fails or times out is recorded with its reason and the others are still collected; the table is written only
-when every program has a measurement (re-running resubmits just the failed ones).
+when every program has a measurement (re-running resubmits just the failed ones). Before anything is submitted the
+number of new jobs is said, and refused above `max_jobs`. `validate_on_hub` times whole architectures the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from edgeens.compile.aihub import (
     AIHubError,
     JobLedger,
     call,
+    check_compute_unit,
     connect,
     device_label,
     resolve_device,
@@ -32,7 +35,60 @@ from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, families_to_dict
 from edgeens.profile.table import Latency, LatencyTable, ProfileError
 
-PROFILE_OPTIONS = "--max_profiler_iterations 100"
+PROFILE_ITERATIONS = 100
+
+
+def placement(execution_detail: list[dict[str, Any]], compute_unit: str) -> dict[str, Any]:
+    """Which unit ran the profile's layers: counts per unit and the share that fell back to the CPU when another
+    unit was asked for (0 when the CPU was asked for)."""
+    units: dict[str, int] = {}
+    for layer in execution_detail:
+        unit = str(layer.get("compute_unit", "UNSPECIFIED"))
+        units[unit] = units.get(unit, 0) + 1
+    total = sum(units.values())
+    fell_back = 0 if compute_unit == "cpu" else units.get("CPU", 0)
+    return {"layers": total, "units": units, "cpu_fallback_share": fell_back / total if total else 0.0}
+
+
+def count_new_jobs(ledger: JobLedger, keys: list[str]) -> int:
+    """Jobs a run would pay for: a compile and a profile for every key whose profile has not succeeded (a
+    recorded, unfailed compile is collected, not resubmitted)."""
+    count = 0
+    for key in keys:
+        profile = ledger.get(key.replace("compile--", "profile--", 1))
+        if profile and profile.get("state") == "SUCCESS":
+            continue
+        compile_entry = ledger.get(key)
+        count += 1 + (0 if compile_entry and compile_entry.get("state") != "FAILED" else 1)
+    return count
+
+
+def announce_jobs(ledger: JobLedger, keys: list[str], max_jobs: int | None, say: Callable[[str], None], what: str):
+    new = count_new_jobs(ledger, keys)
+    if max_jobs is not None and new > max_jobs:
+        raise AIHubError(
+            f"{what} would submit {new} AI Hub jobs, more than --max-jobs {max_jobs}; raise --max-jobs to go ahead "
+            "(jobs already recorded in aihub.json are collected, not counted)"
+        )
+    say(f"{what}: {new} new AI Hub jobs to submit ({len(keys) * 2 - new} recorded)")
+
+
+def _profile_program(hub, ledger, key, job, device, label, name, compute_unit, timeout_s, poll_s):
+    """Wait for a compile job, then profile its target model; returns the profile dict."""
+    wait_for(hub, ledger, key, job, timeout_s, poll_s)
+    profile_key = key.replace("compile--", "profile--", 1)
+    target = call(hub, f"get the compiled model of job {job.job_id}", job.get_target_model)
+    options = f"--max_profiler_iterations {PROFILE_ITERATIONS} --compute_unit {compute_unit}"
+    profile_job = submit_once(
+        hub,
+        ledger,
+        profile_key,
+        f"submit a profile job for {label}",
+        lambda: hub.submit_inference_job(model=target, device=device, name=name, options=options, profile=True),
+    )
+    wait_for(hub, ledger, profile_key, profile_job, timeout_s, poll_s)
+    profile = call(hub, f"download the profile of job {profile_job.job_id}", profile_job.download_profile)
+    return profile_job, profile
 
 
 def hub_latency(profile: Mapping[str, Any]) -> Latency:
@@ -61,10 +117,13 @@ def profile_on_hub(
     poll_s: float = 10.0,
     progress: Callable[[str], None] | None = None,
     space: SearchSpace | None = None,
+    compute_unit: str = "cpu",
+    max_jobs: int | None = None,
 ) -> LatencyTable:
     """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on an AI Hub
-    device (see the module docstring)."""
+    device and compute unit (see the module docstring)."""
     space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
+    check_compute_unit(compute_unit)
     hub = connect()
     device = resolve_device(hub, device_name)
     label = device_label(device)
@@ -73,10 +132,12 @@ def profile_on_hub(
     ledger = JobLedger(folder)
     programs = stage_programs(space)
     say = progress or (lambda _: None)
+    prefix = f"compile--{label}--{runtime}--{compute_unit}--{height}x{width}"
+    announce_jobs(ledger, [f"{prefix}--{p.key}" for p in programs], max_jobs, say, "the latency table")
 
     compile_jobs = {}
     for program in programs:  # all compile jobs first: the Hub runs them side by side
-        key = f"compile--{label}--{runtime}--{height}x{width}--{program.key}"
+        key = f"{prefix}--{program.key}"
 
         def submit(program=program) -> Any:
             module, example = program_module(teacher, space, program, height, width, surrogates)
@@ -87,7 +148,7 @@ def profile_on_hub(
                 device=device,
                 name=f"edgeens {program.key} {height}x{width}",
                 input_specs={"image": (tuple(example.shape), "float32")},
-                options=f"--target_runtime {runtime}",
+                options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
             )
 
         say(f"compile job for {program.key}")
@@ -99,34 +160,25 @@ def profile_on_hub(
     for program in programs:
         key, job = compile_jobs[program.key]
         try:
-            say(f"waiting for the compile of {program.key}")
-            wait_for(hub, ledger, key, job, timeout_s, poll_s)
-            profile_key = key.replace("compile--", "profile--", 1)
-            target = call(hub, f"get the compiled model of job {job.job_id}", job.get_target_model)
-            profile_job = submit_once(
-                hub,
-                ledger,
-                profile_key,
-                f"submit a profile job for {label}",
-                lambda target=target, name=f"edgeens {program.key}": hub.submit_inference_job(
-                    model=target, device=device, name=name, options=PROFILE_OPTIONS, profile=True
-                ),
+            say(f"waiting for the compile and profile of {program.key}")
+            profile_job, profile = _profile_program(
+                hub, ledger, key, job, device, label, f"edgeens {program.key}", compute_unit, timeout_s, poll_s
             )
-            say(f"waiting for the profile of {program.key}")
-            wait_for(hub, ledger, profile_key, profile_job, timeout_s, poll_s)
-            profile = call(hub, f"download the profile of job {profile_job.job_id}", profile_job.download_profile)
             results[program.key] = hub_latency(profile)
+            detail = profile.get("execution_detail", [])
             layers[program.key] = {
                 "job_id": profile_job.job_id,
-                "execution_detail": profile.get("execution_detail", []),
+                "placement": placement(detail, compute_unit),
+                "execution_detail": detail,
             }
         except (AIHubError, ProfileError) as err:
             failures[program.key] = str(err)
     write_json(
-        folder / f"aihub-profile--{label}--{runtime}--{height}x{width}.json",
+        folder / f"aihub-profile--{label}--{runtime}--{compute_unit}--{height}x{width}.json",
         {
             "device": label,
             "runtime": runtime,
+            "compute_unit": compute_unit,
             "measured": {k: v.__dict__ for k, v in results.items()},
             "failures": failures,
             "layers": layers,
@@ -147,7 +199,7 @@ def profile_on_hub(
     return LatencyTable(
         device=label,
         chipset=chipset.removeprefix("chipset:") if chipset else None,
-        runtime=f"aihub-{runtime}",
+        runtime=f"aihub-{runtime}-{compute_unit}",  # in the identity: a CPU table never serves an NPU search
         height=height,
         width=width,
         teacher=teacher.config.to_dict(),
@@ -156,14 +208,102 @@ def profile_on_hub(
         versions=tool_versions(),
         threads=0,  # the phone's runtime decides
         warmup=0,
-        repeats=f"AI Hub profile job ({PROFILE_OPTIONS})",
+        repeats=f"AI Hub profile job (--max_profiler_iterations {PROFILE_ITERATIONS})",
         date=now(),
         command=command,
         space_name=space_name,
         families=families_to_dict(space.families),
+        compute_unit=compute_unit,
+        placement=_overall_placement([v["placement"] for v in layers.values()]),
     )
+
+
+def _overall_placement(placements: list[dict[str, Any]]) -> dict[str, Any]:
+    units: dict[str, int] = {}
+    for entry in placements:
+        for unit, count in entry["units"].items():
+            units[unit] = units.get(unit, 0) + count
+    total = sum(units.values())
+    share = sum(p["cpu_fallback_share"] * p["layers"] for p in placements) / total if total else 0.0
+    return {"layers": total, "units": units, "cpu_fallback_share": share}
 
 
 def _attributes(device: Any) -> list[str]:
     attributes = getattr(device, "attributes", []) or []
     return [attributes] if isinstance(attributes, str) else list(attributes)
+
+
+def validate_on_hub(
+    table: LatencyTable,
+    architectures: list[str],
+    teacher: Restormer,
+    programs_dir: str | Path,
+    table_path: str | Path,
+    device_name: str,
+    runtime: str = "tflite",
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
+    compute_unit: str = "cpu",
+    max_jobs: int | None = None,
+    timeout_s: float = 3600.0,
+    poll_s: float = 10.0,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Compile and profile each architecture whole on the AI Hub device into `table.end_to_end` (saved after
+    each), as the host validation lowers and times them: all compiles first, then each profile. Job ids go to the
+    programs folder's `aihub.json`, so a re-run collects instead of resubmitting."""
+    from edgeens.models.hybrid import HybridUNet
+
+    check_compute_unit(compute_unit)
+    hub = connect()
+    device = resolve_device(hub, device_name)
+    label = device_label(device)
+    folder = Path(programs_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = JobLedger(folder)
+    say = progress or (lambda _: None)
+    pending = [a for a in architectures if a not in table.end_to_end]
+    prefix = f"compile--{label}--{runtime}--{compute_unit}--{table.height}x{table.width}--whole"
+    announce_jobs(
+        ledger, [f"{prefix}--{a}" for a in pending], max_jobs, say, f"validating {len(pending)} architectures"
+    )
+    families = table.space.families
+    example = torch.rand(
+        1, teacher.config.inp_channels, table.height, table.width, generator=torch.Generator().manual_seed(0)
+    )
+    jobs = {}
+    for architecture in pending:
+
+        def submit(architecture=architecture) -> Any:
+            model = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
+            with torch.no_grad():
+                exported = torch.export.export(model, (example,))
+            return hub.submit_compile_job(
+                model=exported,
+                device=device,
+                name=f"edgeens whole {architecture} {table.height}x{table.width}",
+                input_specs={"image": (tuple(example.shape), "float32")},
+                options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
+            )
+
+        say(f"compile job for {architecture}")
+        key = f"{prefix}--{architecture}"
+        jobs[architecture] = (key, submit_once(hub, ledger, key, f"submit a compile job for {label}", submit))
+    failures = {}
+    table.end_to_end_programs = "lowered"
+    for index, architecture in enumerate(pending, 1):
+        key, job = jobs[architecture]
+        say(f"[{index}/{len(pending)}] waiting for the compile and profile of {architecture}")
+        try:
+            _, profile = _profile_program(
+                hub, ledger, key, job, device, label, f"edgeens whole {architecture}", compute_unit, timeout_s, poll_s
+            )
+            table.end_to_end[architecture] = hub_latency(profile)
+            table.save(table_path)
+        except (AIHubError, ProfileError) as err:
+            failures[architecture] = str(err)
+    if failures:
+        listed = "; ".join(f"{k}: {v.split('; ')[0]}" for k, v in failures.items())
+        raise ProfileError(
+            f"{len(failures)} of {len(pending)} validation architectures got no latency on AI Hub ({listed}); the "
+            f"others are saved in {table_path}: run the same command again to resubmit only the failed ones"
+        )

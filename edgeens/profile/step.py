@@ -43,11 +43,13 @@ class ProfileRequest:
     reuse_from: tuple[Path, ...] | None = None  # folders searched for a fitting table (default: out alone)
     also_save: tuple[Path, ...] = ()  # further folders a measured table is written to
     remeasure: bool = False
-    validate: int = 0  # architectures timed whole to check the table (host only)
+    validate: int = 0  # architectures timed whole to check the table (on this machine or the AI Hub device)
     validate_programs: str = "lowered"  # lowered whole, or linked from the stage programs
     validate_spacing: str = "linear"
     hub_runtime: str = "tflite"
     hub_poll: float = 10.0
+    compute_unit: str = "cpu"  # AI Hub's --compute_unit
+    max_jobs: int | None = None  # AI Hub jobs one command may submit (None: no bound)
 
     @property
     def command(self) -> str:
@@ -64,8 +66,10 @@ class ProfileRequest:
     def check(self) -> None:
         if self.validate_programs not in ("lowered", "linked"):
             raise EdgeensError(f"--validate-programs is lowered or linked, not {self.validate_programs!r}")
-        if self.device != "host" and self.validate:
-            raise EdgeensError("--validate measures on this machine: use it with --device host")
+        if self.device != "host" and self.validate and self.validate_programs == "linked":
+            raise EdgeensError(
+                "--validate-programs linked links ExecuTorch programs on this machine: on AI Hub use lowered"
+            )
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,10 @@ def profile_step(
             request.space_name,
             request.command,
             poll_s=request.hub_poll,
-            progress=progress,
+            progress=say or progress,
             space=request.space,
+            compute_unit=request.compute_unit,
+            max_jobs=request.max_jobs,
         )
         return ProfileResult(table, _save(request, table), reused=False)
     existing = None
@@ -162,10 +168,28 @@ def validate_table(
 ) -> dict[str, Any]:
     """Time `request.validate` whole architectures spread over the table's range and compare them with its
     predictions; writes `validation--<table>.json` and `.png` into `reports` and returns the report."""
-    from edgeens.profile.correlate import plot_validation, spread_architectures, validation_report
+    from edgeens.profile.correlate import spread_architectures
     from edgeens.profile.host import INTERLEAVED, measure_architectures
 
     table, count = result.table, request.validate
+    if request.device != "host":
+        from edgeens.profile.aihub import validate_on_hub
+
+        validate_on_hub(
+            table,
+            spread_architectures(table, count, spacing=request.validate_spacing),
+            request.teacher,
+            request.programs,
+            result.path,
+            request.device,
+            request.hub_runtime,
+            request.surrogates,
+            request.compute_unit,
+            request.max_jobs,
+            poll_s=request.hub_poll,
+            progress=progress,
+        )
+        return _write_validation(table, result.path, reports)
     if table.end_to_end_programs == INTERLEAVED:  # its architectures were chosen and timed with the table
         if len(table.end_to_end) != count:
             raise EdgeensError(
@@ -187,11 +211,17 @@ def validate_table(
         jobs=request.jobs,
         linked=request.validate_programs == "linked",
     )
+    return _write_validation(table, result.path, reports)
+
+
+def _write_validation(table: LatencyTable, path: Path, reports: Path) -> dict[str, Any]:
+    """The correlation report of the table's end-to-end measurements, as JSON and a scatter plot."""
+    from edgeens.profile.correlate import plot_validation, validation_report
+
     report = validation_report(table)
     reports.mkdir(parents=True, exist_ok=True)
-    stem = result.path.stem
-    (reports / f"validation--{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
-    plot_validation(table, report, str(reports / f"validation--{stem}.png"))
+    (reports / f"validation--{path.stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    plot_validation(table, report, str(reports / f"validation--{path.stem}.png"))
     return report
 
 

@@ -82,6 +82,9 @@ class LatencyTable:
     # or "linked" (linked from this table's stage programs, edgeens.compile.link).
     end_to_end_programs: str = "lowered"
     families: dict[str, Any] | None = None  # letter -> block kind and knobs (None: a table of the paper's MambaIR)
+    compute_unit: str | None = None  # AI Hub's --compute_unit (None: this machine's CPU)
+    # AI Hub tables: how many layers each unit ran, and the share that fell back to the CPU from another unit.
+    placement: dict[str, Any] | None = None
 
     @property
     def space(self) -> SearchSpace:
@@ -296,7 +299,15 @@ def searched_table(run_dir: str | Path, current: LatencyTable) -> LatencyTable:
     from edgeens.rundir import RunFolder
 
     pinned = RunFolder(Path(run_dir)).searched_table
-    return LatencyTable.load(pinned) if pinned.is_file() else current
+    if not pinned.is_file():
+        return current
+    table = LatencyTable.load(pinned)
+    if (table.device, table.runtime) != (current.device, current.runtime):  # e.g. searched for the CPU, now NPU
+        raise ProfileError(
+            f"{run_dir}'s search used the table of {table.device} / {table.runtime}, not {current.device} / "
+            f"{current.runtime}: use a new --out folder for another device or compute unit"
+        )
+    return table
 
 
 def search_penalty(

@@ -7,7 +7,7 @@ import torch
 
 import edgeens.compile.aihub as aihub
 from edgeens.compile.aihub import LEDGER, AIHubError, compile_on_hub, resolve_device
-from tests.compile.fake_qai_hub import FakeHub
+from tests.local_hub import LocalHub
 
 SECRET = "sk-edgeens-test-token-0123456789"
 
@@ -21,8 +21,8 @@ def token(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def hub(monkeypatch, token) -> FakeHub:
-    fake = FakeHub()
+def hub(monkeypatch, token) -> LocalHub:
+    fake = LocalHub()
     monkeypatch.setattr(aihub, "import_hub", lambda: fake)
     return fake
 
@@ -63,10 +63,11 @@ def test_compile_job_is_recorded_at_once_and_a_rerun_waits_on_the_same_job(hub, 
     entry = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
     assert len(hub.submitted) == 1
     job = hub.submitted[0]
-    assert "--target_runtime tflite" in job.options and job.device.name == "Snapdragon 8 Elite QRD"
-    assert entry["job_id"] == job.job_id and (tmp_path / entry["file"]).read_bytes().startswith(b"compiled by")
+    assert job.options == {"--target_runtime": "tflite", "--compute_unit": "cpu"}
+    assert job.device.name == "Snapdragon 8 Elite QRD" and entry["compute_unit"] == "cpu"
+    assert entry["job_id"] == job.job_id and (tmp_path / entry["file"]).read_bytes().startswith(b"tflite model")
     ledger = json.loads((tmp_path / LEDGER).read_text())["jobs"]
-    assert ledger["compile--Snapdragon 8 Elite QRD--tflite"]["state"] == "SUCCESS"
+    assert ledger["compile--Snapdragon 8 Elite QRD--tflite--cpu"]["state"] == "SUCCESS"
 
     again = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
     assert len(hub.submitted) == 1 and again["job_id"] == job.job_id  # nothing new paid for
@@ -78,7 +79,9 @@ def test_an_interrupted_wait_resumes_on_the_recorded_job(hub, tmp_path, monkeypa
         compile_on_hub(
             exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, timeout_s=0, poll_s=0
         )
-    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Samsung Galaxy S25--qnn_context_binary"]
+    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"][
+        "compile--Samsung Galaxy S25--qnn_context_binary--cpu"
+    ]
     assert recorded["job_id"] == hub.submitted[0].job_id
     entry = compile_on_hub(exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, poll_s=0)
     assert len(hub.submitted) == 1 and entry["job_id"] == recorded["job_id"]
@@ -86,12 +89,12 @@ def test_an_interrupted_wait_resumes_on_the_recorded_job(hub, tmp_path, monkeypa
 
 
 def test_a_failed_job_reports_its_reason_and_is_resubmitted_next_time(hub, tmp_path) -> None:
-    hub.fail_with = "Compilation failed: op LayerNorm is not supported on HTP"
+    hub.fail_jobs = {"edgeens": "Compilation failed: op LayerNorm is not supported on HTP"}
     with pytest.raises(AIHubError, match="failed: Compilation failed: op LayerNorm"):
         compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
-    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Snapdragon 8 Elite QRD--tflite"]
+    recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Snapdragon 8 Elite QRD--tflite--cpu"]
     assert recorded["state"] == "FAILED" and "LayerNorm" in recorded["failure"]
-    hub.fail_with = None
+    hub.fail_jobs = {}
     compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
     assert len(hub.submitted) == 2
 
@@ -122,7 +125,7 @@ def test_compile_model_aihub_target_records_the_job(hub, tmp_path) -> None:
 
     options = CompileOptions(targets=("aihub",), aihub_device="Snapdragon 8 Elite QRD", aihub_poll_s=0)
     manifest = compile_model(micro_restormer(), 16, 16, tmp_path, options, log=lambda _: None)
-    entry = manifest["targets"]["aihub--tflite"]
+    entry = manifest["targets"]["aihub--tflite--cpu"]
     assert entry["job_id"] == hub.submitted[0].job_id and type(hub.submitted[0].model).__name__ == "ExportedProgram"
     assert entry["file"] in manifest["files"]
 
@@ -157,3 +160,71 @@ def test_a_malformed_client_ini_is_named(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used"))
     with pytest.raises(AIHubError, match="unreadable.*qai-hub configure"):
         compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+
+
+def test_the_test_hub_refuses_what_the_service_refuses(hub, tmp_path) -> None:
+    device = resolve_device(hub, "Snapdragon 8 Elite")
+    spec = {"image": ((1, 3, 8, 8), "float32")}
+    refusals = {
+        "The torch model must be exported": dict(model=torch.nn.Conv2d(3, 3, 1), input_specs=spec),
+        "Unknown option --frobnicate": dict(options="--target_runtime tflite --frobnicate"),
+        "Invalid --compute_unit tpu": dict(options="--target_runtime tflite --compute_unit tpu"),
+        "Invalid --target_runtime coreml": dict(options="--target_runtime coreml"),
+        "every dimension must be a positive integer": dict(input_specs={"image": ((1, 3, 0, 8), "float32")}),
+        "Unsupported input dtype float64": dict(input_specs={"image": ((1, 3, 8, 8), "float64")}),
+    }
+    for message, change in refusals.items():
+        arguments = dict(model=exported(), device=device, input_specs=spec, options="--target_runtime tflite")
+        with pytest.raises(hub.UserError, match=message):
+            hub.submit_compile_job(**(arguments | change))
+    with pytest.raises(hub.UserError, match="needs a compiled model"):
+        hub.submit_inference_job(model=exported(), device=device)
+    assert hub.submitted == []
+
+
+def test_an_input_spec_that_does_not_fit_the_program_fails_its_job_with_the_reason(hub, tmp_path) -> None:
+    with pytest.raises(
+        AIHubError, match=r"failed: Compilation failed: input spec shape \(1, 3, 16, 16\).*\(1, 3, 8, 8\)"
+    ):
+        compile_on_hub(exported(), (1, 3, 16, 16), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+
+
+def test_an_onnx_upload_is_compiled_and_profiled_with_onnx_runtimes_own_layer_times(hub, tmp_path) -> None:
+    from edgeens.compile.onnx import export_onnx
+
+    path = tmp_path / "conv.onnx"
+    export_onnx(torch.nn.Conv2d(3, 3, 3, padding=1).eval(), (torch.rand(1, 3, 8, 8),), path)
+    device = resolve_device(hub, "Snapdragon 8 Elite")
+    job = hub.submit_compile_job(path, device, "onnx", {"image": ((1, 3, 8, 8), "float32")}, "--target_runtime onnx")
+    while not job.get_status().finished:
+        pass
+    profile_job = hub.submit_inference_job(job.get_target_model(), device, options="--compute_unit npu")
+    while not profile_job.get_status().finished:
+        pass
+    profile = profile_job.download_profile()
+    assert len(profile["execution_summary"]["all_inference_times"]) == hub.max_iterations
+    conv = next(layer for layer in profile["execution_detail"] if layer["type"] == "Conv")  # ORT adds reorders
+    assert conv["compute_unit"] == "NPU" and conv["execution_time"] >= 0
+
+
+def test_a_rate_limit_says_to_wait_and_keeps_what_was_submitted(hub, tmp_path) -> None:
+    from edgeens.profile.aihub import profile_on_hub
+    from tests.profile.test_aihub import nano_teacher
+
+    hub.rate_limit = 5
+    with pytest.raises(AIHubError, match="Too many requests.*wait a few minutes and run the same command again"):
+        profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0)
+    assert len(json.loads((tmp_path / LEDGER).read_text())["jobs"]) == 5  # every accepted job is recorded
+    hub.rate_limit = None
+    profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0)
+    assert sum(job.kind == "compile" for job in hub.submitted) == 17  # the 5 were collected, not resubmitted
+
+
+def test_an_offline_hub_fails_in_one_line_within_seconds_without_the_token(hub, tmp_path) -> None:
+    import time
+
+    hub.offline = True
+    start = time.perf_counter()
+    with pytest.raises(AIHubError, match="refused to list devices: Internal API failure") as caught:
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+    assert time.perf_counter() - start < 5 and SECRET not in str(caught.value) and "\n" not in str(caught.value)
