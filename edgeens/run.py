@@ -221,7 +221,7 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         also_save=(config.profiles,) if config.save_profiles else (),
     )
     say(f"profile: {request.space_name} at {config.size}x{config.size}: a table that fits, else measured here")
-    result = profile_step(request)
+    result = profile_step(request, say=say)
     if result.reused:
         say(f"profile: reusing {result.path} (measured {result.table.date})")
         if result.note:

@@ -48,23 +48,32 @@ def test_the_java_core_reproduces_python_restore_exactly(tmp_path) -> None:
     assert "everyFixtureCaseIsReproducedExactly() ✔" in result.stderr
 
 
-@pytest.mark.slow
-def test_compile_bundles_a_checked_program_into_the_app(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory) -> tuple[Restormer, Path, list[str], str]:
+    """A small model bundled the way a user bundles one, into a copy of the app's layout (the real assets stay
+    untouched): (model, app copy, the compile command's arguments, its output)."""
+    root = tmp_path_factory.mktemp("android")
     torch.manual_seed(0)
     teacher = Restormer(**SMALL).eval()
-    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "small.safetensors"))
-    fake_app = tmp_path / "app-copy"
+    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(root / "small.safetensors"))
+    fake_app = root / "app-copy"
     (fake_app / "app" / "src" / "main").mkdir(parents=True)
     (fake_app / "app" / "src" / "main" / "AndroidManifest.xml").write_text("<manifest/>")
-    args = ["compile", str(tmp_path / "small.safetensors"), "--size", "16", "--out", str(tmp_path / "out")]
+    args = ["compile", str(root / "small.safetensors"), "--size", "16", "--out", str(root / "out")]
     result = runner.invoke(app, [*args, "--target", "android-assets", "--android-app", str(fake_app)])
     assert result.exit_code == 0, result.output
+    return teacher, fake_app, args, result.output
+
+
+@pytest.mark.slow
+def test_compile_bundles_a_checked_program_into_the_app(bundled, tmp_path) -> None:
+    _, fake_app, args, _ = bundled
     models = fake_app / "app" / "src" / "main" / "assets" / "models"
     description = json.loads((models / "restormer.json").read_text())
     assert description["input"] == {"height": 16, "width": 16, "channels": 3, "layout": "NCHW RGB [0,1]"}
     assert description["runtime"] == "onnxruntime" and description["opset"] == 18
     assert (models / description["model"]).stat().st_size > 1000 and description["model"].endswith(".onnx")
-    compiled = json.loads((tmp_path / "out" / "compile.json").read_text())
+    compiled = json.loads((Path(args[-1]) / "compile.json").read_text())
     assert compiled["targets"]["onnx"]["verification"]["max_abs_error"] < 1e-4  # checked before bundling
     assert "executorch" not in compiled["targets"]  # the app runs the ONNX export only
     missing = runner.invoke(app, [*args, "--target", "android-assets", "--android-app", str(tmp_path / "nowhere")])
@@ -77,16 +86,8 @@ def _run(*command: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_apk_builds_offline_passes_its_static_checks_and_its_runtime_runs_the_model(tmp_path) -> None:
-    # A model bundled the way a user bundles one, into a copy of the app's layout (the real assets stay untouched).
-    torch.manual_seed(0)
-    teacher = Restormer(**SMALL).eval()
-    save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "small.safetensors"))
-    fake_app = tmp_path / "app-copy"
-    (fake_app / "app" / "src" / "main").mkdir(parents=True)
-    (fake_app / "app" / "src" / "main" / "AndroidManifest.xml").write_text("<manifest/>")
-    args = ["compile", str(tmp_path / "small.safetensors"), "--size", "16", "--out", str(tmp_path / "out")]
-    assert runner.invoke(app, [*args, "--target", "android-assets", "--android-app", str(fake_app)]).exit_code == 0
+def test_apk_builds_offline_passes_its_static_checks_and_its_runtime_runs_the_model(bundled, tmp_path) -> None:
+    teacher, fake_app, _, _ = bundled
     assets = fake_app / "app" / "src" / "main" / "assets"
     apk = tmp_path / "demo.apk"
 

@@ -235,7 +235,7 @@ def profile(
         )
     if validate:
         with console.status("validating") as status:
-            report = validate_table(request, result, reports, progress=status.update)
+            report = validate_table(request, result, reports, progress=status.update, say=console.print)
         for line in views.validation_lines(report):
             console.print(line)
         where = f"{reports}/validation--{result.path.stem}.{{json,png}}"

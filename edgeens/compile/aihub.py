@@ -189,6 +189,11 @@ def wait_for(hub: Any, ledger: JobLedger, key: str, job: Any, timeout_s: float =
     ledger.put(key, entry)
 
 
+def compile_options(runtime: str, compute_unit: str) -> str:
+    """The compile job's options: the target runtime and where it runs (AI Hub's own flag names)."""
+    return f"--target_runtime {runtime} --compute_unit {compute_unit}"
+
+
 def check_compute_unit(compute_unit: str) -> str:
     if compute_unit not in COMPUTE_UNITS:
         raise AIHubError(f"unknown compute unit {compute_unit!r}; choose one of: {', '.join(COMPUTE_UNITS)}")
@@ -222,7 +227,7 @@ def compile_on_hub(
             device=device,
             name=f"edgeens {Path(out_dir).name} {runtime}",
             input_specs={"image": (tuple(input_shape), "float32")},
-            options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
+            options=compile_options(runtime, compute_unit),
         )
 
     job = submit_once(hub, ledger, key, f"submit a compile job for {label}", submit)

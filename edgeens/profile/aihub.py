@@ -23,6 +23,7 @@ from edgeens.compile.aihub import (
     JobLedger,
     call,
     check_compute_unit,
+    compile_options,
     connect,
     device_label,
     resolve_device,
@@ -73,6 +74,23 @@ def announce_jobs(ledger: JobLedger, keys: list[str], max_jobs: int | None, say:
     say(f"{what}: {new} new AI Hub jobs to submit ({len(keys) * 2 - new} recorded)")
 
 
+def _submit_exported(hub, module: nn.Module, example: torch.Tensor, device, name: str, runtime: str, unit: str):
+    """Export `module` at `example`'s shape and submit its compile job (what every program and architecture gets)."""
+    with torch.no_grad():
+        exported = torch.export.export(module, (example,))
+    return hub.submit_compile_job(
+        model=exported,
+        device=device,
+        name=name,
+        input_specs={"image": (tuple(example.shape), "float32")},
+        options=compile_options(runtime, unit),
+    )
+
+
+def _failed_jobs_line(failures: dict[str, str]) -> str:
+    return "; ".join(f"{k}: {v.split('; ')[0]}" for k, v in failures.items())
+
+
 def _profile_program(hub, ledger, key, job, device, label, name, compute_unit, timeout_s, poll_s):
     """Wait for a compile job, then profile its target model; returns the profile dict."""
     wait_for(hub, ledger, key, job, timeout_s, poll_s)
@@ -119,6 +137,7 @@ def profile_on_hub(
     space: SearchSpace | None = None,
     compute_unit: str = "cpu",
     max_jobs: int | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> LatencyTable:
     """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on an AI Hub
     device and compute unit (see the module docstring)."""
@@ -131,9 +150,9 @@ def profile_on_hub(
     folder.mkdir(parents=True, exist_ok=True)
     ledger = JobLedger(folder)
     programs = stage_programs(space)
-    say = progress or (lambda _: None)
+    progress = progress or (lambda _: None)
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{height}x{width}"
-    announce_jobs(ledger, [f"{prefix}--{p.key}" for p in programs], max_jobs, say, "the latency table")
+    announce_jobs(ledger, [f"{prefix}--{p.key}" for p in programs], max_jobs, say or progress, "the latency table")
 
     compile_jobs = {}
     for program in programs:  # all compile jobs first: the Hub runs them side by side
@@ -141,17 +160,10 @@ def profile_on_hub(
 
         def submit(program=program) -> Any:
             module, example = program_module(teacher, space, program, height, width, surrogates)
-            with torch.no_grad():
-                exported = torch.export.export(module, (example,))
-            return hub.submit_compile_job(
-                model=exported,
-                device=device,
-                name=f"edgeens {program.key} {height}x{width}",
-                input_specs={"image": (tuple(example.shape), "float32")},
-                options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
-            )
+            name = f"edgeens {program.key} {height}x{width}"
+            return _submit_exported(hub, module, example, device, name, runtime, compute_unit)
 
-        say(f"compile job for {program.key}")
+        progress(f"compile job for {program.key}")
         compile_jobs[program.key] = (key, submit_once(hub, ledger, key, f"submit a compile job for {label}", submit))
 
     results: dict[str, Latency] = {}
@@ -160,7 +172,7 @@ def profile_on_hub(
     for program in programs:
         key, job = compile_jobs[program.key]
         try:
-            say(f"waiting for the compile and profile of {program.key}")
+            progress(f"waiting for the compile and profile of {program.key}")
             profile_job, profile = _profile_program(
                 hub, ledger, key, job, device, label, f"edgeens {program.key}", compute_unit, timeout_s, poll_s
             )
@@ -186,7 +198,7 @@ def profile_on_hub(
         },
     )
     if failures:
-        listed = "; ".join(f"{k}: {v.split('; ')[0]}" for k, v in failures.items())
+        listed = _failed_jobs_line(failures)
         raise ProfileError(
             f"{len(failures)} of {len(programs)} AI Hub jobs did not produce a latency ({listed}). The other "
             f"{len(results)} are recorded in {folder}; run the same command again to resubmit only the failed ones."
@@ -247,6 +259,7 @@ def validate_on_hub(
     timeout_s: float = 3600.0,
     poll_s: float = 10.0,
     progress: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> None:
     """Compile and profile each architecture whole on the AI Hub device into `table.end_to_end` (saved after
     each), as the host validation lowers and times them: all compiles first, then each profile. Job ids go to the
@@ -260,11 +273,15 @@ def validate_on_hub(
     folder = Path(programs_dir)
     folder.mkdir(parents=True, exist_ok=True)
     ledger = JobLedger(folder)
-    say = progress or (lambda _: None)
+    progress = progress or (lambda _: None)
     pending = [a for a in architectures if a not in table.end_to_end]
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{table.height}x{table.width}--whole"
     announce_jobs(
-        ledger, [f"{prefix}--{a}" for a in pending], max_jobs, say, f"validating {len(pending)} architectures"
+        ledger,
+        [f"{prefix}--{a}" for a in pending],
+        max_jobs,
+        say or progress,
+        f"validating {len(pending)} architectures",
     )
     families = table.space.families
     example = torch.rand(
@@ -275,24 +292,17 @@ def validate_on_hub(
 
         def submit(architecture=architecture) -> Any:
             model = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
-            with torch.no_grad():
-                exported = torch.export.export(model, (example,))
-            return hub.submit_compile_job(
-                model=exported,
-                device=device,
-                name=f"edgeens whole {architecture} {table.height}x{table.width}",
-                input_specs={"image": (tuple(example.shape), "float32")},
-                options=f"--target_runtime {runtime} --compute_unit {compute_unit}",
-            )
+            name = f"edgeens whole {architecture} {table.height}x{table.width}"
+            return _submit_exported(hub, model, example, device, name, runtime, compute_unit)
 
-        say(f"compile job for {architecture}")
+        progress(f"compile job for {architecture}")
         key = f"{prefix}--{architecture}"
         jobs[architecture] = (key, submit_once(hub, ledger, key, f"submit a compile job for {label}", submit))
     failures = {}
     table.end_to_end_programs = "lowered"
     for index, architecture in enumerate(pending, 1):
         key, job = jobs[architecture]
-        say(f"[{index}/{len(pending)}] waiting for the compile and profile of {architecture}")
+        progress(f"[{index}/{len(pending)}] waiting for the compile and profile of {architecture}")
         try:
             _, profile = _profile_program(
                 hub, ledger, key, job, device, label, f"edgeens whole {architecture}", compute_unit, timeout_s, poll_s
@@ -302,7 +312,7 @@ def validate_on_hub(
         except (AIHubError, ProfileError) as err:
             failures[architecture] = str(err)
     if failures:
-        listed = "; ".join(f"{k}: {v.split('; ')[0]}" for k, v in failures.items())
+        listed = _failed_jobs_line(failures)
         raise ProfileError(
             f"{len(failures)} of {len(pending)} validation architectures got no latency on AI Hub ({listed}); the "
             f"others are saved in {table_path}: run the same command again to resubmit only the failed ones"

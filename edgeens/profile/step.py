@@ -102,10 +102,11 @@ def profile_step(
             request.space_name,
             request.command,
             poll_s=request.hub_poll,
-            progress=say or progress,
+            progress=progress,
             space=request.space,
             compute_unit=request.compute_unit,
             max_jobs=request.max_jobs,
+            say=say,
         )
         return ProfileResult(table, _save(request, table), reused=False)
     existing = None
@@ -164,7 +165,11 @@ def _save(request: ProfileRequest, table: LatencyTable) -> Path:
 
 
 def validate_table(
-    request: ProfileRequest, result: ProfileResult, reports: Path, progress: Progress | None = None
+    request: ProfileRequest,
+    result: ProfileResult,
+    reports: Path,
+    progress: Progress | None = None,
+    say: Progress | None = None,
 ) -> dict[str, Any]:
     """Time `request.validate` whole architectures spread over the table's range and compare them with its
     predictions; writes `validation--<table>.json` and `.png` into `reports` and returns the report."""
@@ -188,6 +193,7 @@ def validate_table(
             request.max_jobs,
             poll_s=request.hub_poll,
             progress=progress,
+            say=say,
         )
         return _write_validation(table, result.path, reports)
     if table.end_to_end_programs == INTERLEAVED:  # its architectures were chosen and timed with the table

@@ -159,7 +159,6 @@ def train_in_processes(
     validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
     jobs: int = 1,
     say: Callable[[str], None] | None = None,
-    reference: torch.nn.Module | None = None,
 ) -> None:
     """Train several independent models, each (model, run folder, label), `jobs` at a time in worker processes of
     one thread each (small models keep one thread busy, so two processes finish about twice as fast as one with two
@@ -167,7 +166,7 @@ def train_in_processes(
     from edgeens.workers import run_in_processes
 
     tasks = [
-        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label, reference)
+        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label)
         for model, folder, label in runs
     ]
     for done, (task, _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
