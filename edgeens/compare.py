@@ -27,6 +27,16 @@ from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 from edgeens.train.pool import BlockPool
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
+# The alternatives a comparison can train, by the name `edgeens run --baselines` takes, and their rows' labels.
+# The teacher and the ENS hybrid are always compared; on a CPU the MambaIR rows train 25-50x slower than the
+# others (seconds per iteration), so a run may leave them out and add them later.
+BASELINES = {
+    "teacher-finetuned": TEACHER_FINETUNED,
+    "mambair-only": "MambaIR only",
+    "random": "random hybrid",
+    "fifty-fifty": "50/50 hybrid",
+    "random-init": "ENS, random init",
+}
 # A test photo's boats, where a blotch or lost detail shows at once: the crop the report puts side by side.
 CROP_PHOTO, CROP = "plasma-EveningGlow", (slice(160, 352), slice(240, 432))
 
@@ -49,6 +59,28 @@ class CompareRequest:
     iterations: int = 100
     seed: int = 0
     jobs: int = 1
+    baselines: tuple[str, ...] = tuple(BASELINES)  # which alternatives to train and score (names of BASELINES)
+
+
+def parse_baselines(text: str) -> tuple[str, ...]:
+    """`--baselines` ("all", "none" or names of BASELINES, comma-separated) as the names, in the table's order."""
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    if names == {"all"}:
+        return tuple(BASELINES)
+    if names == {"none"}:
+        return ()
+    unknown = sorted(names - set(BASELINES))
+    if unknown or not names:
+        raise ValueError(
+            f"unknown --baselines {', '.join(unknown) or '(empty)'}; give all, none or a comma-separated list of: "
+            + ", ".join(BASELINES)
+        )
+    return tuple(n for n in BASELINES if n in names)
+
+
+def compare_rows_labels(baselines: tuple[str, ...]) -> list[str]:
+    """The labels of the rows a comparison with these `baselines` holds, in the table's order."""
+    return ["teacher", "ENS hybrid", *(BASELINES[name] for name in BASELINES if name in baselines)]
 
 
 def compare_rows(request: CompareRequest) -> list[tuple[str, str, str | None]]:
@@ -61,16 +93,16 @@ def compare_rows(request: CompareRequest) -> list[tuple[str, str, str | None]]:
     fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
     teacher = format_architecture(space.teacher_only)
     ens = request.hybrid.architecture_string
-    return [
-        ("teacher", teacher, None),
-        ("ENS hybrid", ens, None),
+    alternatives = {
         # The teacher given the same extra training as every hybrid: the fair baseline for the PSNR loss.
-        (TEACHER_FINETUNED, teacher, "pool"),
-        ("MambaIR only", mamba_only, "pool"),
-        ("random hybrid", random_arch, "pool"),
-        ("50/50 hybrid", fifty, "pool"),
-        ("ENS, random init", ens, "scratch"),
-    ]
+        "teacher-finetuned": (TEACHER_FINETUNED, teacher, "pool"),
+        "mambair-only": ("MambaIR only", mamba_only, "pool"),
+        "random": ("random hybrid", random_arch, "pool"),
+        "fifty-fifty": ("50/50 hybrid", fifty, "pool"),
+        "random-init": ("ENS, random init", ens, "scratch"),
+    }
+    chosen = [alternatives[name] for name in BASELINES if name in request.baselines]
+    return [("teacher", teacher, None), ("ENS hybrid", ens, None), *chosen]
 
 
 def compare_step(request: CompareRequest, say: Callable[[str], None] = print) -> dict[str, Any]:

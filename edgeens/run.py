@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, compare_step, save_crops
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
@@ -56,6 +57,7 @@ class RunConfig:
     top_k: int = 3
     speedup: float | None = None  # a latency budget: the search keeps to teacher / speedup (calibrated penalty)
     finetune_iterations: int = 100  # every trained model of the run gets the same; sized for make demo
+    baselines: tuple[str, ...] = tuple(BASELINES)  # the alternatives the compare step trains and scores
     seed: int = 0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes of one thread each
     reports: Path | None = None  # also copy the report to <reports>/<run folder name>/ (the run keeps its own)
@@ -75,6 +77,8 @@ class RunConfig:
 
         parse_size(self.size)  # positive, a multiple of 8, not absurd: before any step runs
         parse_families(self.families)
+        if unknown := sorted(set(self.baselines) - set(BASELINES)):
+            raise ValueError(f"unknown baselines {', '.join(unknown)}; choose from: {', '.join(BASELINES)}")
         if self.speedup is not None and (self.speedup <= 1 or self.penalty != "calibrated"):
             raise ValueError("--speedup needs a value above 1 and the calibrated penalty (a measured latency table)")
         if self.penalty not in ("calibrated", "heuristic"):
@@ -319,10 +323,9 @@ def _compile(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
 
 
 def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
-    from edgeens.compare import CompareRequest, compare_step, save_crops
-
     path = config.folder.compare_result
-    if path.is_file():
+    wanted = set(compare_rows_labels(config.baselines))
+    if path.is_file() and wanted <= {row["model"] for row in json.loads(path.read_text())["rows"]}:
         if not config.folder.crops.is_file():  # a run folder from before the crops were saved
             save_crops(config.folder, state["teacher"], state["finetune"], config.degradation, config.sigma)
         return json.loads(path.read_text()), True
@@ -341,6 +344,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         config.finetune_iterations,
         config.seed,
         config.jobs,
+        config.baselines,
     )
     return compare_step(request, say), False
 

@@ -81,6 +81,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
     args += ["--profiles", str(tmp_path / "profiles"), "--families", "G", "--distill-steps", "2"]
     args += ["--budget", "18", "--top-k", "2", "--finetune-iterations", "2"]
+    args += ["--baselines", "teacher-finetuned,random-init"]  # the others are added by a re-run below
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     # The run wrote only inside its folder: the committed table it reused is untouched, nothing appeared beside it.
@@ -91,7 +92,8 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     for name in ("index.html", "report.md", "pareto.png", "restored.png"):
         assert (report / name).is_file(), name
     compare = json.loads((tmp_path / "run" / "compare" / "compare.json").read_text())
-    assert [r["model"] for r in compare["rows"]][:2] == ["teacher", "ENS hybrid"]
+    labels = ["teacher", "ENS hybrid", "teacher, fine-tuned", "ENS, random init"]
+    assert [r["model"] for r in compare["rows"]] == labels
     ens = compare["rows"][1]
     assert ens["measured_ms"] > 0 and compare["rows"][0]["measured_ms"] > 0 and ens["speedup_from"] == "measured"
     # The fair PSNR baseline: the teacher trained as long as the hybrids; both programs timed in the same rounds.
@@ -130,6 +132,15 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert rewritten.exit_code == 0, rewritten.output
     text = (report / "report.md").read_text()
     assert "| fixed part | 5.0 |" in text and "| fixed part | 7.2 |" not in text
+    # Asking for another baseline trains that row alone and scores the table again.
+    wider = [*args[:-1], "teacher-finetuned,random-init,random"]
+    widened = runner.invoke(app, wider)
+    assert widened.exit_code == 0, widened.output
+    assert "compare: training random hybrid, " in " ".join(widened.output.split())  # that row alone
+    compare = json.loads((tmp_path / "run" / "compare" / "compare.json").read_text())
+    assert [r["model"] for r in compare["rows"]] == [*labels[:3], "random hybrid", labels[3]]
+    bad = runner.invoke(app, [*args[:-1], "random,everything"])
+    assert bad.exit_code == 2 and "unknown --baselines everything" in " ".join(bad.output.split())
 
 
 def test_a_step_whose_inputs_never_ran_says_which_step_to_run(tmp_path) -> None:

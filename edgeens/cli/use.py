@@ -169,6 +169,11 @@ def run_command(
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
     top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
     finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
+    baselines: str = typer.Option(
+        "all",
+        help="The alternatives the comparison trains: all, none, or some of teacher-finetuned, mambair-only, "
+        "random, fifty-fifty, random-init (a re-run with more adds them).",
+    ),
     profiles: Path = typer.Option(
         Path("profiles"),
         help="Folder of committed latency tables: read when one fits, written only with --save-profiles.",
@@ -190,6 +195,7 @@ def run_command(
     quiet_toolchain()
     import torch
 
+    from edgeens.compare import parse_baselines
     from edgeens.run import RunConfig, run_pipeline
 
     torch.set_num_threads(threads)
@@ -212,6 +218,7 @@ def run_command(
         budget=budget,
         top_k=top_k,
         finetune_iterations=finetune_iterations,
+        baselines=parse_baselines(baselines),
         reports=reports,
         jobs=jobs,
         only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),

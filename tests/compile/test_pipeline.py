@@ -12,8 +12,10 @@ from edgeens.compile.onnx import run_onnx
 from edgeens.compile.pipeline import CompileOptions, compile_model
 from edgeens.models import MambaIRUNet, Restormer
 from edgeens.models.hybrid import HybridUNet
+from edgeens.models.space import parse_families
 from tests.conftest import FIXTURES
 
+HYBRID = "G1-R-R-M2-R-R-R-R"
 MICRO = dict(dim=8, num_blocks=[1, 1, 1, 2], num_refinement_blocks=1, heads=[1, 1, 2, 2])
 
 
@@ -29,8 +31,8 @@ def test_each_model_kind_compiles_to_pte_and_onnx_that_match_eager(tmp_path, kin
         model = micro_restormer()
     elif kind == "mambairunet":  # the official fixture: the artifacts must also reproduce the official output
         model = MambaIRUNet.from_checkpoint(FIXTURES / "mambairunet_small.state_dict.safetensors")
-    else:
-        model = HybridUNet.from_teacher(micro_restormer(), "R-R-R-M2-R-R-R-M1").eval()
+    else:  # two families; MambaIR at the latent (its full-resolution scans are the mambairunet case's)
+        model = HybridUNet.from_teacher(micro_restormer(), HYBRID, families=parse_families("M,G")).eval()
     manifest = compile_model(
         model, 24, 32, tmp_path, CompileOptions(targets=("executorch", "onnx")), log=lambda _: None
     )
@@ -48,7 +50,7 @@ def test_each_model_kind_compiles_to_pte_and_onnx_that_match_eager(tmp_path, kin
     assert on_disk["targets"]["onnx"]["operators"]
     assert on_disk["versions"]["torch"].startswith("2.13") and on_disk["versions"]["executorch"] == "1.5.1"
     if kind == "hybrid":
-        assert on_disk["model"]["architecture"] == "R-R-R-M2-R-R-R-M1"
+        assert on_disk["model"]["architecture"] == HYBRID
     if kind == "mambairunet":
         io = load_file(FIXTURES / "mambairunet_small.io.safetensors")
         official = io["output"]
