@@ -103,17 +103,24 @@ def _profile_args(checkpoint, programs, tmp_path, validate: int) -> list[str]:
 
 @pytest.mark.slow
 def test_compile_stages_then_profile_reuses_the_programs_validates_and_reuses_the_table(
-    nano_teacher, tmp_path, monkeypatch
+    small_stage_programs, tmp_path, monkeypatch
 ) -> None:
     import edgeens.compile.stages as stages
 
-    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-nano-8x8
-    # Gated-conv hybrids of a 1-block-per-stage teacher at the U-Net's smallest size: they lower in seconds where
-    # MambaIR's unrolled scans take a minute each (the paths through compile, profile and validation are the same).
-    common = ["--teacher", str(nano_teacher), "--families", "G", "--size", "8", "--jobs", "2"]
+    teacher, folder, _, session_checkpoint = small_stage_programs
+    monkeypatch.chdir(tmp_path)  # both commands' default folder: exports/stages-small-8x8
+    checkpoint = tmp_path / session_checkpoint.name  # beside the session's programs it would lead the CLI to them
+    shutil.copy(session_checkpoint, checkpoint)
+    # The session's programs of the small teacher at the U-Net's smallest size, less two that `compile --stages`
+    # must build (gated-conv ones lower in seconds; the paths through compile, profile and validation are the same).
+    programs = tmp_path / "exports" / "stages-small-8x8"
+    shutil.copytree(folder, programs)
+    for key in ("latent--G1", "refinement--G1"):
+        (programs / f"{key}.pte").unlink()
+    common = ["--teacher", str(checkpoint), "--families", "G", "--size", "8", "--jobs", "2"]
     built = runner.invoke(app, ["compile", "--stages", *common])
     assert built.exit_code == 0, built.output
-    programs = tmp_path / "exports" / "stages-nano-8x8"
+    assert (programs / "latent--G1.pte").is_file() and (programs / "refinement--G1.pte").is_file()
     keys = json.loads((programs / "stages.json").read_text())["programs"]
     assert "fixed" in keys and any(key.endswith("--G1") for key in keys)
 
@@ -125,9 +132,9 @@ def test_compile_stages_then_profile_reuses_the_programs_validates_and_reuses_th
     args += ["--out", "profiles", "--reports", "reports"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    stem = "host--executorch-xnnpack--8x8--nano-g"
+    stem = "host--executorch-xnnpack--8x8--small-g"
     table = LatencyTable.load(tmp_path / "profiles" / f"{stem}.json")
-    assert sum(len(row) for row in table.stages.values()) == len(stage_programs(table.space)) - 1 == len(keys) - 1
+    assert sum(len(row) for row in table.stages.values()) == len(stage_programs(table.space)) - 1
     assert table.fixed.samples >= 3 and table.stages["latent"]["G1"].median_ms > 0
     assert table.threads == 1 and table.command.startswith("edgeens profile --device host --teacher")
     predicted = sorted(table.predict_ms(a) for a in table.space.architectures())
@@ -187,7 +194,9 @@ def test_linked_validation_times_linked_programs_and_never_mixes_methods(small_s
     from tests.conftest import SMALL_TEACHER
     from tests.profile.test_table import synthetic_table
 
-    teacher, folder, _, _ = small_stage_programs
+    teacher, session_folder, _, _ = small_stage_programs
+    folder = tmp_path / "programs"  # a copy: the session's folder stays as built for the tests that copy it
+    shutil.copytree(session_folder, folder)
     table = synthetic_table(config=SMALL_TEACHER, height=8, families="M,G")
     policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
     architectures = ["R-R-R-R-R-R-R-R", "M1-R-G1-M2-R-R-G1-R"]
