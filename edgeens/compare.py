@@ -28,7 +28,7 @@ from edgeens.train.pool import BlockPool
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
 # The alternatives a comparison can train, by the name `edgeens run --baselines` takes, and their rows' labels.
-# The teacher and the ENS hybrid are always compared; on a CPU the MambaIR rows train 25-50x slower than the
+# The teacher and the ENS hybrid are always compared; on a CPU the MambaIR-heavy rows train 10-50x slower than the
 # others (seconds per iteration), so a run may leave them out and add them later.
 BASELINES = {
     "teacher-finetuned": TEACHER_FINETUNED,
@@ -93,15 +93,15 @@ def compare_rows(request: CompareRequest) -> list[tuple[str, str, str | None]]:
     fifty = "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))  # as baselines.py
     teacher = format_architecture(space.teacher_only)
     ens = request.hybrid.architecture_string
-    alternatives = {
+    how = {  # each alternative's architecture and how it is trained, by its name in BASELINES
         # The teacher given the same extra training as every hybrid: the fair baseline for the PSNR loss.
-        "teacher-finetuned": (TEACHER_FINETUNED, teacher, "pool"),
-        "mambair-only": ("MambaIR only", mamba_only, "pool"),
-        "random": ("random hybrid", random_arch, "pool"),
-        "fifty-fifty": ("50/50 hybrid", fifty, "pool"),
-        "random-init": ("ENS, random init", ens, "scratch"),
+        "teacher-finetuned": (teacher, "pool"),
+        "mambair-only": (mamba_only, "pool"),
+        "random": (random_arch, "pool"),
+        "fifty-fifty": (fifty, "pool"),
+        "random-init": (ens, "scratch"),
     }
-    chosen = [alternatives[name] for name in BASELINES if name in request.baselines]
+    chosen = [(BASELINES[name], *how[name]) for name in BASELINES if name in request.baselines]
     return [("teacher", teacher, None), ("ENS hybrid", ens, None), *chosen]
 
 
