@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeens.devices import on_device
 from edgeens.files import atomic_path, now, write_json
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
@@ -60,6 +61,8 @@ class CompareRequest:
     seed: int = 0
     jobs: int = 1
     baselines: tuple[str, ...] = tuple(BASELINES)  # which alternatives to train and score (names of BASELINES)
+    device: torch.device = torch.device("cpu")  # where the rows train and are scored
+    precision: str = "fp32"  # their training's forward pass
 
 
 def parse_baselines(text: str) -> tuple[str, ...]:
@@ -117,7 +120,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
     rows_spec = compare_rows(request)
     folders = {label: folder / label.replace(" ", "-").replace("/", "-").replace(",", "") for label, *_ in rows_spec}
-    recipe = finetune_recipe(request.iterations, checkpoint_every=50)
+    recipe = finetune_recipe(request.iterations, checkpoint_every=50, precision=request.precision)
     pending = []
     for label, architecture, how in rows_spec:
         if how is not None:  # finished rows too: their result must be this recipe's
@@ -134,7 +137,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
         data = SyntheticPairs(training_photos(), request.degradation, request.sigma)
         validation = validation_crops(request.degradation, request.sigma)
-        train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say)
+        train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say, request.device)
     test = list(degraded_pairs("test", request.degradation, request.sigma).values())
     measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
     models = {
@@ -143,8 +146,14 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     }
     # Whole test photos, one model per worker: the MambaIR stacks' eager scans take minutes per model.
     say(f"compare: scoring {len(models)} models on {len(test)} whole test photos, {request.jobs} at a time")
-    tasks = [(label, model, test) for label, model in models.items()]
-    scores = {task[0]: result for task, result in run_in_processes(_labelled_score, tasks, request.jobs)}
+    if request.device.type == "cpu":
+        tasks = [(label, model, test) for label, model in models.items()]
+        scores = {task[0]: result for task, result in run_in_processes(_labelled_score, tasks, request.jobs)}
+    else:  # one GPU restores faster than processes sharing it
+        scores = {}
+        for label, model in models.items():
+            with on_device(model, request.device):
+                scores[label] = score(model, test)
     rows = []
     for label, architecture, _ in rows_spec:
         psnr, ssim = scores[label]

@@ -152,8 +152,9 @@ class Restorer:
     bytes_per_pixel: int = 0  # estimated peak memory of one call per input pixel (0: not estimated)
 
 
-def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
-    """An eager checkpoint (Restormer, MambaIRUNet, hybrid), an ExecuTorch program or an ONNX file."""
+def load_restorer(path: str | Path, threads: int = 1, device: torch.device | None = None) -> Restorer:
+    """An eager checkpoint (Restormer, MambaIRUNet, hybrid) on `device` (default: the CPU), an ExecuTorch program
+    or an ONNX file (both run on the CPU: their runtimes here are the host's)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"model {path} does not exist")
@@ -191,16 +192,18 @@ def load_restorer(path: str | Path, threads: int = 1) -> Restorer:
     if getattr(model.config, "inp_channels", 3) != 3:
         raise ImageError(f"{path} takes {model.config.inp_channels}-channel input; restore handles RGB photos")
 
-    return eager_restorer(model, path.name)
+    return eager_restorer(model, path.name, device)
 
 
-def eager_restorer(model: torch.nn.Module, name: str) -> Restorer:
-    """An eager model as a Restorer (any input size that is a multiple of 8; inference mode)."""
-    model.eval()
+def eager_restorer(model: torch.nn.Module, name: str, device: torch.device | None = None) -> Restorer:
+    """An eager model as a Restorer (any input size that is a multiple of 8; inference mode) on `device`: each
+    tile goes there and its restoration comes back to the CPU, where tiles are blended."""
+    device = device or torch.device("cpu")
+    model.eval().to(device)
 
     def run_eager(x: Tensor) -> Tensor:
         with torch.inference_mode():
-            return model(x)
+            return model(x.to(device)).float().cpu()
 
     # About six live float32 maps of the widest convolution's output: 4 KiB per pixel for the tiny teacher, whose
     # measured peak at a 512x512 tile is 1.5 GiB over the process's baseline.

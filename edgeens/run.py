@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, compare_step, save_crops
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
@@ -63,10 +65,19 @@ class RunConfig:
     reports: Path | None = None  # also copy the report to <reports>/<run folder name>/ (the run keeps its own)
     save_profiles: bool = False  # also write a table the run measured into `profiles` (else it stays in the run)
     only_steps: tuple[str, ...] = field(default=STEPS)
+    torch_device: str = "auto"  # where training, distillation, search evaluation and scoring run (--torch-device)
+    precision: str = "auto"  # the training steps' forward pass (edgeens.devices.resolve_precision)
 
     @property
     def folder(self) -> RunFolder:
         return RunFolder(self.run_dir)
+
+    def placement(self) -> tuple[torch.device, str]:
+        """The torch device and the training precision this run's steps use."""
+        from edgeens.devices import resolve_device, resolve_precision
+
+        device = resolve_device(self.torch_device)
+        return device, resolve_precision(self.precision, device)
 
     def check(self) -> None:
         if self.jobs < 1:
@@ -83,6 +94,7 @@ class RunConfig:
             raise ValueError("--speedup needs a value above 1 and the calibrated penalty (a measured latency table)")
         if self.penalty not in ("calibrated", "heuristic"):
             raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
+        self.placement()  # a device or precision this machine lacks: refused before any step runs
         unknown = set(self.only_steps) - set(STEPS)
         if unknown:
             raise ValueError(f"unknown step(s) {', '.join(sorted(unknown))}; the steps are {', '.join(STEPS)}")
@@ -163,8 +175,13 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
         say(f"teacher: adopting {source}")
     else:
         say(f"teacher: training the {config.preset} preset for {config.teacher_iterations} iterations")
-    recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=ProgressiveSchedule().scaled(64))
-    teacher_step(TeacherRequest(folder, config.degradation, config.sigma, source, config.preset, recipe=recipe))
+    device, precision = config.placement()
+    schedule = ProgressiveSchedule().scaled(64)
+    recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=schedule, precision=precision)
+    request = TeacherRequest(
+        folder, config.degradation, config.sigma, source, config.preset, recipe=recipe, device=device
+    )
+    teacher_step(request)
     return Restormer.from_checkpoint(path), False
 
 
@@ -194,6 +211,8 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         patch=config.distill_patch,
         steps=config.distill_steps,
         jobs=config.jobs,  # surrogates at a time, one process (one thread) each
+        device=config.placement()[0],
+        precision=config.placement()[1],
     )
     distill_step(request)
     return load_pool(pool_dir, teacher), False
@@ -272,6 +291,7 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         folder,
         config.top_k,
         max_penalty=max_penalty,
+        device=config.placement()[0],
     )
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
     front = search_step(request, progress=say).front
@@ -298,6 +318,8 @@ def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         config.finetune_iterations,
         checkpoint_every=50,
         jobs=config.jobs,  # candidates at a time, one process (one thread) each
+        device=config.placement()[0],
+        precision=config.placement()[1],
     )
     finetune_step(request)
     return HybridUNet.load(folder / "best.safetensors"), False
@@ -345,6 +367,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         config.seed,
         config.jobs,
         config.baselines,
+        *config.placement(),
     )
     return compare_step(request, say), False
 

@@ -13,7 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import torch
 
 Task = TypeVar("Task", bound=tuple)
 
@@ -79,15 +82,21 @@ def quiet_toolchain() -> None:
 
 
 @contextlib.contextmanager
-def distributed_group() -> Iterator[int]:
-    """Inside torchrun, join the process group (gloo on CPU, nccl on GPU) for the block and leave it after; yields
-    this process's rank (0 outside torchrun)."""
+def distributed_group(device: torch.device | None = None) -> Iterator[int]:
+    """Inside torchrun, join the process group for the block and leave it after; yields this process's rank (0
+    outside torchrun). The backend follows the device the ranks' tensors live on (nccl for a GPU, gloo for the
+    CPU), not whether the machine has a GPU: `--device cpu` on a GPU server trains over gloo."""
     import torch
+
+    from edgeens.devices import process_group_backend, resolve_device
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield 0
         return
-    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = device if device is not None else resolve_device("auto")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # nccl's collectives run on the current GPU: this rank's
+    torch.distributed.init_process_group(process_group_backend(device))
     try:
         yield torch.distributed.get_rank()
     finally:

@@ -221,3 +221,24 @@ def test_an_option_that_cannot_work_is_refused_before_anything_runs(args: list[s
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert says in " ".join(result.output.replace("│", " ").split()) and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["teacher", "--iterations", "1"],
+        ["distill"],
+        ["finetune"],
+        ["search"],
+        ["restore", "x.png", "--model", "m.safetensors"],
+        ["bench", "--baseline", "nlm"],
+        ["run", "--torch-device", "cuda"],
+    ],
+)
+def test_every_command_with_a_device_refuses_a_gpu_this_machine_lacks_in_one_line(command, tmp_path) -> None:
+    device = [] if command[0] == "run" else ["--device", "cuda"]
+    out = ["--out", str(tmp_path / "out")] if command[0] not in ("distill", "search", "finetune") else []
+    result = runner.invoke(app, [*command, *device, *out])
+    assert result.exit_code == 2, result.output
+    assert "sees no CUDA GPU" in result.output and "--device cpu" in result.output
+    assert "Traceback" not in result.output

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgeens"
 
 # Bottom to top: a module may import its own layer's and lower layers' modules, never a higher one.
 LAYERS = (
-    {"edgeens", "errors", "allocator", "files", "limits", "metrics", "workers", "rundir"},
+    {"edgeens", "errors", "allocator", "files", "limits", "metrics", "devices", "workers", "rundir"},
     {"data", "models"},
     {"train", "compile"},
     {"search", "profile"},

@@ -82,3 +82,12 @@ Sigma = Annotated[float, typer.Option(help="Noise level for gaussian_noise (0-25
 TeacherFile = Annotated[Path, typer.Option("--teacher", help="The teacher Restormer checkpoint.")]
 Size = Annotated[str, typer.Option(help="Input size: 256 or HxW, multiples of 8.")]
 MaxPatch = Annotated[int, typer.Option(min=16, callback=side_check("--max-patch"), help="Largest progressive patch.")]
+TorchDevice = Annotated[
+    str,
+    typer.Option(
+        "--device", help="Where the PyTorch work runs: auto (a GPU when torch sees one), cpu, cuda or cuda:N."
+    ),
+]
+Precision = Annotated[
+    str, typer.Option(help="Training precision: auto (bf16 autocast on a GPU that has it, else fp32), fp32 or bf16.")
+]

@@ -17,6 +17,7 @@ from edgeens.cli.options import (
     Size,
     TeacherFile,
     Threads,
+    TorchDevice,
     command,
     console,
 )
@@ -51,6 +52,7 @@ def search(
     exhaustive: bool = typer.Option(False, help="With --compare: evaluate every architecture for the true front."),
     threads: Threads = 1,
     jobs: Jobs = 1,
+    device: TorchDevice = "auto",
     force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
 ) -> None:
     """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
@@ -59,6 +61,7 @@ def search(
     import torch
 
     from edgeens.compile.artifact import parse_size
+    from edgeens.devices import resolve_device
     from edgeens.models import Restormer
     from edgeens.profile.table import LatencyTable, search_penalty
     from edgeens.report.search import plot_compare, plot_front
@@ -68,6 +71,7 @@ def search(
     from edgeens.train.pool import load_pool, pool_families_named
 
     torch.set_num_threads(threads)
+    place = resolve_device(device)
     height, width = parse_size(size)
     settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
     teacher_model = Restormer.from_checkpoint(teacher_path)
@@ -94,6 +98,7 @@ def search(
         max_drop,
         max_penalty,
         force,
+        place,
     )
     if compare:
         # The command that reproduces it, from the resolved options (sys.argv is not ours under a runner).
@@ -115,7 +120,7 @@ def search(
     with console.status("searching") as status, contextlib.ExitStack() as stack:
         workers = None
         if jobs > 1:
-            workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs))
+            workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs, place))
         searched = search_step(request, progress=status.update, batch_evaluate=workers)
     front = searched.front
     plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)

@@ -12,9 +12,11 @@ from edgeens.cli.options import (
     Degradation,
     Jobs,
     MaxPatch,
+    Precision,
     Sigma,
     TeacherFile,
     Threads,
+    TorchDevice,
     command,
     console,
     side_check,
@@ -60,14 +62,18 @@ def teacher(
     validate_every: int = typer.Option(0, min=0, help="Iterations between logged validations (0: at the end)."),
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
     threads: Threads = 1,
+    device: TorchDevice = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
     import torch
 
     from edgeens.data.transforms import ProgressiveSchedule
+    from edgeens.devices import resolve_device, resolve_precision
     from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
 
     torch.set_num_threads(threads)
+    place = resolve_device(device)
     schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
     recipe = TeacherRecipe(
         iterations=iterations,
@@ -77,9 +83,10 @@ def teacher(
         checkpoint_every=checkpoint_every,
         validate_every=validate_every,
         seed=seed,
+        precision=resolve_precision(precision, place),
     )
-    request = TeacherRequest(out, degradation, sigma, checkpoint, preset, init, data, photos, dual_pixel, recipe)
-    with distributed_group() as rank:
+    request = TeacherRequest(out, degradation, sigma, checkpoint, preset, init, data, photos, dual_pixel, recipe, place)
+    with distributed_group(place) as rank:
         summary = teacher_step(request, show_progress=rank == 0)
     if rank == 0:
         where = "whole validation photos of the catalogue" if request.uses_photos else "held-out bundled photos"
@@ -104,20 +111,27 @@ def distill(
     ),
     threads: Threads = 1,
     jobs: Jobs = 1,
+    device: TorchDevice = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
     (an existing pool keeps its surrogates and gains the families it lacks)."""
     import torch
 
+    from edgeens.devices import resolve_device, resolve_precision
     from edgeens.models import Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
     from edgeens.train.distill import DistillRequest, distill_step
 
     torch.set_num_threads(threads)
-    with distributed_group() as rank:
+    place = resolve_device(device)
+    mixed = resolve_precision(precision, place)
+    with distributed_group(place) as rank:
         chosen = parse_families(families or DEFAULT_FAMILIES)
         teacher_model = Restormer.from_checkpoint(teacher_path)
-        request = DistillRequest(teacher_model, out, chosen, degradation, sigma, crops, patch, steps, jobs)
+        request = DistillRequest(
+            teacher_model, out, chosen, degradation, sigma, crops, patch, steps, jobs, place, mixed
+        )
         manifest = distill_step(request)
     if rank == 0:
         console.print(views.pool_view(manifest, out / "pool"))
@@ -139,17 +153,22 @@ def finetune(
     checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
     threads: Threads = 1,
     jobs: Jobs = 1,
+    device: TorchDevice = "auto",
+    precision: Precision = "auto",
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
     import torch
 
+    from edgeens.devices import resolve_device, resolve_precision
     from edgeens.models import Restormer
     from edgeens.search.step import front_candidates
     from edgeens.train.finetune import FinetuneRequest, finetune_step
     from edgeens.train.pool import load_pool
 
     torch.set_num_threads(threads)
-    with distributed_group() as rank:
+    place = resolve_device(device)
+    mixed = resolve_precision(precision, place)
+    with distributed_group(place) as rank:
         candidates = tuple(arch or front_candidates(search_dir))
         teacher_model = Restormer.from_checkpoint(teacher_path)
         surrogates = load_pool(pool, teacher_model)
@@ -164,6 +183,8 @@ def finetune(
             max_patch,
             checkpoint_every,
             jobs,
+            place,
+            mixed,
         )
         summary = finetune_step(request, show_progress=rank == 0)
     if rank == 0:

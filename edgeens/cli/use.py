@@ -15,6 +15,7 @@ from edgeens.cli.options import (
     Degradation,
     Sigma,
     Threads,
+    TorchDevice,
     command,
     console,
     side_check,
@@ -50,17 +51,20 @@ def restore(
     ),
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles (blended linearly)."),
     threads: Threads = 1,
+    device: TorchDevice = "auto",
 ) -> None:
     """Restore photos of any size with a checkpoint, an ExecuTorch program or an ONNX file, in blended tiles."""
     quiet_toolchain()
     import resource
 
+    from edgeens.devices import resolve_device
     from edgeens.files import writable_folder
     from edgeens.restore import list_inputs, load_restorer, output_paths, restore_files
 
+    place = resolve_device(device)  # before any file is read: a device this machine lacks is the first thing said
     files = list_inputs(inputs)
     targets = output_paths(files, out)
-    restorer = load_restorer(model, threads)
+    restorer = load_restorer(model, threads, place)
     writable_folder(out)
     size = restorer.size or ((tile, tile) if tile else None)
     tiles = f"{size[0]}x{size[1]}" if size else "whole"
@@ -126,12 +130,14 @@ def bench(
     ),
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
     threads: Threads = 1,
+    device: TorchDevice = "auto",
 ) -> None:
     """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
     quiet_toolchain()
     import torch
 
     from edgeens.classical import classical_restorer
+    from edgeens.devices import resolve_device
     from edgeens.files import writable_folder
     from edgeens.harness import bench_pairs, benchmark_models, summarize, write_results
     from edgeens.restore import load_restorer
@@ -139,10 +145,11 @@ def bench(
     torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
     if not model and not baseline:
         raise ValueError("nothing to compare: give at least one --model or --baseline")
+    place = resolve_device(device)
     writable_folder(out)  # before the benchmark, not after
     pairs, note = bench_pairs(data, split, degradation, sigma)
-    note += f", {threads} thread(s)."
-    restorers = [load_restorer(path, threads) for path in model or []]
+    note += f", {threads} thread(s), {place}."
+    restorers = [load_restorer(path, threads, place) for path in model or []]
     restorers += [classical_restorer(name, sigma) for name in baseline or []]
     with console.status("benchmarking") as status:
         rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
@@ -184,6 +191,10 @@ def run_command(
     ),
     steps: str = typer.Option(",".join(STEPS), help="Comma-separated steps to run (default: all)."),
     threads: Threads = 1,
+    torch_device: str = typer.Option(
+        "auto", help="Where training, distillation, search evaluation and scoring run: auto, cpu, cuda or cuda:N."
+    ),
+    precision: str = typer.Option("auto", help="Training precision: auto (bf16 on a GPU that has it), fp32, bf16."),
     jobs: int = typer.Option(
         os.cpu_count() or 1,
         callback=workers_check("--jobs"),
@@ -221,6 +232,8 @@ def run_command(
         baselines=parse_baselines(baselines),
         reports=reports,
         jobs=jobs,
+        torch_device=torch_device,
+        precision=precision,
         only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),
     )
     try:

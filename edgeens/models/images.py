@@ -23,13 +23,16 @@ def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, in
 def restore_whole(model: nn.Module, image: np.ndarray) -> np.ndarray:
     """Restore one (H, W, C) float image in one piece, eagerly: reflect-pad to multiples of 8, run in inference mode
     and eval mode (the model's mode is put back), crop, clamp to [0, 1]. The one eager restoration behind training
-    validation, a run's scores and its report; `edgeens.restore` adds tiles and compiled programs on top."""
+    validation, a run's scores and its report; `edgeens.restore` adds tiles and compiled programs on top. It runs
+    where the model's parameters are (a GPU too) and returns the image on the CPU."""
     was_training = model.training
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
     try:
         with torch.inference_mode():
             x, (h, w) = pad_to_multiple(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None], 8)
-            return model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
+            out = model(x.to(device))[0, :, :h, :w].clamp(0, 1).float()
+            return out.cpu().numpy().transpose(1, 2, 0)
     finally:
         model.train(was_training)
 

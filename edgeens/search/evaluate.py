@@ -49,14 +49,18 @@ class HybridEvaluator:
         pairs: list[tuple[np.ndarray, np.ndarray]],
         cache_bytes: int = 1 << 30,
         space: SearchSpace | None = None,
+        device: torch.device | None = None,
     ) -> None:
         if not pairs:
             raise SearchError("the validation set is empty: give at least one (degraded, clean) pair")
-        self.teacher = teacher.eval()
+        self.device = device or torch.device("cpu")
+        # Teacher, surrogates, batches and the prefix cache all live on the device; copies when it is another than
+        # the modules' own, so the caller's teacher and pool stay where they are.
+        self.teacher = _placed(teacher, self.device).eval()
         # The space the pool's families span (a loaded BlockPool knows it), else the paper's MambaIR-only one.
         self.space = space or getattr(pool, "space", None) or SearchSpace(teacher.config)
         check_pool(self.space, pool)
-        self.pool = {key: module.eval() for key, module in pool.items()}
+        self.pool = {key: _placed(module, self.device).eval() for key, module in pool.items()}
         self.targets = [gt for _, gt in pairs]
         # One batch per input shape (bundled crops share one), padded to a multiple of 8 as the U-Net needs.
         self.batches: list[tuple[Tensor, list[int], tuple[int, int]]] = []
@@ -68,7 +72,7 @@ class HybridEvaluator:
                 [torch.from_numpy(np.ascontiguousarray(pairs[i][0].transpose(2, 0, 1))) for i in indices]
             )
             padded, size = pad_to_multiple(images.float(), 8)
-            self.batches.append((padded, indices, size))
+            self.batches.append((padded.to(self.device), indices, size))
         self.cache: OrderedDict[tuple[str, ...], list[dict[str, Tensor]]] = OrderedDict()
         self.cache_bytes = cache_bytes
         self.cached_bytes = 0
@@ -111,7 +115,8 @@ class HybridEvaluator:
                     self._remember(tokens[: index + 1], carries)
             scores = np.zeros(len(self.targets))
             for carry, (_, indices, (h, w)) in zip(carries, self.batches, strict=True):
-                restored = self.teacher.finish_stages(carry)[:, :, :h, :w].clamp(0, 1).numpy().transpose(0, 2, 3, 1)
+                restored = self.teacher.finish_stages(carry)[:, :, :h, :w].clamp(0, 1).cpu().numpy()
+                restored = restored.transpose(0, 2, 3, 1)
                 for image, i in zip(restored, indices, strict=True):
                     scores[i] = psnr(image, self.targets[i])
         return float(scores.mean())
@@ -127,12 +132,20 @@ class HybridEvaluator:
             self.cached_bytes -= sum(t.numel() * t.element_size() for c in evicted for t in c.values())
 
 
+def _placed(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` itself when it is on `device`, else a copy there."""
+    import copy
+
+    on = next((p.device for p in module.parameters()), torch.device("cpu"))
+    return module if on == device else copy.deepcopy(module).to(device)
+
+
 # --- several evaluations at once -----------------------------------------------------------------------------------
 
 _WORKER: HybridEvaluator | None = None
 
 
-def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float) -> None:
+def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float, device: str) -> None:
     global _WORKER
     from edgeens.data.photos import validation_crops
     from edgeens.train.pool import load_pool
@@ -141,7 +154,8 @@ def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: flo
     torch.set_num_threads(1)  # one worker per core
     quiet_toolchain()
     teacher = Restormer.from_checkpoint(teacher_path)
-    _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), validation_crops(degradation, sigma))
+    pairs = validation_crops(degradation, sigma)
+    _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), pairs, device=torch.device(device))
 
 
 def _evaluate_in_worker(architecture: str) -> dict[str, float]:
@@ -154,7 +168,15 @@ class WorkerPool:
     """`jobs` processes, each holding its own evaluator (teacher, pool and validation set loaded once), that
     evaluate a search's batch of q architectures at once. Use as a context manager."""
 
-    def __init__(self, teacher_path: str | Path, pool_dir: str | Path, degradation: str, sigma: float, jobs: int):
+    def __init__(
+        self,
+        teacher_path: str | Path,
+        pool_dir: str | Path,
+        degradation: str,
+        sigma: float,
+        jobs: int,
+        device: torch.device | None = None,
+    ):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -162,7 +184,7 @@ class WorkerPool:
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(teacher_path), str(pool_dir), degradation, sigma),
+            initargs=(str(teacher_path), str(pool_dir), degradation, sigma, str(device or "cpu")),
         )
 
     def __call__(self, architectures: list[str]):

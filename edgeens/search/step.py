@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, families_to_dict
@@ -41,6 +43,7 @@ class SearchRequest:
     max_drop: float | None = None
     max_penalty: float | None = None  # a latency budget for the stages (ms with a calibrated penalty)
     force: bool = False
+    device: torch.device = torch.device("cpu")  # where the hybrids are evaluated (edgeens.devices.resolve_device)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def evaluator_for(request: SearchRequest) -> HybridEvaluator:
     from edgeens.data.photos import validation_crops
 
     pairs = validation_crops(request.degradation, request.sigma)
-    return HybridEvaluator(request.teacher, request.pool, pairs, space=request.space)
+    return HybridEvaluator(request.teacher, request.pool, pairs, space=request.space, device=request.device)
 
 
 def objective(evaluator: HybridEvaluator) -> Evaluate:

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from edgeens.devices import autocast, on_device
 from edgeens.files import atomic_path, folder_lock, write_json
 from edgeens.limits import check_memory
 from edgeens.models.checkpoint import CheckpointError, weights_hash
@@ -51,10 +52,14 @@ class DistillRecipe:
     batch: int = 4
     checkpoint_every: int = 200
     seed: int = 0
+    precision: str = "fp32"  # the surrogates' forward pass: fp32, or bf16 autocast on a GPU
 
 
-def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir: str | Path) -> None:
-    """Store each stage's (input, output) on `crops` (training) and `holdout` (alignment error) in `out_dir`."""
+def capture_features(
+    teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir: str | Path, device: torch.device | None = None
+) -> None:
+    """Store each stage's (input, output) on `crops` (training) and `holdout` (alignment error) in `out_dir`; the
+    teacher runs on `device` (default: the CPU), in fp32 (the surrogates' targets)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     space = SearchSpace(teacher.config)
@@ -62,21 +67,22 @@ def capture_features(teacher: Restormer, crops: Tensor, holdout: Tensor, out_dir
 
     def hook(name: str):
         def record(_module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
-            captured[name]["input"].append(args[0].detach().clone())
-            captured[name]["output"].append(output.detach().clone())
+            captured[name]["input"].append(args[0].detach().cpu() if args[0].is_cuda else args[0].detach().clone())
+            captured[name]["output"].append(output.detach().cpu() if output.is_cuda else output.detach().clone())
 
         return record
 
     handles = [getattr(teacher, s.module).register_forward_hook(hook(s.name)) for s in space.stages]
     teacher.eval()
+    device = device or torch.device("cpu")
     try:
-        with torch.no_grad():
+        with torch.no_grad(), on_device(teacher, device):
             for split, images in (("train", crops), ("holdout", holdout)):
                 for record in captured.values():
                     record["input"].clear()
                     record["output"].clear()
                 for start in range(0, len(images), 8):
-                    teacher(images[start : start + 8])
+                    teacher(images[start : start + 8].to(device))
                 for name, record in captured.items():
                     tensors = {k: torch.cat(v).contiguous() for k, v in record.items()}
                     with atomic_path(out_dir / f"{name}.{split}.safetensors") as tmp:
@@ -95,6 +101,7 @@ def ensure_features(
     patch: int,
     degradation: str,
     sigma: float,
+    device: torch.device | None = None,
 ) -> None:
     """Capture the teacher's stage features on `crops` training crops (and `holdout` held-out ones) once; the
     settings are recorded beside them (`capture.json`), and a later request with other settings is refused rather
@@ -134,6 +141,7 @@ def ensure_features(
         training_crops(clean, crops, patch, degradation, sigma, seed=0),
         training_crops(clean, holdout, patch, degradation, sigma, seed=1),
         features_dir,
+        device,
     )
     write_json(record_path, wanted)
 
@@ -157,10 +165,13 @@ def distill_pool(
     only: list[str] | None = None,
     show_progress: bool = True,
     jobs: int = 1,
+    device: torch.device | None = None,
 ) -> dict:
     """Train every surrogate of the teacher's space over `families` (or those named in `only`) and write the
     pool; returns the manifest. An existing pool keeps its surrogates and gains the families it lacks. `jobs`
-    surrogates train at once in worker processes (one thread each), handed out as workers free up."""
+    surrogates train at once in worker processes (one thread each), handed out as workers free up; each trains on
+    `device` (default: the CPU) with its stage's features moved there once."""
+    device = device or torch.device("cpu")
     features_dir, pool_dir = Path(features_dir), Path(pool_dir)
     (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
     rank, world = _rank_and_world()
@@ -190,7 +201,7 @@ def distill_pool(
             print(f"{pool_dir / entry['file']} is missing or unreadable: distilling {name} again")
             del manifest["surrogates"][name]
     pending = [
-        (stage, token, space.family(token[0]), features_dir, recipe, pool_dir)
+        (stage, token, space.family(token[0]), features_dir, recipe, pool_dir, device)
         for stage, token in mine
         if surrogate_name(stage, token) not in manifest["surrogates"]  # finished in an earlier run
     ]
@@ -241,21 +252,23 @@ def _distill_one(
     features_dir: Path,
     recipe: DistillRecipe,
     pool_dir: Path,
+    device: torch.device,
     bar: Progress | None = None,
     task: Any = None,
 ) -> dict:
     """Train one surrogate on its stage's captured features (a worker process runs this on its own)."""
-    train = load_file(features_dir / f"{stage.name}.train.safetensors")
-    held = load_file(features_dir / f"{stage.name}.holdout.safetensors")
-    return _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task)
+    where = str(device)  # safetensors loads straight onto the device: the features move once, not per step
+    train = load_file(features_dir / f"{stage.name}.train.safetensors", device=where)
+    held = load_file(features_dir / f"{stage.name}.holdout.safetensors", device=where)
+    return _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task, device)
 
 
-def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task) -> dict:
+def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task, device) -> dict:
     name = surrogate_name(stage, token)
     started = time.perf_counter()
     partial = pool_dir / "partial" / f"{name}.pt"
     torch.manual_seed(recipe.seed)
-    surrogate = build_surrogate(stage, token, family)
+    surrogate = build_surrogate(stage, token, family).to(device)
     before = alignment(surrogate, held["input"], held["output"])
     optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr)
     rng = np.random.default_rng(recipe.seed)
@@ -267,10 +280,12 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
     scheduler_lr = [recipe.lr * 0.5 * (1 + math.cos(math.pi * s / recipe.steps)) for s in range(recipe.steps + 1)]
     surrogate.train()
     for step in range(start + 1, recipe.steps + 1):
-        index = torch.from_numpy(rng.integers(0, len(train["input"]), recipe.batch))
+        index = torch.from_numpy(rng.integers(0, len(train["input"]), recipe.batch)).to(device)
         for group in optimizer.param_groups:
             group["lr"] = scheduler_lr[step]
-        loss = F.l1_loss(surrogate(train["input"][index]), train["output"][index])
+        with autocast(device, recipe.precision):
+            predicted = surrogate(train["input"][index])
+        loss = F.l1_loss(predicted.float(), train["output"][index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -280,7 +295,7 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
             save_training_state(partial, surrogate, optimizer, step, rng, before=before)
     after = alignment(surrogate, held["input"], held["output"])
     with atomic_path(pool_dir / f"{name}.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
     partial.unlink(missing_ok=True)
     return {
         "file": f"{name}.safetensors",
@@ -319,6 +334,8 @@ class DistillRequest:
     patch: int = 64
     steps: int = 500
     jobs: int = 1
+    device: torch.device = torch.device("cpu")  # where the teacher captures and the surrogates train
+    precision: str = "fp32"  # the surrogates' forward pass (edgeens.devices.resolve_precision)
 
 
 def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
@@ -339,7 +356,15 @@ def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> di
         holdout = max(4, request.crops // 8)
         clean = training_photos()
         ensure_features(
-            request.teacher, clean, features, request.crops, holdout, request.patch, request.degradation, request.sigma
+            request.teacher,
+            clean,
+            features,
+            request.crops,
+            holdout,
+            request.patch,
+            request.degradation,
+            request.sigma,
+            request.device,
         )
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # every rank reads the features rank 0 captured
@@ -347,8 +372,9 @@ def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> di
         request.teacher,
         features,
         request.out / "pool",
-        DistillRecipe(steps=request.steps),
+        DistillRecipe(steps=request.steps, precision=request.precision),
         request.families,
         show_progress=show_progress and rank == 0,
         jobs=request.jobs,
+        device=request.device,
     )

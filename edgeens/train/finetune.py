@@ -55,19 +55,22 @@ def finetune_candidates(
     validation: list[tuple[np.ndarray, np.ndarray]],
     show_progress: bool = True,
     jobs: int = 1,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes), `jobs` at a time in worker
-    processes (not under torchrun, where the ranks share each candidate), and pick the best."""
+    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes) on `device`, `jobs` at a time
+    in worker processes (not under torchrun, where the ranks share each candidate), and pick the best."""
     if not candidates:
         raise FinetuneError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if distributed else 0
     # Rank 0 holds the folder's lock for every rank of its torchrun (a second process on it stops at once).
     with folder_lock(out_dir, "edgeens finetune") if rank == 0 else contextlib.nullcontext():
-        return _finetune(teacher, pool, candidates, data, recipe, Path(out_dir), validation, show_progress, jobs)
+        return _finetune(
+            teacher, pool, candidates, data, recipe, Path(out_dir), validation, show_progress, jobs, device
+        )
 
 
-def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, show_progress: bool, jobs: int) -> dict:
+def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, show_progress, jobs, device) -> dict:
     check_pool(getattr(pool, "space", None) or SearchSpace(teacher.config), pool)
     out.mkdir(parents=True, exist_ok=True)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -80,13 +83,21 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     if not distributed and jobs > 1:
         folders = {a: out / m.architecture_string for a, m in models.items()}
         pending = [(m, folders[a], a) for a, m in models.items() if not (folders[a] / RESULT).is_file()]
-        train_in_processes(pending, data, recipe, _write_hybrid, validation, jobs)
+        train_in_processes(pending, data, recipe, _write_hybrid, validation, jobs, device=device)
     for architecture, model in models.items():
         folder = out / model.architecture_string
         before = composed[architecture]
         if not (folder / RESULT).is_file():
             train_restoration(
-                model, data, recipe, folder, _write_hybrid, validation, show_progress=show_progress, label=architecture
+                model,
+                data,
+                recipe,
+                folder,
+                _write_hybrid,
+                validation,
+                show_progress=show_progress,
+                label=architecture,
+                device=device,
             )
         if distributed:
             torch.distributed.barrier()  # rank 0 has written the result every rank reads next
@@ -120,6 +131,7 @@ def finetune_recipe(
     checkpoint_every: int = 100,
     lr: float = 3e-4,
     distill_weight: float = 0.0,
+    precision: str = "fp32",
 ) -> TeacherRecipe:
     """The teacher's recipe scaled to a fine-tuning budget: what every fine-tuned model of a run (candidates and
     the comparison's rows alike) trains with. `lr` and `distill_weight` (L1 to the teacher's output) are for warm
@@ -132,6 +144,7 @@ def finetune_recipe(
         distill_weight=distill_weight,
         schedule=ProgressiveSchedule().scaled(max_patch),
         checkpoint_every=checkpoint_every,
+        precision=precision,
     )
 
 
@@ -150,6 +163,8 @@ class FinetuneRequest:
     max_patch: int = 64
     checkpoint_every: int = 100
     jobs: int = 1
+    device: torch.device = torch.device("cpu")  # where the candidates train
+    precision: str = "fp32"  # their forward pass (edgeens.devices.resolve_precision)
 
 
 def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[str, Any]:
@@ -161,9 +176,10 @@ def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[
         request.pool,
         list(request.candidates),
         SyntheticPairs(training_photos(), request.degradation, request.sigma),
-        finetune_recipe(request.iterations, request.max_patch, request.checkpoint_every),
+        finetune_recipe(request.iterations, request.max_patch, request.checkpoint_every, precision=request.precision),
         request.out,
         validation_crops(request.degradation, request.sigma),
         show_progress=show_progress,
         jobs=request.jobs,
+        device=request.device,
     )

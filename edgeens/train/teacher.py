@@ -9,6 +9,7 @@ optimizer and both random generators, so a killed run resumes exactly), `log.jso
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from safetensors.torch import save_file
 
 from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
+from edgeens.devices import autocast, module_device, on_device
 from edgeens.errors import EdgeensError
 from edgeens.files import atomic_path, writable_folder, write_json
 from edgeens.metrics import psnr
@@ -51,6 +53,7 @@ class TeacherRecipe:
     # Weight of an L1 term pulling the output towards a frozen reference model's output on the same input (the
     # teacher, when fine-tuning its hybrids): a dense target on every crop, not just the clean image.
     distill_weight: float = 0.0
+    precision: str = "fp32"  # the forward pass's: fp32, or bf16 autocast on a GPU (edgeens.devices.resolve_precision)
 
 
 RECIPE_FILE = "recipe.json"
@@ -116,7 +119,8 @@ def _shared_validation(model: torch.nn.Module, pairs: list, rank: int, world: in
     scores = _psnrs(model, pairs[rank::world])
     if world == 1:
         return float(np.mean(scores))
-    total = torch.tensor([sum(scores), len(scores)], dtype=torch.float64)
+    # On the model's device: nccl reduces GPU tensors only.
+    total = torch.tensor([sum(scores), len(scores)], dtype=torch.float64, device=module_device(model))
     torch.distributed.all_reduce(total)
     return float(total[0] / total[1])
 
@@ -143,11 +147,22 @@ def train_teacher(
     max_steps_this_run: int | None = None,
     on_step: Callable[[int, float], None] | None = None,
     show_progress: bool = True,
+    device: torch.device | None = None,
 ) -> dict:
-    """Train `model` in place, resuming from `run_dir/checkpoint.pt` if it exists. Returns the summary that is
-    also written to `teacher.json` (or, if stopped early by `max_steps_this_run`, the progress so far)."""
+    """Train `model` in place (on `device`), resuming from `run_dir/checkpoint.pt` if it exists. Returns the
+    summary that is also written to `teacher.json` (or, if stopped early by `max_steps_this_run`, the progress)."""
     return train_restoration(
-        model, data, recipe, run_dir, _write_teacher, validation, max_steps_this_run, on_step, show_progress, "teacher"
+        model,
+        data,
+        recipe,
+        run_dir,
+        _write_teacher,
+        validation,
+        max_steps_this_run,
+        on_step,
+        show_progress,
+        "teacher",
+        device=device,
     )
 
 
@@ -159,6 +174,7 @@ def train_in_processes(
     validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
     jobs: int = 1,
     say: Callable[[str], None] | None = None,
+    device: torch.device | None = None,
 ) -> None:
     """Train several independent models, each (model, run folder, label), `jobs` at a time in worker processes of
     one thread each (small models keep one thread busy, so two processes finish about twice as fast as one with two
@@ -166,7 +182,7 @@ def train_in_processes(
     from edgeens.workers import run_in_processes
 
     tasks = [
-        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label)
+        (model, data, recipe, folder, write_result, validation, None, None, jobs == 1, label, None, device)
         for model, folder, label in runs
     ]
     for done, (task, _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
@@ -186,23 +202,43 @@ def train_restoration(
     show_progress: bool = True,
     label: str = "train",
     reference: torch.nn.Module | None = None,
+    device: torch.device | None = None,
 ) -> dict:
     """Restormer's recipe on any restoration model (the teacher, or a hybrid being fine-tuned), resumable, and
     data-parallel when torch.distributed is initialised (torchrun): every rank draws its own crops, DDP averages the
     gradients, rank 0 alone writes the log, the checkpoints and (through `write_result`) the result. With
-    `recipe.distill_weight` > 0 the loss adds that weight times the L1 to `reference`'s output (frozen)."""
+    `recipe.distill_weight` > 0 the loss adds that weight times the L1 to `reference`'s output (frozen).
+    Model, reference and batches live on `device` (default: the CPU) while training, in `recipe.precision`; the
+    model is back where it was when the result is written."""
     if recipe.distill_weight > 0 and reference is None:
         raise ValueError("the recipe distils from a reference model (distill_weight > 0): pass reference=")
-    if reference is not None:
-        reference = reference.eval().requires_grad_(False)
+    device = device or torch.device("cpu")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_recipe(run_dir, recipe)
+    rank = torch.distributed.get_rank() if _distributed() else 0
+    frozen = reference.eval().requires_grad_(False) if reference is not None else None
+    with on_device(model, device), on_device(frozen, device) if frozen is not None else contextlib.nullcontext():
+        summary = _train_on_device(
+            model, data, recipe, run_dir, validation, max_steps_this_run, on_step, show_progress, label, frozen, device
+        )
+    if rank == 0 and summary["finished"]:
+        write_result(run_dir, model, summary)
+    return summary
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _train_on_device(
+    model, data, recipe, run_dir: Path, validation, max_steps_this_run, on_step, show_progress, label, reference, device
+) -> dict:
     checkpoint_path = run_dir / "checkpoint.pt"
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    distributed = _distributed()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     torch.manual_seed(recipe.seed)
-    optimizer = torch.optim.AdamW(
+    optimizer = torch.optim.AdamW(  # after the move: its state lives beside the parameters
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas
     )
     start = 0
@@ -214,7 +250,8 @@ def train_restoration(
         write_json(run_dir / RECIPE_FILE, recipe_record(recipe))
     if distributed:
         torch.distributed.barrier()  # no rank writes the log before rank 0 has truncated it
-    step_model = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    on_gpu = [device.index] if device.type == "cuda" else None
+    step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=on_gpu) if distributed else model
 
     model.train()
     stop = recipe.iterations if max_steps_this_run is None else min(recipe.iterations, start + max_steps_this_run)
@@ -234,25 +271,27 @@ def train_restoration(
             patch, batch = recipe.schedule.at(iteration, recipe.iterations)
             # A generator per (seed, rank, iteration): crops need no state to resume, and ranks draw different ones.
             rng = np.random.default_rng([recipe.seed, rank, iteration])
-            lq, gt = (torch.from_numpy(a) for a in data.sample(patch, batch, rng))
+            lq, gt = (torch.from_numpy(a).to(device, non_blocking=True) for a in data.sample(patch, batch, rng))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(recipe, iteration)
-            restored = step_model(lq)
-            loss = F.l1_loss(restored, gt)
+            with autocast(device, recipe.precision):
+                restored = step_model(lq)
+            loss = F.l1_loss(restored.float(), gt)
             if recipe.distill_weight > 0:
-                with torch.no_grad():
+                with torch.no_grad(), autocast(device, recipe.precision):
                     target = reference(lq)
-                loss = loss + recipe.distill_weight * F.l1_loss(restored, target)
+                loss = loss + recipe.distill_weight * F.l1_loss(restored.float(), target.float())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
-            progress.update(task, completed=iteration, loss=loss.item())
+            value = loss.item()  # one device sync per iteration: the log and the bar need the number
+            progress.update(task, completed=iteration, loss=value)
             log.write(
                 json.dumps(
                     {
                         "iteration": iteration,
-                        "loss": loss.item(),
+                        "loss": value,
                         "lr": optimizer.param_groups[0]["lr"],
                         "patch": patch,
                         "batch": batch,
@@ -262,7 +301,7 @@ def train_restoration(
                 + "\n"
             )
             if on_step is not None:
-                on_step(iteration, loss.item())
+                on_step(iteration, value)
             if validation and recipe.validate_every and iteration % recipe.validate_every == 0 and iteration < stop:
                 score = _shared_validation(model, validation, rank, world)
                 log.write(json.dumps({"iteration": iteration, "validation_psnr": score}) + "\n")
@@ -273,19 +312,17 @@ def train_restoration(
                 save_training_state(checkpoint_path, model, optimizer, iteration, np.random.default_rng())
     if stop < recipe.iterations:
         return {"iteration": stop, "finished": False}
-    summary = {
+    return {
         "config": model.config.to_dict(),
         "recipe": recipe_record(recipe),
         "iterations": recipe.iterations,
         "ranks": world,
         "seconds_this_run": time.perf_counter() - started,
         "threads": torch.get_num_threads(),
+        "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
         "validation_psnr": _shared_validation(model, validation, rank, world) if validation else None,
         "finished": True,
     }
-    if rank == 0:
-        write_result(run_dir, model, summary)
-    return summary
 
 
 def bundled_validation(
@@ -335,6 +372,7 @@ class TeacherRequest:
     photos: bool = True  # without data: the photo catalogue (train / whole val photos), else the bundled photos
     dual_pixel: bool = False  # DPDD's two views in (6 channels), with data
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
+    device: torch.device = torch.device("cpu")  # where training runs (edgeens.devices.resolve_device)
 
     @property
     def uses_photos(self) -> bool:
@@ -382,4 +420,6 @@ def teacher_step(request: TeacherRequest, show_progress: bool = True) -> dict:
         recipe = dataclasses.replace(recipe, init_weights=f"{request.init} (weights sha256 {weights_hash(model)})")
     else:
         model = Restormer(**config.to_dict())
-    return train_teacher(model, pairs, recipe, request.out, validation, show_progress=show_progress)
+    return train_teacher(
+        model, pairs, recipe, request.out, validation, show_progress=show_progress, device=request.device
+    )
