@@ -66,6 +66,8 @@ class LayerNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if torch.compiler.is_exporting():
             return self._export_forward(x)
+        if x.dtype in (torch.bfloat16, torch.float16):  # under autocast: statistics in fp32, as torch's layer_norm
+            return self.forward(x.float()).to(x.dtype)
         # The official (b, h*w, c) view puts the reduced axis at stride h*w, where var runs ~20x slower than two
         # means over dim 1 of the NCHW tensor (a quarter of a tiny teacher's eager time); same values to 3e-7.
         centred = x - x.mean(1, keepdim=True)

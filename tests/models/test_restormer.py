@@ -163,3 +163,19 @@ def test_bad_images_are_rejected_clearly(shape: tuple[int, ...], match: str) -> 
     model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 1, 1])
     with pytest.raises(ValueError, match=match):
         model(torch.rand(shape))
+
+
+def test_layer_norm_keeps_its_statistics_in_fp32_under_bf16_autocast() -> None:
+    from edgeens.models.restormer import LayerNorm
+
+    torch.manual_seed(0)
+    norm = LayerNorm(16, "WithBias")
+    x = (torch.randn(1, 16, 8, 8) * 30 + 200).to(torch.bfloat16)  # a large mean: bf16 statistics would lose it
+    out = norm(x)
+    assert out.dtype == torch.bfloat16
+    reference = norm(x.float())
+    assert (out.float() - reference).abs().max() < 0.05
+    naive = (x - x.mean(1, keepdim=True)) * torch.rsqrt(
+        ((x - x.mean(1, keepdim=True)) ** 2).mean(1, keepdim=True) + 1e-5
+    )
+    assert (naive.float() - reference).abs().max() > (out.float() - reference).abs().max()
