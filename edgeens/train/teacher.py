@@ -29,7 +29,7 @@ from edgeens.data.synthetic import SyntheticPairs, degrade
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.devices import autocast, module_device, on_device
 from edgeens.errors import EdgeensError
-from edgeens.files import atomic_path, writable_folder, write_json
+from edgeens.files import atomic_path, folder_lock, writable_folder, write_json
 from edgeens.metrics import psnr
 from edgeens.models.images import restore_whole
 from edgeens.models.restormer import Restormer
@@ -215,15 +215,28 @@ def train_restoration(
     device = device or torch.device("cpu")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    check_same_recipe(run_dir, recipe)
     rank = torch.distributed.get_rank() if _distributed() else 0
-    frozen = reference.eval().requires_grad_(False) if reference is not None else None
-    with on_device(model, device), on_device(frozen, device) if frozen is not None else contextlib.nullcontext():
-        summary = _train_on_device(
-            model, data, recipe, run_dir, validation, max_steps_this_run, on_step, show_progress, label, frozen, device
-        )
-    if rank == 0 and summary["finished"]:
-        write_result(run_dir, model, summary)
+    # Rank 0 holds the folder for its torchrun: a second process training into it stops at once instead of
+    # resuming the same checkpoint and interleaving its log and checkpoints with this one's.
+    with folder_lock(run_dir, f"training {label}") if rank == 0 else contextlib.nullcontext():
+        check_same_recipe(run_dir, recipe)
+        frozen = reference.eval().requires_grad_(False) if reference is not None else None
+        with on_device(model, device), on_device(frozen, device) if frozen is not None else contextlib.nullcontext():
+            summary = _train_on_device(
+                model,
+                data,
+                recipe,
+                run_dir,
+                validation,
+                max_steps_this_run,
+                on_step,
+                show_progress,
+                label,
+                frozen,
+                device,
+            )
+        if rank == 0 and summary["finished"]:
+            write_result(run_dir, model, summary)
     return summary
 
 

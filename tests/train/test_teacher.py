@@ -70,6 +70,21 @@ def test_a_killed_run_resumes_exactly(data, tmp_path) -> None:
     assert iterations == list(range(1, 11))
 
 
+def test_a_second_process_training_into_the_same_folder_stops_before_touching_it(data, tmp_path) -> None:
+    from edgeens.files import FolderBusyError, folder_lock
+
+    torch.manual_seed(0)
+    model = Restormer(**SMALL)
+    train_teacher(model, data, recipe(8), tmp_path, max_steps_this_run=4, show_progress=False)
+    log_before = (tmp_path / "log.jsonl").read_text()
+    checkpoint_before = (tmp_path / "checkpoint.pt").read_bytes()
+    with folder_lock(tmp_path, "a first edgeens teacher"), pytest.raises(FolderBusyError, match="first edgeens"):
+        train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, show_progress=False)
+    assert (tmp_path / "log.jsonl").read_text() == log_before
+    assert (tmp_path / "checkpoint.pt").read_bytes() == checkpoint_before
+    assert train_teacher(model, data, recipe(8), tmp_path, show_progress=False)["finished"]  # free again: it resumes
+
+
 def test_validation_during_training_is_logged_as_the_curve(data, tmp_path) -> None:
     torch.manual_seed(0)
     lq, gt = data.sample(48, 1, np.random.default_rng(1))
