@@ -29,43 +29,47 @@ from edgeens.models.space import PRESETS, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
 
 
+def l1_step(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    precision: str,
+    grad_clip: float | None = None,
+) -> Callable[[], None]:
+    """One optimisation step on the L1 between `module(inputs)` and `target`, forward in `precision`: what teacher
+    training (with Restormer's gradient clipping) and distillation (without) repeat."""
+
+    def step() -> None:
+        with autocast(inputs.device, precision):
+            output = module(inputs)
+        loss = F.l1_loss(output.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+        optimizer.step()
+
+    return step
+
+
 def teacher_step(preset: str, batch: int, patch: int, device: torch.device, precision: str) -> Callable[[], None]:
     torch.manual_seed(0)
     model = Restormer(**PRESETS[preset].to_dict()).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
     lq, gt = torch.rand(2, batch, 3, patch, patch, device=device)
-
-    def step() -> None:
-        with autocast(device, precision):
-            restored = model(lq)
-        loss = F.l1_loss(restored.float(), gt)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
-        optimizer.step()
-
-    return step
+    return l1_step(model, optimizer, lq, gt, precision, grad_clip=0.01)
 
 
 def distill_step(preset: str, batch: int, patch: int, device: torch.device, precision: str) -> Callable[[], None]:
     torch.manual_seed(0)
     space = SearchSpace(PRESETS[preset], parse_families("M"))
     stage = space.stages[0]  # encoder1: full resolution, the costliest pixels
-    family = space.family("M")
-    surrogate = build_surrogate(stage, f"M{stage.depth}", family).to(device).train()
+    surrogate = build_surrogate(stage, f"M{stage.depth}", space.family("M")).to(device).train()
     optimizer = torch.optim.Adam(surrogate.parameters(), lr=5e-4)
     side = patch // 2 ** (stage.level - 1)
     features, target = torch.rand(2, batch, stage.width, side, side, device=device)
-
-    def step() -> None:
-        with autocast(device, precision):
-            predicted = surrogate(features)
-        loss = F.l1_loss(predicted.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return l1_step(surrogate, optimizer, features, target, precision)
 
 
 def measure(step: Callable[[], None], device: torch.device, seconds: float, iterations: int) -> dict[str, float]:

@@ -202,6 +202,7 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         except CheckpointError:  # a surrogate's file was deleted or damaged: distill_pool makes it again
             pass
     say(f"distill: {len(space.surrogates())} surrogates, {config.distill_steps} steps each")
+    device, precision = config.placement()
     request = DistillRequest(
         teacher,
         config.run_dir,
@@ -211,8 +212,8 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         patch=config.distill_patch,
         steps=config.distill_steps,
         jobs=config.jobs,  # surrogates at a time, one process (one thread) each
-        device=config.placement()[0],
-        precision=config.placement()[1],
+        device=device,
+        precision=precision,
     )
     distill_step(request)
     return load_pool(pool_dir, teacher), False
@@ -308,6 +309,7 @@ def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         return HybridUNet.load(folder / "best.safetensors"), True
     candidates = tuple(c["architecture"] for c in state["search"]["candidates"])
     say(f"finetune: {', '.join(candidates)} ({config.finetune_iterations} iterations each)")
+    device, precision = config.placement()
     request = FinetuneRequest(
         state["teacher"],
         state["distill"],
@@ -318,8 +320,8 @@ def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         config.finetune_iterations,
         checkpoint_every=50,
         jobs=config.jobs,  # candidates at a time, one process (one thread) each
-        device=config.placement()[0],
-        precision=config.placement()[1],
+        device=device,
+        precision=precision,
     )
     finetune_step(request)
     return HybridUNet.load(folder / "best.safetensors"), False

@@ -13,6 +13,7 @@ from edgeens.cli.options import (
     PIPELINE,
     USE,
     Degradation,
+    Precision,
     Sigma,
     Threads,
     TorchDevice,
@@ -194,7 +195,7 @@ def run_command(
     torch_device: str = typer.Option(
         "auto", help="Where training, distillation, search evaluation and scoring run: auto, cpu, cuda or cuda:N."
     ),
-    precision: str = typer.Option("auto", help="Training precision: auto (bf16 on a GPU that has it), fp32, bf16."),
+    precision: Precision = "auto",
     jobs: int = typer.Option(
         os.cpu_count() or 1,
         callback=workers_check("--jobs"),

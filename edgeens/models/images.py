@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgeens.devices import module_device
+
 
 def pad_to_multiple(x: Tensor, multiple: int = 8) -> tuple[Tensor, tuple[int, int]]:
     """Reflect-pad the bottom/right of an NCHW tensor to multiples of `multiple` (Restormer's test scripts);
@@ -26,7 +28,7 @@ def restore_whole(model: nn.Module, image: np.ndarray) -> np.ndarray:
     validation, a run's scores and its report; `edgeens.restore` adds tiles and compiled programs on top. It runs
     where the model's parameters are (a GPU too) and returns the image on the CPU."""
     was_training = model.training
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = module_device(model)
     model.eval()
     try:
         with torch.inference_mode():

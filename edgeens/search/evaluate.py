@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from edgeens.devices import module_device
 from edgeens.errors import EdgeensError
 from edgeens.metrics import psnr
 from edgeens.models.images import pad_to_multiple
@@ -136,8 +137,7 @@ def _placed(module: nn.Module, device: torch.device) -> nn.Module:
     """`module` itself when it is on `device`, else a copy there."""
     import copy
 
-    on = next((p.device for p in module.parameters()), torch.device("cpu"))
-    return module if on == device else copy.deepcopy(module).to(device)
+    return module if module_device(module) == device else copy.deepcopy(module).to(device)
 
 
 # --- several evaluations at once -----------------------------------------------------------------------------------

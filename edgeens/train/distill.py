@@ -67,8 +67,9 @@ def capture_features(
 
     def hook(name: str):
         def record(_module: nn.Module, args: tuple[Tensor, ...], output: Tensor) -> None:
-            captured[name]["input"].append(args[0].detach().cpu() if args[0].is_cuda else args[0].detach().clone())
-            captured[name]["output"].append(output.detach().cpu() if output.is_cuda else output.detach().clone())
+            # A copy on the CPU, where the features are concatenated and written (off a GPU, or of a CPU tensor).
+            captured[name]["input"].append(args[0].detach().to("cpu", copy=True))
+            captured[name]["output"].append(output.detach().to("cpu", copy=True))
 
         return record
 
