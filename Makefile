@@ -54,6 +54,7 @@ demo: $(STAMP) photos
 # and 50/50 rows take 5-10 s per iteration, over 10 hours each at 6000.
 demo-full: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 6000 --top-k 2 \
+	  --finetune-patch 128 --finetune-min-patch 64 --finetune-batch-pixels 4096 \
 	  --baselines teacher-finetuned --reports reports
 
 lint: $(STAMP)

@@ -23,7 +23,7 @@ from edgeens.data.synthetic import SyntheticPairs
 from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
 from edgeens.rundir import RunFolder
-from edgeens.train.finetune import RESULT, _write_hybrid, finetune_recipe
+from edgeens.train.finetune import RESULT, FinetunePatches, _write_hybrid, finetune_recipe
 from edgeens.train.pool import load_pool
 from edgeens.train.teacher import train_restoration, validation_psnr
 
@@ -35,9 +35,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--distill-weight", type=float, default=0.0)
+    parser.add_argument("--max-patch", type=int, default=64)
+    parser.add_argument("--min-patch", type=int, default=0, help="0: Restormer's progression scaled to --max-patch")
+    parser.add_argument("--batch-pixels", type=int, default=0, help="0: Restormer's batches")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     run = RunFolder(args.run)
     teacher = Restormer.from_checkpoint(run.teacher_weights)
     pool = load_pool(run.pool, teacher)
@@ -45,7 +49,13 @@ def main() -> None:
     model = HybridUNet.from_teacher(teacher, architecture, pool)
     validation = validation_crops("gaussian_noise", 25.0)
     data = SyntheticPairs(training_photos(), "gaussian_noise", 25.0)
-    recipe = finetune_recipe(args.iterations, checkpoint_every=50, lr=args.lr, distill_weight=args.distill_weight)
+    recipe = finetune_recipe(
+        args.iterations,
+        FinetunePatches(args.max_patch, args.min_patch, args.batch_pixels),
+        checkpoint_every=50,
+        lr=args.lr,
+        distill_weight=args.distill_weight,
+    )
     composed = validation_psnr(model, validation)
     start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     train_restoration(model, data, recipe, args.out, _write_hybrid, validation, show_progress=False, reference=teacher)
@@ -56,13 +66,14 @@ def main() -> None:
         "lr": args.lr,
         "distill_weight": args.distill_weight,
         "iterations": args.iterations,
+        "schedule": {"patches": recipe.schedule.patch_sizes, "batches": recipe.schedule.batch_sizes},
         "teacher_psnr": validation_psnr(teacher, validation),
         "psnr_composed": composed,
         "psnr_finetuned": tuned,
         "wall_s_this_run": time.perf_counter() - start,
         "user_s": after.ru_utime - before.ru_utime,
         "system_s": after.ru_stime - before.ru_stime,
-        "threads": 1,
+        "threads": args.threads,
     }
     (args.out / "recipe.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

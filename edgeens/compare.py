@@ -25,6 +25,7 @@ from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, format_architecture
 from edgeens.profile.table import LatencyTable
 from edgeens.rundir import TEACHER_FINETUNED, RunFolder
+from edgeens.train.finetune import FinetunePatches
 from edgeens.train.pool import BlockPool
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
@@ -58,6 +59,7 @@ class CompareRequest:
     degradation: str = "gaussian_noise"
     sigma: float = 25.0
     iterations: int = 100
+    patches: FinetunePatches = FinetunePatches()  # the fine-tuning step's: every trained row is trained alike
     seed: int = 0
     jobs: int = 1
     baselines: tuple[str, ...] = tuple(BASELINES)  # which alternatives to train and score (names of BASELINES)
@@ -120,7 +122,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
     rows_spec = compare_rows(request)
     folders = {label: folder / label.replace(" ", "-").replace("/", "-").replace(",", "") for label, *_ in rows_spec}
-    recipe = finetune_recipe(request.iterations, checkpoint_every=50, precision=request.precision)
+    recipe = finetune_recipe(request.iterations, request.patches, checkpoint_every=50, precision=request.precision)
     pending = []
     for label, architecture, how in rows_spec:
         if how is not None:  # finished rows too: their result must be this recipe's

@@ -30,6 +30,7 @@ from edgeens.models.restormer import Restormer
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
 from edgeens.profile.table import searched_table
 from edgeens.rundir import STEPS, RunFolder
+from edgeens.train.finetune import FinetunePatches
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
@@ -59,6 +60,7 @@ class RunConfig:
     top_k: int = 3
     speedup: float | None = None  # a latency budget: the search keeps to teacher / speedup (calibrated penalty)
     finetune_iterations: int = 100  # every trained model of the run gets the same; sized for make demo
+    finetune_patches: FinetunePatches = FinetunePatches()  # and the same patches
     baselines: tuple[str, ...] = tuple(BASELINES)  # the alternatives the compare step trains and scores
     seed: int = 0
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes of one thread each
@@ -318,6 +320,7 @@ def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         config.degradation,
         config.sigma,
         config.finetune_iterations,
+        config.finetune_patches,
         checkpoint_every=50,
         jobs=config.jobs,  # candidates at a time, one process (one thread) each
         device=device,
@@ -366,6 +369,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         config.degradation,
         config.sigma,
         config.finetune_iterations,
+        config.finetune_patches,
         config.seed,
         config.jobs,
         config.baselines,

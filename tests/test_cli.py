@@ -215,6 +215,9 @@ def test_an_output_folder_that_cannot_be_written_is_one_line_before_any_work(
         (["profile", "--preset", "tiny", "--size", "0"], "positive"),
         (["compile", "--untrained", "tiny", "--size", "-8"], "positive"),
         (["run", "--size", "99992"], "at most 2048"),
+        (["run", "--finetune-patch", "60"], "positive multiple of 8"),
+        (["run", "--finetune-min-patch", "128"], "fine-tuning patches: the smallest patch must be 8..64"),
+        (["run", "--finetune-batch-pixels", "-1"], "greater than or equal to 0"),
     ],
 )
 def test_an_option_that_cannot_work_is_refused_before_anything_runs(args: list[str], says: str) -> None:

@@ -81,6 +81,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
     args += ["--profiles", str(tmp_path / "profiles"), "--families", "G", "--distill-steps", "2"]
     args += ["--budget", "18", "--top-k", "2", "--finetune-iterations", "2"]
+    args += ["--finetune-patch", "32", "--finetune-min-patch", "16", "--finetune-batch-pixels", "512"]
     args += ["--baselines", "teacher-finetuned,random-init"]  # the others are added by a re-run below
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -101,6 +102,17 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert retrained["architecture"] == compare["rows"][0]["architecture"] and retrained["measured_ms"] is None
     assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
     assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
+    # The candidates and the comparison's rows train with the same patches, the ones asked for.
+    candidate = json.loads((tmp_path / "run" / "finetune" / "finetune.json").read_text())
+    schedules = [
+        json.loads((folder / "recipe.json").read_text())["schedule"]
+        for folder in (
+            tmp_path / "run" / "finetune" / candidate["best"],
+            tmp_path / "run" / "compare" / "teacher-fine-tuned",
+        )
+    ]
+    assert schedules[0] == schedules[1] and schedules[0]["patch_sizes"][0] == 16
+    assert schedules[0]["patch_sizes"][-1] == 32 and schedules[0]["batch_sizes"] == [2, 2, 2, 1, 1, 1]
     assert ens["architecture"] in (report / "report.md").read_text()
     # `edgeens search` on the run's teacher, pool and table is the same step: the same trials, front and knee.
     search = ["search", "--teacher", str(tmp_path / "teacher.safetensors"), "--pool", str(tmp_path / "run" / "pool")]

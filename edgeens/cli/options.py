@@ -82,6 +82,17 @@ Sigma = Annotated[float, typer.Option(help="Noise level for gaussian_noise (0-25
 TeacherFile = Annotated[Path, typer.Option("--teacher", help="The teacher Restormer checkpoint.")]
 Size = Annotated[str, typer.Option(help="Input size: 256 or HxW, multiples of 8.")]
 MaxPatch = Annotated[int, typer.Option(min=16, callback=side_check("--max-patch"), help="Largest progressive patch.")]
+MinPatch = Annotated[
+    int,
+    typer.Option(
+        callback=side_check("--min-patch", allow_zero=True),
+        help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch).",
+    ),
+]
+BatchPixels = Annotated[
+    int,
+    typer.Option(min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."),
+]
 TorchDevice = Annotated[
     str,
     typer.Option(

@@ -9,9 +9,11 @@ import typer
 import edgeens.cli.views as views
 from edgeens.cli.options import (
     PIPELINE,
+    BatchPixels,
     Degradation,
     Jobs,
     MaxPatch,
+    MinPatch,
     Precision,
     Sigma,
     TeacherFile,
@@ -41,11 +43,7 @@ def teacher(
     dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
     max_patch: MaxPatch = 64,
-    min_patch: int = typer.Option(
-        0,
-        callback=side_check("--min-patch", allow_zero=True),
-        help="Smallest progressive patch (0: Restormer's progression scaled to --max-patch).",
-    ),
+    min_patch: MinPatch = 0,
     init: Path = typer.Option(
         None,
         help="Start from these Restormer weights instead of seeded random ones (a warm start: e.g. a longer, "
@@ -56,9 +54,7 @@ def teacher(
         92 / 300, min=0.0, max=1.0, help="Share of training at the peak rate before the cosine (Restormer: 92/300)."
     ),
     seed: int = typer.Option(100, min=0, help="Seed of the initial weights and of every crop drawn."),
-    batch_pixels: int = typer.Option(
-        0, min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."
-    ),
+    batch_pixels: BatchPixels = 0,
     validate_every: int = typer.Option(0, min=0, help="Iterations between logged validations (0: at the end)."),
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
     threads: Threads = 1,
@@ -150,6 +146,8 @@ def finetune(
     sigma: Sigma = 25.0,
     iterations: int = typer.Option(300, min=1, help="Iterations per candidate (the teacher's recipe, scaled)."),
     max_patch: MaxPatch = 64,
+    min_patch: MinPatch = 0,
+    batch_pixels: BatchPixels = 0,
     checkpoint_every: int = typer.Option(100, min=1, help="Iterations between resumable checkpoints."),
     threads: Threads = 1,
     jobs: Jobs = 1,
@@ -162,7 +160,7 @@ def finetune(
     from edgeens.devices import resolve_device, resolve_precision
     from edgeens.models import Restormer
     from edgeens.search.step import front_candidates
-    from edgeens.train.finetune import FinetuneRequest, finetune_step
+    from edgeens.train.finetune import FinetunePatches, FinetuneRequest, finetune_step
     from edgeens.train.pool import load_pool
 
     torch.set_num_threads(threads)
@@ -180,7 +178,7 @@ def finetune(
             degradation,
             sigma,
             iterations,
-            max_patch,
+            FinetunePatches(max_patch, min_patch, batch_pixels),
             checkpoint_every,
             jobs,
             place,

@@ -177,6 +177,17 @@ def run_command(
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
     top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
     finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
+    finetune_patch: int = typer.Option(
+        64, callback=side_check("--finetune-patch"), help="Largest fine-tuning patch (Restormer's progression)."
+    ),
+    finetune_min_patch: int = typer.Option(
+        0,
+        callback=side_check("--finetune-min-patch", allow_zero=True),
+        help="Smallest fine-tuning patch (0: the progression scaled to --finetune-patch).",
+    ),
+    finetune_batch_pixels: int = typer.Option(
+        0, min=0, help="Pixels per fine-tuning mini-batch at every patch size (0: Restormer's batches 8..1)."
+    ),
     baselines: str = typer.Option(
         "all",
         help="The alternatives the comparison trains: all, none, or some of teacher-finetuned, mambair-only, "
@@ -209,6 +220,7 @@ def run_command(
 
     from edgeens.compare import parse_baselines
     from edgeens.run import RunConfig, run_pipeline
+    from edgeens.train.finetune import FinetunePatches
 
     torch.set_num_threads(threads)
     config = RunConfig(
@@ -230,6 +242,7 @@ def run_command(
         budget=budget,
         top_k=top_k,
         finetune_iterations=finetune_iterations,
+        finetune_patches=FinetunePatches(finetune_patch, finetune_min_patch, finetune_batch_pixels),
         baselines=parse_baselines(baselines),
         reports=reports,
         jobs=jobs,

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edgeens.data.synthetic import SyntheticPairs
+from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.errors import EdgeensError
 from edgeens.files import folder_lock, now, write_json
 from edgeens.models.hybrid import HybridUNet
@@ -125,9 +126,39 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     return summary
 
 
+@dataclass(frozen=True)
+class FinetunePatches:
+    """The fine-tuning's progressive patches: Restormer's progression scaled so the largest is `max_patch`
+    (mapped onto [`min_patch`, `max_patch`] when given), each stage's batch balanced to about `batch_pixels`
+    pixels (0: Restormer's batches 8..1). Global-pooling surrogates (G) fine-tuned on small patches lose
+    more on whole photos than on crops: larger patches carry them to the deployed tile size."""
+
+    max_patch: int = 64
+    min_patch: int = 0
+    batch_pixels: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_patch < 16 or self.max_patch % 8:
+            raise ValueError(
+                f"the largest fine-tuning patch must be a multiple of 8, at least 16, got {self.max_patch}"
+            )
+        if self.batch_pixels < 0:
+            raise ValueError(
+                f"pixels per fine-tuning mini-batch must be 0 (Restormer's batches) or more, got {self.batch_pixels}"
+            )
+        try:  # a smallest patch outside 8..max_patch is refused here, before any training
+            self.schedule()
+        except ValueError as err:
+            raise ValueError(f"fine-tuning patches: {err}") from None
+
+    def schedule(self) -> ProgressiveSchedule:
+        schedule = ProgressiveSchedule().scaled(self.max_patch, self.min_patch)
+        return schedule.balanced(self.batch_pixels) if self.batch_pixels else schedule
+
+
 def finetune_recipe(
     iterations: int,
-    max_patch: int = 64,
+    patches: FinetunePatches = FinetunePatches(),
     checkpoint_every: int = 100,
     lr: float = 3e-4,
     distill_weight: float = 0.0,
@@ -136,13 +167,11 @@ def finetune_recipe(
     """The teacher's recipe scaled to a fine-tuning budget: what every fine-tuned model of a run (candidates and
     the comparison's rows alike) trains with. `lr` and `distill_weight` (L1 to the teacher's output) are for warm
     starts: every model fine-tuned here starts from trained weights."""
-    from edgeens.data.transforms import ProgressiveSchedule
-
     return TeacherRecipe(
         iterations=iterations,
         lr=lr,
         distill_weight=distill_weight,
-        schedule=ProgressiveSchedule().scaled(max_patch),
+        schedule=patches.schedule(),
         checkpoint_every=checkpoint_every,
         precision=precision,
     )
@@ -160,7 +189,7 @@ class FinetuneRequest:
     degradation: str = "gaussian_noise"
     sigma: float = 25.0
     iterations: int = 300
-    max_patch: int = 64
+    patches: FinetunePatches = FinetunePatches()
     checkpoint_every: int = 100
     jobs: int = 1
     device: torch.device = torch.device("cpu")  # where the candidates train
@@ -176,7 +205,7 @@ def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[
         request.pool,
         list(request.candidates),
         SyntheticPairs(training_photos(), request.degradation, request.sigma),
-        finetune_recipe(request.iterations, request.max_patch, request.checkpoint_every, precision=request.precision),
+        finetune_recipe(request.iterations, request.patches, request.checkpoint_every, precision=request.precision),
         request.out,
         validation_crops(request.degradation, request.sigma),
         show_progress=show_progress,

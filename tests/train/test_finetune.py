@@ -15,9 +15,9 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import FAMILIES, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
-from edgeens.train.finetune import FinetuneError, finetune_candidates
+from edgeens.train.finetune import FinetuneError, FinetunePatches, finetune_candidates, finetune_recipe
 from edgeens.train.pool import BlockPool
-from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation
+from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation, recipe_record
 from tests.conftest import SMALL_TEACHER as SMALL
 
 
@@ -86,3 +86,15 @@ def test_a_second_finetune_of_the_same_folder_stops_at_once(tmp_path) -> None:
         finetune_candidates(
             teacher, BlockPool(SearchSpace(teacher.config), {}), ["R-R-R-R-R-R-R-R"], None, None, tmp_path / "ft", []
         )
+
+
+def test_fine_tuning_patches_scale_restormers_progression_and_balance_its_batches() -> None:
+    assert FinetunePatches().schedule() == ProgressiveSchedule().scaled(64)  # the default: make demo's recipe
+    larger = FinetunePatches(128, 64, 4096).schedule()
+    assert larger.patch_sizes == (64, 72, 80, 96, 112, 128) and larger.batch_sizes == (1,) * 6
+    assert FinetunePatches(128, 0, 8192).schedule().batch_sizes == (5, 3, 2, 1, 1, 1)
+    record = recipe_record(finetune_recipe(10, FinetunePatches(128, 64, 4096)))  # what recipe.json holds
+    assert record["schedule"]["patch_sizes"] == [64, 72, 80, 96, 112, 128] and record["iterations"] == 10
+    for patches, says in [((100,), "multiple of 8"), ((64, 128), "fine-tuning patches"), ((64, 0, -1), "pixels")]:
+        with pytest.raises(ValueError, match=says):
+            FinetunePatches(*patches)
