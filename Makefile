@@ -49,8 +49,9 @@ test: $(STAMP) photos web android
 demo: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo --reports reports
 
-# The configuration behind reports/tiny-2x: a 2x latency bound, 6000 fine-tuning iterations, the teacher fine-tuned as
-# long beside the ENS hybrid (hours: resumable). --baselines all adds the paper's other rows; on a CPU the MambaIR-only
+# The configuration behind reports/tiny-2x: a 2x latency bound, 6000 fine-tuning iterations on 64-128 px patches (the
+# G blocks' global pooling learns the patches' statistics), the teacher fine-tuned as long beside the ENS hybrid
+# (about an hour: resumable). --baselines all adds the paper's other rows; on a CPU the MambaIR-only
 # and 50/50 rows take 5-10 s per iteration, over 10 hours each at 6000.
 demo-full: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 6000 --top-k 2 \

@@ -180,6 +180,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         "rows": rows,
         "scored_on": f"{len(test)} whole test photos of the catalogue",
         "iterations": request.iterations,
+        "schedule": {"patch_sizes": recipe.schedule.patch_sizes, "batch_sizes": recipe.schedule.batch_sizes},
         "timing": timing,
         "created": now(),
     }

@@ -85,10 +85,17 @@ def _comparison(compare: dict[str, Any]) -> Section:
             f"{timing['policy']['rounds']} shuffled rounds ({timing['samples']['teacher']} and "
             f"{timing['samples']['ENS hybrid']} runs; 10-90% spread {spread})."
         )
+    schedule = compare.get("schedule")  # absent from comparisons written before it was recorded
+    patches = (
+        f" (patches {schedule['patch_sizes'][0]}-{schedule['patch_sizes'][-1]} px, "
+        f"{max(schedule['batch_sizes'])}-{min(schedule['batch_sizes'])} crops a batch)"
+        if schedule
+        else ""
+    )
     text = (
         f"The teacher is the run's starting point as it was trained; every model below it, the teacher "
         f"fine-tuned further included, was trained for {compare['iterations']} iterations with the fine-tuning "
-        "recipe. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
+        f"recipe{patches}. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
         "speed-up compares measured with measured (m), or prediction with prediction (p)." + timed
     )
     return ("The paper's comparison at this scale", [text, comparison])
