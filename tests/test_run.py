@@ -114,7 +114,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert schedules[0] == schedules[1] and schedules[0]["patch_sizes"][0] == 16
     assert schedules[0]["patch_sizes"][-1] == 32 and schedules[0]["batch_sizes"] == [2, 2, 2, 1, 1, 1]
     assert compare["schedule"] == {key: schedules[0][key] for key in ("patch_sizes", "batch_sizes")}
-    assert "(patches 16-32 px, 2-1 crops a batch)" in (report / "report.md").read_text()
+    assert "(patches 16-32 px, mini-batch 2-1)" in (report / "report.md").read_text()
     assert ens["architecture"] in (report / "report.md").read_text()
     # `edgeens search` on the run's teacher, pool and table is the same step: the same trials, front and knee.
     search = ["search", "--teacher", str(tmp_path / "teacher.safetensors"), "--pool", str(tmp_path / "run" / "pool")]

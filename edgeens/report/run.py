@@ -86,12 +86,12 @@ def _comparison(compare: dict[str, Any]) -> Section:
             f"{timing['samples']['ENS hybrid']} runs; 10-90% spread {spread})."
         )
     schedule = compare.get("schedule")  # absent from comparisons written before it was recorded
-    patches = (
-        f" (patches {schedule['patch_sizes'][0]}-{schedule['patch_sizes'][-1]} px, "
-        f"{max(schedule['batch_sizes'])}-{min(schedule['batch_sizes'])} crops a batch)"
-        if schedule
-        else ""
-    )
+    patches = ""
+    if schedule:
+        most, fewest = max(schedule["batch_sizes"]), min(schedule["batch_sizes"])
+        batches = str(most) if most == fewest else f"{most}-{fewest}"
+        patches = f" (patches {schedule['patch_sizes'][0]}-{schedule['patch_sizes'][-1]} px, mini-batch {batches})"
+
     text = (
         f"The teacher is the run's starting point as it was trained; every model below it, the teacher "
         f"fine-tuned further included, was trained for {compare['iterations']} iterations with the fine-tuning "

@@ -186,7 +186,7 @@ def test_linked_validation_is_timed_in_the_tables_own_rounds(small_stage_program
     other = runner.invoke(app, [*args[: at + 1], "5", *args[at + 2 :]])
     assert other.exit_code == 2 and "add --remeasure to validate 5" in " ".join(other.output.split())
     # One the table has not timed (the 4 it validated are chosen from measured latencies, so they vary by run).
-    singles = ["-".join("G1" if i == at else "R" for i in range(8)) for at in range(8)]
+    singles = ["-".join("G1" if i == stage else "R" for i in range(8)) for stage in range(8)]
     untimed = next(a for a in singles if a not in reread.end_to_end)
     with pytest.raises(ValueError, match="would mix"):
         measure_architectures(table, [untimed], teacher, programs, tmp_path / "t.json")
