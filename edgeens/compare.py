@@ -2,14 +2,14 @@
 
 The teacher, the ENS hybrid and the alternatives (the teacher itself fine-tuned as long as the hybrids, MambaIR
 only, a random hybrid, a 50/50 hybrid, the ENS architecture from random weights), each trained with the fine-tuning
-recipe, scored on the whole test photos that nothing in the run trains, selects or tunes on, with the latency
+recipe, scored on the task's whole test images that nothing in the run trains, selects or tunes on, with the latency
 table's prediction and, on the host, the teacher and the ENS hybrid's programs timed end to end in the same rounds.
 It writes `compare/compare.json` and the crops the report shows (`compare/crops.npz`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeens.data.task import TaskData
 from edgeens.devices import on_device
 from edgeens.files import atomic_path, now, write_json
 from edgeens.models.hybrid import HybridUNet
@@ -28,7 +29,7 @@ from edgeens.rundir import TEACHER_FINETUNED, RunFolder
 from edgeens.train.finetune import FinetunePatches
 from edgeens.train.pool import BlockPool
 
-Pairs = list[tuple[np.ndarray, np.ndarray]]
+Pairs = Iterable[tuple[str, np.ndarray, np.ndarray]]
 # The alternatives a comparison can train, by the name `edgeens run --baselines` takes, and their rows' labels.
 # The teacher and the ENS hybrid are always compared; on a CPU the MambaIR-heavy rows train 10-50x slower than the
 # others (seconds per iteration), so a run may leave them out and add them later.
@@ -39,8 +40,6 @@ BASELINES = {
     "fifty-fifty": "50/50 hybrid",
     "random-init": "ENS, random init",
 }
-# A test photo's boats, where a blotch or lost detail shows at once: the crop the report puts side by side.
-CROP_PHOTO, CROP = "plasma-EveningGlow", (slice(160, 352), slice(240, 432))
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,7 @@ class CompareRequest:
     space: SearchSpace
     table: LatencyTable
     size: int
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
+    task: TaskData
     iterations: int = 100
     patches: FinetunePatches = FinetunePatches()  # the fine-tuning step's: every trained row is trained alike
     seed: int = 0
@@ -111,10 +109,9 @@ def compare_rows(request: CompareRequest) -> list[tuple[str, str, str | None]]:
 
 
 def compare_step(request: CompareRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train the rows that are not trained yet (resumable, `jobs` at a time), score every row on the whole test
-    photos, time the teacher and the ENS hybrid, and write compare.json and the report's crops."""
-    from edgeens.data.photos import degraded_pairs, training_photos, validation_crops
-    from edgeens.data.synthetic import SyntheticPairs
+    """Train the rows that are not trained yet (resumable, `jobs` at a time), score every row on the task's whole
+    test images (read one at a time), time the teacher and the ENS hybrid, and write compare.json and the report's
+    crops."""
     from edgeens.train.finetune import RESULT, _write_hybrid, finetune_recipe
     from edgeens.train.teacher import check_same_recipe, train_in_processes
     from edgeens.workers import run_in_processes
@@ -137,25 +134,25 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         pending.append((model, folders[label], label))
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
-        data = SyntheticPairs(training_photos(), request.degradation, request.sigma)
-        validation = validation_crops(request.degradation, request.sigma)
+        data, validation = request.task.training(), request.task.validation_crops()
         train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say, request.device)
-    test = list(degraded_pairs("test", request.degradation, request.sigma).values())
+    task = request.task
     measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
     models = {
         label: (teacher if label == "teacher" else best) if how is None else HybridUNet.load(folders[label] / RESULT)
         for label, _, how in rows_spec
     }
-    # Whole test photos, one model per worker: the MambaIR stacks' eager scans take minutes per model.
-    say(f"compare: scoring {len(models)} models on {len(test)} whole test photos, {request.jobs} at a time")
+    # Whole test images, one model per worker, each reading them one at a time: the MambaIR stacks' eager scans
+    # take minutes per model, and a user's test split need not fit in memory.
+    say(f"compare: scoring {len(models)} models on {task.test_count} whole test images, {request.jobs} at a time")
     if request.device.type == "cpu":
-        tasks = [(label, model, test) for label, model in models.items()]
-        scores = {task[0]: result for task, result in run_in_processes(_labelled_score, tasks, request.jobs)}
+        tasks = [(label, model, task) for label, model in models.items()]
+        scores = {done[0]: result for done, result in run_in_processes(_labelled_score, tasks, request.jobs)}
     else:  # one GPU restores faster than processes sharing it
         scores = {}
         for label, model in models.items():
             with on_device(model, request.device):
-                scores[label] = score(model, test)
+                scores[label] = score(model, task.test_pairs())
     rows = []
     for label, architecture, _ in rows_spec:
         psnr, ssim = scores[label]
@@ -178,24 +175,23 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         row["speedup_from"] = "measured" if both else "predicted"
     result = {
         "rows": rows,
-        "scored_on": f"{len(test)} whole test photos of the catalogue",
+        "scored_on": f"{task.test_count} whole test images of {task.describe()}",
         "iterations": request.iterations,
         "schedule": {"patch_sizes": recipe.schedule.patch_sizes, "batch_sizes": recipe.schedule.batch_sizes},
         "timing": timing,
         "created": now(),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    save_crops(request.folder, teacher, best, request.degradation, request.sigma)
+    save_crops(request.folder, teacher, best, task)
     write_json(request.folder.compare_result, result)
     return result
 
 
-def save_crops(folder: RunFolder, teacher: torch.nn.Module, hybrid: torch.nn.Module, degradation: str, sigma: float):
+def save_crops(folder: RunFolder, teacher: torch.nn.Module, hybrid: torch.nn.Module, task: TaskData) -> None:
     """The degraded crop, the teacher's and the ENS hybrid's restorations and the clean crop, for the report."""
-    from edgeens.data.photos import degraded_pairs
     from edgeens.models.images import restore_whole
 
-    lq, gt = (np.ascontiguousarray(a[CROP]) for a in degraded_pairs("test", degradation, sigma)[CROP_PHOTO])
+    _, lq, gt = task.report_crop()
     crops = {
         "degraded": lq,
         "teacher": restore_whole(teacher, lq),
@@ -234,18 +230,18 @@ def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None])
     return {k: float(np.median(v)) for k, v in samples.items()}, timing
 
 
-def _labelled_score(label: str, model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
+def _labelled_score(label: str, model: torch.nn.Module, task: TaskData) -> tuple[float, float]:
     torch.set_num_threads(1)  # a worker of its own: one thread, as every other worker
-    return score(model, pairs)
+    return score(model, task.test_pairs())
 
 
 def score(model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
-    """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (degraded, clean) pairs."""
+    """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (name, degraded, clean) pairs."""
     from edgeens.metrics import psnr, ssim
     from edgeens.models.images import restore_whole
 
     psnrs, ssims = [], []
-    for lq, gt in pairs:
+    for _, lq, gt in pairs:
         out = restore_whole(model, lq)
         psnrs.append(psnr(out, gt))
         ssims.append(ssim(out, gt))

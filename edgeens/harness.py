@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,19 @@ from edgeens.restore import Restorer, restore_array
 
 def benchmark_models(
     restorers: list[Restorer],
-    pairs: list[tuple[str, np.ndarray, np.ndarray]],
+    pairs: Iterable[tuple[str, np.ndarray, np.ndarray]],
     tile: int = 512,
     overlap: int = 32,
     progress: Callable[[str], None] | None = None,
+    count: int | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (model, image): PSNR and SSIM (RGB, BasicSR conventions) and seconds to restore."""
+    """One row per (model, image): PSNR and SSIM (RGB, BasicSR conventions) and seconds to restore. The pairs are
+    read one at a time (every model restores a pair before the next is read): memory holds one pair, not the set."""
     rows = []
-    for restorer in restorers:
-        for name, degraded, clean in pairs:
+    for number, (name, degraded, clean) in enumerate(pairs, 1):
+        for restorer in restorers:
             if progress:
-                progress(f"{restorer.name}: {name}")
+                progress(f"image {number}{f'/{count}' if count else ''} {name}: {restorer.name}")
             start = time.perf_counter()
             restored = restore_array(restorer, degraded, tile, overlap)
             seconds = time.perf_counter() - start
@@ -41,7 +43,8 @@ def benchmark_models(
                     "seconds": seconds,
                 }
             )
-    return rows
+    order = {restorer.name: i for i, restorer in reversed(list(enumerate(restorers)))}
+    return sorted(rows, key=lambda row: order[row["model"]])  # stable: each model's rows in the images' order
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -87,26 +90,32 @@ def write_results(rows: list[dict[str, Any]], out_dir: str | Path, note: str) ->
 
 
 def bench_pairs(
-    data: Path | None, split: str, degradation: str, sigma: float
-) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], str]:
-    """(name, degraded, clean) images to benchmark on, and a note saying what they are: a paired folder, or one
-    split of the photo catalogue (or the bundled photos) degraded with `degradation`."""
+    data: Path | None, split: str, degradation: str | None, sigma: float | None
+) -> tuple[Iterator[tuple[str, np.ndarray, np.ndarray]], int, str]:
+    """(name, degraded, clean) images to benchmark on, read one at a time, their count, and a note saying what
+    they are: every pair of a paired folder, or one split of the photo catalogue (or the bundled photos) degraded
+    with `degradation`."""
     if data is not None:
         from edgeens.data.paired import PairedImages, find_pairs
+        from edgeens.data.task import DataRequest
 
-        found = find_pairs(data)
-        images = PairedImages(found, preload_limit=0)
-        pairs = [((lq[0] if isinstance(lq, tuple) else lq).name, *images.read(i)) for i, (lq, _) in enumerate(found)]
-        return pairs, f"Pairs from {data}"
+        DataRequest(data, degradation=degradation, sigma=sigma).check()
+        images = PairedImages(find_pairs(data), cache_bytes=0)
+
+        def read() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+            for index, (lq, _) in enumerate(images.pairs):
+                yield (lq[0] if isinstance(lq, tuple) else lq).name, *images.read(index)
+
+        return read(), len(images), f"Pairs from {data}"
+    degradation, sigma = degradation or "gaussian_noise", 25.0 if sigma is None else sigma
     if split == "bundled":
-        from edgeens.train.teacher import bundled_validation
+        from edgeens.data.task import bundled_validation
 
-        found = bundled_validation(degradation, sigma)
-        pairs = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(found)]
+        found = [(f"bundled-{i}", lq, gt) for i, (lq, gt) in enumerate(bundled_validation(degradation, sigma))]
     elif split in ("train", "val", "test"):
         from edgeens.data.photos import degraded_pairs
 
-        pairs = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
+        found = [(n, lq, gt) for n, (lq, gt) in degraded_pairs(split, degradation, sigma).items()]
     else:
         raise ValueError(f"--split must be test, val, train or bundled, got {split!r}")
-    return pairs, f"Photos ({split}), {degradation} (sigma {sigma:g})"
+    return iter(found), len(found), f"Photos ({split}), {degradation} (sigma {sigma:g})"

@@ -5,7 +5,9 @@ its outputs under the run folder and is skipped when they exist and are complete
 (Ctrl-C, a kill, a crash) continues where it stopped; the long steps also resume inside themselves (teacher and
 fine-tuning checkpoints, the distillation pool, the search's trial log).
 
-With no options it runs the embedded default: the tiny preset, Gaussian denoising (sigma 25) of the photo
+The task's data is decided once, at the entrance (edgeens.data.task.open_task: `data.json` in the run folder), and
+handed to every step. With `--data` it is the user's paired folders and their split; with no options it runs the
+embedded default: the tiny preset, Gaussian denoising (sigma 25) of the photo
 catalogue (`make photos`: trained on its train split, searched and selected on crops of its val split, compared on
 its whole test photos), starting from a teacher that edgeens trained itself (`edgeens/assets/`, with the command
 that made it).
@@ -24,6 +26,7 @@ from typing import Any
 import torch
 
 from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, compare_step, save_crops
+from edgeens.data.task import DataRequest, TaskData, open_task
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
@@ -42,8 +45,12 @@ class RunConfig:
 
     run_dir: Path = Path("runs/demo")
     preset: str = "tiny"
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
+    data: Path | None = None  # the user's paired folder (any layout edgeens.data.paired reads)
+    val_data: Path | None = None
+    test_data: Path | None = None
+    split_seed: int = 0  # the seeded train / val / test split of `data` where it has none of its own
+    degradation: str | None = None  # without data: the catalogue's synthetic degradation (None: gaussian_noise)
+    sigma: float | None = None  # None: 25
     teacher: Path | None = None  # a Restormer checkpoint to adopt instead of the embedded or a trained one
     teacher_iterations: int = 1500
     families: str = DEFAULT_FAMILIES
@@ -81,7 +88,16 @@ class RunConfig:
         device = resolve_device(self.torch_device)
         return device, resolve_precision(self.precision, device)
 
+    def data_request(self) -> DataRequest:
+        """The data as asked for: the largest crop the steps draw bounds the training images' size."""
+        teacher_patch = 64 if self.teacher is None else 0  # the run's teacher trains on 64-px crops at most
+        largest = max(teacher_patch, self.distill_patch, self.finetune_patches.max_patch)
+        return DataRequest(
+            self.data, self.val_data, self.test_data, self.degradation, self.sigma, self.split_seed, min_side=largest
+        )
+
     def check(self) -> None:
+        self.data_request().check()
         if self.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {self.jobs}")
         if self.preset not in PRESETS:
@@ -120,8 +136,9 @@ class RunState:
     """The outputs of the steps run so far in one run, by step name. Asking for a step that has not run names it
     (with --steps a user can skip a step whose outputs a later one needs)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, task: TaskData) -> None:
         self.run_dir = run_dir
+        self.task = task  # where every step's images come from
         self.current = ""  # the step running now, for the message
         self._outputs: dict[str, Any] = {}
 
@@ -143,7 +160,10 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     fix = "delete it: each step's own outputs say what is done, and the next run writes it again"
     summary = read_json(summary_path, fix) if summary_path.is_file() else {"steps": {}}
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
-    state = RunState(run)
+    task = open_task(run, config.data_request(), say)  # the folder's data.json: other data is refused here
+    summary["data"] = task.describe()
+    say(f"data: {task.describe()}")
+    state = RunState(run, task)
     for name, step in STEP_FUNCTIONS:
         selected = name in config.only_steps
         if not selected and name not in summary["steps"]:
@@ -171,7 +191,9 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
     folder, path = config.folder.teacher, config.folder.teacher_weights
     if config.folder.teacher_done():
         return Restormer.from_checkpoint(path), True
-    embedded = (config.preset, config.degradation, config.sigma) == ("tiny", "gaussian_noise", 25.0)
+    task = state.task
+    embedded = config.preset == "tiny" and task.identity() == {"degradation": "gaussian_noise", "sigma": 25.0}
+    embedded = embedded and task.source == "catalogue"
     source = config.teacher or (DEFAULT_TEACHER if embedded and DEFAULT_TEACHER.is_file() else None)
     if source is not None:
         say(f"teacher: adopting {source}")
@@ -180,9 +202,7 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
     device, precision = config.placement()
     schedule = ProgressiveSchedule().scaled(64)
     recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=schedule, precision=precision)
-    request = TeacherRequest(
-        folder, config.degradation, config.sigma, source, config.preset, recipe=recipe, device=device
-    )
+    request = TeacherRequest(folder, task, source, config.preset, recipe=recipe, device=device)
     teacher_step(request)
     return Restormer.from_checkpoint(path), False
 
@@ -209,8 +229,7 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         teacher,
         config.run_dir,
         space.families,
-        config.degradation,
-        config.sigma,
+        state.task,
         patch=config.distill_patch,
         steps=config.distill_steps,
         jobs=config.jobs,  # surrogates at a time, one process (one thread) each
@@ -288,8 +307,7 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         stage_costs,
         source,
         (config.size, config.size),
-        config.degradation,
-        config.sigma,
+        state.task,
         SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed),
         folder,
         config.top_k,
@@ -317,8 +335,7 @@ def _finetune(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         state["distill"],
         candidates,
         folder,
-        config.degradation,
-        config.sigma,
+        state.task,
         config.finetune_iterations,
         config.finetune_patches,
         checkpoint_every=50,
@@ -354,7 +371,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     done = read_json(path, "delete it: the compare step scores its rows again") if path.is_file() else None
     if done and set(compare_rows_labels(config.baselines)) <= {row["model"] for row in done["rows"]}:
         if not config.folder.crops.is_file():  # a run folder from before the crops were saved
-            save_crops(config.folder, state["teacher"], state["finetune"], config.degradation, config.sigma)
+            save_crops(config.folder, state["teacher"], state["finetune"], state.task)
         return done, True
     program = config.folder.export / state["compile"]["targets"]["executorch"]["file"]
     request = CompareRequest(
@@ -366,8 +383,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         _space(config, state),
         searched_table(config.run_dir, state["profile"]),
         config.size,
-        config.degradation,
-        config.sigma,
+        state.task,
         config.finetune_iterations,
         config.finetune_patches,
         config.seed,

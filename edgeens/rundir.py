@@ -39,6 +39,11 @@ class RunFolder:
     root: Path
 
     @property
+    def data(self) -> Path:
+        """The task's data: where the train / val / test pairs come from (edgeens.data.task, written first)."""
+        return self.root / "data.json"
+
+    @property
     def teacher(self) -> Path:
         return self.root / "teacher"
 

@@ -92,7 +92,7 @@ def test_teacher_trains_on_16_bit_dpdd_dual_pixel_views(tmp_path) -> None:
 
     rng = np.random.default_rng(0)
     for view, folder in (("l", "source"), ("r", "source"), ("c", "target")):
-        for n in range(2):
+        for n in range(3):  # a pair each for train, val and test (DPDD's own split has no val folder here)
             path = tmp_path / "dpdd" / f"train_{view}" / folder / f"{n}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             write_image(path, rng.random((40, 48, 3)), bits=16)

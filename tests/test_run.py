@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 from safetensors.torch import save_file
 from typer.testing import CliRunner
@@ -30,20 +32,23 @@ def _tree(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def _small_test_photos(monkeypatch) -> None:
-    """The compare step scores every model on 64x64 corners of the test photos instead of the whole photos: the
-    plumbing is the same, the eager MambaIR scans over 768x512 photos took most of this test's minutes."""
-    import edgeens.compare
-    from edgeens.data import photos
+def _small_test_photos(tmp_path, monkeypatch) -> None:
+    """A copy of the photo catalogue whose test photos are 64x64 corners (EDGEENS_PHOTOS, which the spawned workers
+    inherit): the compare step scores every model on them instead of the whole photos; the plumbing is the same,
+    the eager scans over 768x512 photos took most of this test's minutes."""
+    from edgeens.data.images import read_image, write_image
+    from edgeens.data.photos import photo_root
 
-    whole = photos.degraded_pairs
-
-    def corners(split: str, *args, **kwargs):
-        pairs = whole(split, *args, **kwargs)
-        return {n: (lq[:64, :64], gt[:64, :64]) for n, (lq, gt) in pairs.items()} if split == "test" else pairs
-
-    monkeypatch.setattr(photos, "degraded_pairs", corners)
-    monkeypatch.setattr(edgeens.compare, "CROP", (slice(8, 56), slice(8, 56)))
+    installed, small = photo_root(), tmp_path / "photos"
+    for split in ("train", "val", "test"):
+        for path in (installed / split).glob("*.png"):
+            (small / split).mkdir(parents=True, exist_ok=True)
+            if split == "test":
+                write_image(small / split / path.name, read_image(path)[:64, :64])
+            else:
+                (small / split / path.name).symlink_to(path)
+    shutil.copy(installed / "manifest.json", small / "manifest.json")
+    monkeypatch.setenv("EDGEENS_PHOTOS", str(small))
 
 
 @pytest.mark.slow
@@ -75,7 +80,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
         families=families_to_dict(space.families),
     )
     table.save(tmp_path / "profiles")
-    _small_test_photos(monkeypatch)
+    _small_test_photos(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # a stray relative path (exports/, reports/) would land here and be seen
     before = _tree(tmp_path)
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "teacher.safetensors"), "--size", "16"]
@@ -221,3 +226,99 @@ def test_a_second_run_on_the_same_folder_stops_at_once(tmp_path) -> None:
     assert result.exit_code == 2, result.output
     assert "being written by another edgeens process" in " ".join(result.output.split())
     assert not (tmp_path / "run" / "teacher").exists()
+
+
+def _official_pth(tmp_path):
+    """The official-format fixture as a user brings it: a Restormer .pth with its weights under "params"."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.conftest import FIXTURES
+
+    state = load_file(FIXTURES / "restormer_small_withbias.state_dict.safetensors")
+    path = tmp_path / "official.pth"
+    torch.save({"params": state}, path)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["restormer", "gopro", "hide", "realblur", "rain100", "sidd", "dpdd"])
+def test_every_dataset_layout_goes_through_edgeens_run(tmp_path, layout) -> None:
+    import torch
+
+    from tests.data.layouts import make_layout
+
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in Restormer(**SMALL).state_dict().items()}, str(tmp_path / "t.safetensors"))
+    data = make_layout(tmp_path / "data", layout)
+    args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(tmp_path / "t.safetensors"), "--data", str(data)]
+    args += ["--families", "G", "--distill-steps", "1", "--steps", "teacher,distill", "--jobs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert record["source"] == "folders" and all(record["counts"][s] > 0 for s in ("train", "val", "test"))
+    capture = json.loads((tmp_path / "run" / "features" / "capture.json").read_text())
+    assert capture["data"] == record["fingerprint"]  # the features were cropped from these pairs
+    teacher = json.loads((tmp_path / "run" / "teacher" / "teacher.json").read_text())
+    assert np.isfinite(teacher["validation_psnr"])  # validated on the dataset's val pairs, not the photos
+    assert f"data: paired folders {data.resolve()}" in " ".join(result.output.split())
+
+
+@pytest.mark.slow
+def test_a_users_checkpoint_and_dataset_go_through_every_step_and_the_report_names_them(tmp_path) -> None:
+    from tests.data.layouts import make_layout
+
+    official = _official_pth(tmp_path)
+    teacher = Restormer.from_checkpoint(official)
+    space = SearchSpace(teacher.config, parse_families("G"))
+    stages = {
+        s.name: {c: Latency(10.0 if c == "R" else float(c[1:]), 1, 1, 5) for c in s.choices} for s in space.stages
+    }
+    LatencyTable(
+        "host",
+        "executorch-xnnpack",
+        16,
+        16,
+        teacher.config.to_dict(),
+        Latency(5, 5, 5, 5),
+        stages,
+        threads=1,
+        space_name="official" + space.name_suffix,
+        families=families_to_dict(space.families),
+    ).save(tmp_path / "profiles")
+    data = make_layout(tmp_path / "data", "restormer", count=8)
+    args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(official), "--data", str(data)]
+    args += ["--preset", "paper", "--size", "16", "--profiles", str(tmp_path / "profiles"), "--families", "G"]
+    args += ["--distill-steps", "1", "--budget", "18", "--top-k", "1"]
+    args += ["--finetune-iterations", "1", "--finetune-patch", "32", "--finetune-min-patch", "16"]
+    args += ["--baselines", "none"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "data.json").read_text())
+    test_files = {lq for lq, _ in record["splits"]["test"]}
+    compare = json.loads((tmp_path / "run" / "compare" / "compare.json").read_text())
+    assert compare["scored_on"].startswith(f"{len(test_files)} whole test images of paired folders")
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert str(data.resolve()) in report and str(official) in report
+    assert f"{record['counts']['train']} train / {record['counts']['val']} val / {len(test_files)} test" in report
+    # Nothing of the test split was trained, distilled or searched on: the run folder's record says where each went.
+    assert not test_files & {lq for lq, _ in record["splits"]["train"] + record["splits"]["val"]}
+    # A re-run of the folder with other data is refused before any step, naming both.
+    other = make_layout(tmp_path / "other", "restormer", count=5, seed=9)
+    refused = runner.invoke(app, [*args[:6], str(other), *args[7:]])
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and str(data.resolve()) in text and str(other.resolve()) in text, text
+    assert "--out" in text
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    steps = json.loads((tmp_path / "run" / "run.json").read_text())["steps"]
+    assert all(steps[name]["reused"] for name in STEPS if name != "report")
+
+
+def test_a_dataset_with_synthetic_degradation_options_is_refused_before_any_step(tmp_path) -> None:
+    from tests.data.layouts import make_layout
+
+    data = make_layout(tmp_path / "data", "restormer")
+    for extra in (["--degradation", "motion_blur"], ["--sigma", "15"]):
+        result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--data", str(data), *extra])
+        assert result.exit_code == 2 and "--degradation/--sigma do not apply" in " ".join(result.output.split())
+    assert not (tmp_path / "run").exists()

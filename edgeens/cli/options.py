@@ -6,12 +6,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from edgeens.errors import describe_os_error
+
+if TYPE_CHECKING:
+    from edgeens.data.task import TaskData
 
 app = typer.Typer(
     help="Distil Restormer into MambaIR hybrids, search them on measured latency, deploy them.",
@@ -77,8 +80,27 @@ Threads = Annotated[int, typer.Option(callback=workers_check("--threads"), help=
 Jobs = Annotated[
     int, typer.Option(callback=workers_check("--jobs"), help="Worker processes at once (one thread each).")
 ]
-Degradation = Annotated[str, typer.Option(help="gaussian_noise, motion_blur or rain_streaks (as the teacher's).")]
-Sigma = Annotated[float, typer.Option(help="Noise level for gaussian_noise (0-255 scale).")]
+Degradation = Annotated[
+    str | None,
+    typer.Option(
+        help="The photos' synthetic degradation: gaussian_noise (default), motion_blur or rain_streaks (as the "
+        "teacher's); not with --data, whose inputs are already degraded."
+    ),
+]
+Sigma = Annotated[float | None, typer.Option(help="Noise level for gaussian_noise (0-255 scale; default 25).")]
+DataFolder = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Your paired dataset (Restormer's input/ + target/, GoPro, HIDE, RealBlur list, Rain100, SIDD, DPDD): "
+        "its own train/test split is used, else a seeded 80/10/10 split is made and recorded in the folder.",
+    ),
+]
+ValData = Annotated[Path | None, typer.Option("--val-data", help="Validation pairs of your own (with --data).")]
+TestData = Annotated[
+    Path | None, typer.Option("--test-data", help="Test pairs of your own (with --data): only ever scored.")
+]
+SplitSeed = Annotated[int, typer.Option(min=0, help="Seed of the train/val/test split of --data (where it has none).")]
 TeacherFile = Annotated[Path, typer.Option("--teacher", help="The teacher Restormer checkpoint.")]
 Size = Annotated[str, typer.Option(help="Input size: 256 or HxW, multiples of 8.")]
 MaxPatch = Annotated[int, typer.Option(min=16, callback=side_check("--max-patch"), help="Largest progressive patch.")]
@@ -102,3 +124,22 @@ TorchDevice = Annotated[
 Precision = Annotated[
     str, typer.Option(help="Training precision: auto (bf16 autocast on a GPU that has it, else fp32), fp32 or bf16.")
 ]
+
+
+def open_task_here(
+    folder: Path,
+    data: Path | None,
+    val_data: Path | None,
+    test_data: Path | None,
+    degradation: str | None,
+    sigma: float | None,
+    split_seed: int = 0,
+    min_side: int = 16,
+    bundled: bool = False,
+    dual_pixel: bool = False,
+) -> TaskData:
+    """The task of a step's folder from its command's data options (edgeens.data.task.open_task)."""
+    from edgeens.data.task import DataRequest, open_task
+
+    request = DataRequest(data, val_data, test_data, degradation, sigma, split_seed, bundled, dual_pixel, min_side)
+    return open_task(folder, request, say=console.print)

@@ -5,23 +5,32 @@ from __future__ import annotations
 import contextlib
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 import edgeens.cli.views as views
 from edgeens.cli.options import (
     PIPELINE,
+    DataFolder,
     Degradation,
     Jobs,
     Sigma,
     Size,
+    SplitSeed,
     TeacherFile,
+    TestData,
     Threads,
     TorchDevice,
+    ValData,
     command,
     console,
+    open_task_here,
 )
 from edgeens.workers import quiet_toolchain
+
+if TYPE_CHECKING:
+    from edgeens.data.task import TaskData
 
 
 @command(PIPELINE)
@@ -32,8 +41,12 @@ def search(
     penalty: str = typer.Option("calibrated", help="calibrated (measured latency, needs --table) or heuristic."),
     families: str = typer.Option(None, help="Search only these of the pool's families (M: the paper's search)."),
     size: Size = "256",
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    data: DataFolder = None,
+    val_data: ValData = None,
+    test_data: TestData = None,
+    split_seed: SplitSeed = 0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     budget: int = typer.Option(60, min=1, help="Architectures to evaluate, the initial design included."),
     initial: int = typer.Option(16, min=1, help="Uniform random architectures before the first model fit."),
     batch: int = typer.Option(4, min=1, help="Architectures proposed per iteration (q)."),
@@ -82,6 +95,7 @@ def search(
     settings.check(space.size)
     latency = LatencyTable.load(table) if table is not None and penalty == "calibrated" else None
     stage_costs, penalty_label, source = search_penalty(penalty, latency, space, height, width)
+    task = open_task_here(out, data, val_data, test_data, degradation, sigma, split_seed)
     request = SearchRequest(
         teacher_model,
         surrogates,
@@ -90,8 +104,7 @@ def search(
         stage_costs,
         source,
         (height, width),
-        degradation,
-        sigma,
+        task,
         settings,
         out,
         top_k,
@@ -106,7 +119,7 @@ def search(
         command = shlex.join(
             ["edgeens", "search", "--compare", "--teacher", str(teacher_path), "--pool", str(pool), *penalty_args]
             + ["--families", ",".join(f.letter for f in space.families)]
-            + ["--size", f"{height}x{width}", "--degradation", degradation, "--sigma", f"{sigma:g}"]
+            + ["--size", f"{height}x{width}", *_data_args(data, val_data, test_data, split_seed, task)]
             + ["--budget", str(budget), "--initial", str(initial), "--batch", str(batch), "--seeds", str(seeds)]
             + (["--exhaustive"] if exhaustive else [])
             + ["--out", str(out)]
@@ -120,7 +133,7 @@ def search(
     with console.status("searching") as status, contextlib.ExitStack() as stack:
         workers = None
         if jobs > 1:
-            workers = stack.enter_context(WorkerPool(teacher_path, pool, degradation, sigma, jobs, place))
+            workers = stack.enter_context(WorkerPool(teacher_path, pool, task, jobs, place))
         searched = search_step(request, progress=status.update, batch_evaluate=workers)
     front = searched.front
     plot_front(TrialLog(out / "trials.jsonl").records, front, out / "pareto.png", penalty_label)
@@ -128,3 +141,16 @@ def search(
     console.print(f"{front['knee_method']}")
     console.print(f"candidates for fine-tuning: {', '.join(c['architecture'] for c in front['candidates'])}")
     console.print(f"written: {out}/trials.jsonl, {out}/front.json, {out}/pareto.png")
+
+
+def _data_args(
+    data: Path | None, val_data: Path | None, test_data: Path | None, split_seed: int, task: TaskData
+) -> list[str]:
+    """The data options that name `task` again, for the command a comparison records."""
+    if task.synthetic:
+        return ["--degradation", task.degradation, "--sigma", f"{task.sigma:g}"]
+    given = (("--data", data), ("--val-data", val_data), ("--test-data", test_data))
+    return [arg for option, path in given if path is not None for arg in (option, str(path))] + [
+        "--split-seed",
+        str(split_seed),
+    ]

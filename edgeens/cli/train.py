@@ -10,17 +10,22 @@ import edgeens.cli.views as views
 from edgeens.cli.options import (
     PIPELINE,
     BatchPixels,
+    DataFolder,
     Degradation,
     Jobs,
     MaxPatch,
     MinPatch,
     Precision,
     Sigma,
+    SplitSeed,
     TeacherFile,
+    TestData,
     Threads,
     TorchDevice,
+    ValData,
     command,
     console,
+    open_task_here,
     side_check,
 )
 from edgeens.workers import distributed_group
@@ -31,15 +36,18 @@ def teacher(
     out: Path = typer.Option(Path("runs/default/teacher"), help="Run folder (resumes if it holds a checkpoint)."),
     preset: str = typer.Option("tiny", help="Teacher size: tiny or paper (edgeens.models.space presets)."),
     checkpoint: Path = typer.Option(None, help="Adopt this Restormer checkpoint instead of training."),
-    data: Path = typer.Option(None, help="Paired folder (input/, target/); default: photos + degradation."),
+    data: DataFolder = None,
+    val_data: ValData = None,
+    test_data: TestData = None,
+    split_seed: SplitSeed = 0,
     photos: bool = typer.Option(
         True,
         "--photos/--bundled",
         help="Without --data: train on the photo catalogue's train split and validate on its whole val photos "
         "(make photos installs it), or on scikit-image's bundled photos alone.",
     ),
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     dual_pixel: bool = typer.Option(False, help="DPDD's left + right views in (6 channels), with --data."),
     iterations: int = typer.Option(2000, min=1, help="Training iterations (Restormer: 300,000)."),
     max_patch: MaxPatch = 64,
@@ -81,14 +89,16 @@ def teacher(
         seed=seed,
         precision=resolve_precision(precision, place),
     )
-    request = TeacherRequest(out, degradation, sigma, checkpoint, preset, init, data, photos, dual_pixel, recipe, place)
     with distributed_group(place) as rank:
+        task = open_task_here(
+            out, data, val_data, test_data, degradation, sigma, split_seed, max_patch, not photos, dual_pixel
+        )
+        request = TeacherRequest(out, task, checkpoint, preset, init, recipe, place)
         summary = teacher_step(request, show_progress=rank == 0)
     if rank == 0:
-        where = "whole validation photos of the catalogue" if request.uses_photos else "held-out bundled photos"
         console.print(
             f"teacher written to {out}/teacher.safetensors; validation PSNR {summary['validation_psnr']:.2f} dB "
-            f"on the {where} ({degradation})"
+            f"on the validation pairs of {task.describe()}"
         )
 
 
@@ -96,8 +106,12 @@ def teacher(
 def distill(
     teacher_path: TeacherFile = Path("runs/default/teacher/teacher.safetensors"),
     out: Path = typer.Option(Path("runs/default"), help="Run folder: features/ and pool/ are written here."),
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    data: DataFolder = None,
+    val_data: ValData = None,
+    test_data: TestData = None,
+    split_seed: SplitSeed = 0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
     patch: int = typer.Option(64, min=16, callback=side_check("--patch"), help="Crop size (multiple of 8)."),
     steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
@@ -125,9 +139,8 @@ def distill(
     with distributed_group(place) as rank:
         chosen = parse_families(families or DEFAULT_FAMILIES)
         teacher_model = Restormer.from_checkpoint(teacher_path)
-        request = DistillRequest(
-            teacher_model, out, chosen, degradation, sigma, crops, patch, steps, jobs, place, mixed
-        )
+        task = open_task_here(out, data, val_data, test_data, degradation, sigma, split_seed, patch)
+        request = DistillRequest(teacher_model, out, chosen, task, crops, patch, steps, jobs, place, mixed)
         manifest = distill_step(request)
     if rank == 0:
         console.print(views.pool_view(manifest, out / "pool"))
@@ -142,8 +155,12 @@ def finetune(
     ),
     arch: list[str] = typer.Option(None, help="Fine-tune these architectures instead (repeat the option)."),
     out: Path = typer.Option(Path("runs/default/finetune"), help="Folder: one resumable run per candidate."),
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    data: DataFolder = None,
+    val_data: ValData = None,
+    test_data: TestData = None,
+    split_seed: SplitSeed = 0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     iterations: int = typer.Option(300, min=1, help="Iterations per candidate (the teacher's recipe, scaled)."),
     max_patch: MaxPatch = 64,
     min_patch: MinPatch = 0,
@@ -170,13 +187,13 @@ def finetune(
         candidates = tuple(arch or front_candidates(search_dir))
         teacher_model = Restormer.from_checkpoint(teacher_path)
         surrogates = load_pool(pool, teacher_model)
+        task = open_task_here(out, data, val_data, test_data, degradation, sigma, split_seed, max_patch)
         request = FinetuneRequest(
             teacher_model,
             surrogates,
             candidates,
             out,
-            degradation,
-            sigma,
+            task,
             iterations,
             FinetunePatches(max_patch, min_patch, batch_pixels),
             checkpoint_every,

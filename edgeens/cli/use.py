@@ -12,11 +12,15 @@ import edgeens.cli.views as views
 from edgeens.cli.options import (
     PIPELINE,
     USE,
+    DataFolder,
     Degradation,
     Precision,
     Sigma,
+    SplitSeed,
+    TestData,
     Threads,
     TorchDevice,
+    ValData,
     command,
     console,
     side_check,
@@ -123,8 +127,8 @@ def bench(
     split: str = typer.Option(
         "test", help="Without --data: photo catalogue split (test, val, train; make photos installs it) or bundled."
     ),
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     out: Path = typer.Option(Path("bench"), help="Folder for bench.csv and bench.md."),
     tile: int = typer.Option(
         512, min=0, callback=side_check("--tile", allow_zero=True), help="Tile side for eager models (0: whole image)."
@@ -148,12 +152,12 @@ def bench(
         raise ValueError("nothing to compare: give at least one --model or --baseline")
     place = resolve_device(device)
     writable_folder(out)  # before the benchmark, not after
-    pairs, note = bench_pairs(data, split, degradation, sigma)
+    pairs, count, note = bench_pairs(data, split, degradation, sigma)
     note += f", {threads} thread(s), {place}."
     restorers = [load_restorer(path, threads, place) for path in model or []]
-    restorers += [classical_restorer(name, sigma) for name in baseline or []]
+    restorers += [classical_restorer(name, 25.0 if sigma is None else sigma) for name in baseline or []]
     with console.status("benchmarking") as status:
-        rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update)
+        rows = benchmark_models(restorers, pairs, tile, overlap, progress=status.update, count=count)
     csv_path, md_path = write_results(rows, out, note)
     console.print(views.bench_view(summarize(rows), note))
     console.print(f"written: {csv_path}, {md_path}")
@@ -164,8 +168,12 @@ def run_command(
     out: Path = typer.Option(Path("runs/demo"), help="Run folder (a re-run continues it)."),
     preset: str = typer.Option("tiny", help="Teacher size / search space: tiny or paper."),
     teacher_path: Path = typer.Option(None, "--teacher", help="Adopt this Restormer checkpoint as the teacher."),
-    degradation: Degradation = "gaussian_noise",
-    sigma: Sigma = 25.0,
+    data: DataFolder = None,
+    val_data: ValData = None,
+    test_data: TestData = None,
+    split_seed: SplitSeed = 0,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
     device: str = typer.Option("host", help="host, or a Qualcomm AI Hub device for the latency table."),
     compute_unit: str = typer.Option("cpu", help="With an AI Hub device: where it runs the programs (cpu, gpu, npu)."),
     size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
@@ -226,6 +234,10 @@ def run_command(
     config = RunConfig(
         run_dir=out,
         preset=preset,
+        data=data,
+        val_data=val_data,
+        test_data=test_data,
+        split_seed=split_seed,
         degradation=degradation,
         sigma=sigma,
         teacher=teacher_path,

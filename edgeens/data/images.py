@@ -40,11 +40,12 @@ def open_image(path: Path, damaged: str) -> Image.Image:
     return image
 
 
-def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
-    """Read an image as float32 (H, W, channels) in [0, 1] (8-bit / 255, 16-bit / 65535).
+def read_image(path: str | Path, channels: int = 3, expand_gray: bool = False) -> np.ndarray:
+    """Read an image as float32 (H, W, channels) in [0, 1] (8-bit / 255, 16-bit / 65535, at full depth).
 
     `channels=3` accepts RGB only; `channels=1` accepts grayscale only. Grayscale, RGBA, palette and 16-bit
-    colour files raise an ImageError naming the file instead of being converted behind the user's back."""
+    colour files raise an ImageError naming the file instead of being converted behind the user's back, except
+    grayscale with `expand_gray` (a dataset's reader, which says so once): its one channel is repeated."""
     path = Path(path)
     image = open_image(path, "check the file or remove it from the folder")
     mode = image.mode
@@ -67,6 +68,8 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     else:
         raise ImageError(f"{path}: unsupported image mode {mode}; edgeens expects {_wanted(channels)}")
     array = array[..., None] if array.ndim == 2 else array
+    if expand_gray and channels == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
     if array.shape[2] != channels:
         raise ImageError(
             f"{path}: has {array.shape[2]} channel(s) but {_wanted(channels)} were expected; "

@@ -1,8 +1,9 @@
 """Paired (degraded, clean) images in the folder layouts restoration datasets ship in.
 
 - Restormer's convention, `<root>/{input,target}/` (also `input_crops/target_crops` and DPDD's `inputC`): pairs
-  match by file stem, or, when stems differ but the counts match, by natural sort order (as the official
-  evaluation scripts pair them).
+  match by file stem, or by what is left of it once each side's fixed prefix and suffix are taken off
+  (`rain-12` with `norain-12`, `0012_blur` with `0012_gt`); names that match neither way are refused, listed,
+  never paired by sort order.
 - Original layouts, recognised by marker paths: GoPro (`<scene>/blur` + `<scene>/sharp`), HIDE (`GT/` beside the
   blurred images), RealBlur (`*_list.txt` of "gt blur" lines), Rain100L/H (`rainy/rain-N.png` with
   `norain-N.png` beside), SIDD Medium (`*_NOISY_*` with `*_GT_*` in each scene folder), DPDD
@@ -12,7 +13,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +76,24 @@ def _restormer_pairs(root: Path) -> list[tuple[Path, Path]]:
     return _match(_images(inputs), _images(targets), targets)
 
 
+def _core(stems: list[str]) -> list[str]:
+    """Each stem without the prefix and suffix all of them share (never cutting into a number), numbers as integers:
+    the part that names the picture, whatever each side calls its role ("rain-", "norain-", "_blur", "_gt")."""
+    if len(stems) < 2:
+        return ["" for _ in stems]
+    prefix = os.path.commonprefix(stems)
+    suffix = os.path.commonprefix([s[::-1] for s in stems])[::-1]
+    while prefix and prefix[-1].isdigit():  # "rain-1" of rain-1, rain-12: the number is the picture's, keep it
+        prefix = prefix[:-1]
+    while suffix and suffix[0].isdigit():
+        suffix = suffix[1:]
+    cores = [s[len(prefix) : len(s) - len(suffix)] for s in stems]
+    return [re.sub(r"\d+", lambda m: str(int(m.group())), c) for c in cores]
+
+
 def _match(lq: list[Path], gt: list[Path], where: Path) -> list[tuple[Path, Path]]:
+    """Inputs with their targets by stem, else by the stems' cores (`_core`); anything else is refused with the
+    first unmatched names: pairing by sort order would silently score against the wrong targets."""
     if not lq:
         raise DatasetError(
             f"{where.parent if where.is_dir() else where} holds no input images ({', '.join(IMAGE_SUFFIXES)})"
@@ -81,12 +101,16 @@ def _match(lq: list[Path], gt: list[Path], where: Path) -> list[tuple[Path, Path
     by_stem = {p.stem: p for p in gt}
     if all(p.stem in by_stem for p in lq):
         return [(p, by_stem[p.stem]) for p in lq]
-    if len(lq) == len(gt):
-        return list(zip(lq, gt, strict=True))
+    lq_cores, gt_cores = _core([p.stem for p in lq]), _core([p.stem for p in gt])
+    by_core = dict(zip(gt_cores, gt, strict=True))
+    if len(set(lq_cores)) == len(lq) and len(by_core) == len(gt) and all(c in by_core for c in lq_cores):
+        return [(p, by_core[c]) for p, c in zip(lq, lq_cores, strict=True)]
     missing = [p.name for p in lq if p.stem not in by_stem]
+    unused = sorted({p.name for p in gt} - {p.name for p in lq})
     raise DatasetError(
-        f"{where}: no target for {len(missing)} input(s) (e.g. {', '.join(missing[:3])}), and there are "
-        f"{len(lq)} inputs but {len(gt)} targets, so they cannot be paired by order either"
+        f"{where.parent}: {len(missing)} input(s) have no target of the same name (e.g. {', '.join(missing[:3])}; "
+        f"targets without an input: {', '.join(unused[:3]) or 'none'}); name each target as its input (or with a "
+        "fixed prefix/suffix, as rain-N / norain-N), edgeens does not pair files by sort order"
     )
 
 
@@ -240,25 +264,33 @@ def sidd_validation_blocks(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class PairedImages:
-    """Random paired crops (with the 8 dihedral augmentations) from (input, target) files. Small sets (up to
-    `preload_limit` pairs) are read once up front; larger ones (GoPro: 2,103 pairs, 46 GB as floats) per sample."""
+    """Random paired crops (with the 8 dihedral augmentations) from (input, target) files, read lazily: decoded
+    pairs are kept in a least-recently-used cache of at most `cache_bytes` (GoPro's 2,103 pairs are 46 GB as
+    floats), which a worker process starts empty (it is not pickled with the pairs). Grayscale files among colour
+    ones are read with their channel repeated."""
 
     pairs: list[tuple[Input, Path]]
     channels: int = 3
-    preload_limit: int = 64
+    cache_bytes: int = 512 * 2**20
 
     def __post_init__(self) -> None:
-        self.images: list[tuple[np.ndarray, np.ndarray]] = []
-        if len(self.pairs) <= self.preload_limit:
-            self.images = [self.read(i) for i in range(len(self.pairs))]
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._cached = 0
+
+    def __getstate__(self) -> dict:
+        return {"pairs": self.pairs, "channels": self.channels, "cache_bytes": self.cache_bytes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Pair `index` from disk as float32 (input, target) HWC arrays, checked to have the same size."""
         lq_paths, gt_path = self.pairs[index]
-        gt = read_image(gt_path, self.channels)
+        gt = read_image(gt_path, self.channels, expand_gray=True)
         views = []
         for lq_path in lq_paths if isinstance(lq_paths, tuple) else (lq_paths,):
-            lq = read_image(lq_path, self.channels)
+            lq = read_image(lq_path, self.channels, expand_gray=True)
             if lq.shape != gt.shape:
                 raise ImageError(
                     f"{lq_path} is {lq.shape[1]}x{lq.shape[0]} but its target {gt_path} is "
@@ -267,6 +299,21 @@ class PairedImages:
             views.append(lq)
         return np.concatenate(views, axis=2), gt  # dual pixel: left then right view, 6 channels
 
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pair `index`, from the cache when it holds it."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        pair = self.read(index)
+        size = pair[0].nbytes + pair[1].nbytes
+        if size <= self.cache_bytes:
+            self._cache[index] = pair
+            self._cached += size
+            while self._cached > self.cache_bytes:
+                _, (lq, gt) = self._cache.popitem(last=False)
+                self._cached -= lq.nbytes + gt.nbytes
+        return pair
+
     def __len__(self) -> int:
         return len(self.pairs)
 
@@ -274,10 +321,10 @@ class PairedImages:
         """Centre crops (at most `size` per side, a multiple of 8) of the first `count` pairs, for validation."""
         crops = []
         for index in range(min(count, len(self.pairs))):
-            lq, gt = self.images[index] if self.images else self.read(index)
+            lq, gt = self.read(index)
             h, w = (min(size, s) // 8 * 8 for s in gt.shape[:2])
             top, left = (gt.shape[0] - h) // 2, (gt.shape[1] - w) // 2
-            crops.append((lq[top : top + h, left : left + w], gt[top : top + h, left : left + w]))
+            crops.append((lq[top : top + h, left : left + w].copy(), gt[top : top + h, left : left + w].copy()))
         return crops
 
     def sample(
@@ -286,8 +333,7 @@ class PairedImages:
         """A batch of (input, target) crops as float32 (batch, C, patch, patch) arrays."""
         lqs, gts = [], []
         for index in rng.integers(0, len(self.pairs), batch):
-            pair = self.images[index] if self.images else self.read(int(index))
-            lq, gt = paired_random_crop(*pair, patch, rng)
+            lq, gt = paired_random_crop(*self.pair(int(index)), patch, rng)
             if augment:
                 mode = int(rng.integers(0, 8))
                 lq, gt = dihedral(lq, mode), dihedral(gt, mode)

@@ -34,6 +34,7 @@ def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> P
     _restored_crops(run.crops, target / "restored.png")
     sections = [
         _result(compare, table),
+        _data_and_teacher(run),
         _comparison(compare),
         _search(front, label),
         _latency(table, families, target),
@@ -63,12 +64,38 @@ def _result(compare: dict[str, Any], table: Any) -> Section:
     return (
         "Result",
         [
-            f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test photos against the "
+            f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test images against the "
             f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
             f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
             f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
         ],
     )
+
+
+def _data_and_teacher(run: RunFolder) -> Section:
+    """What the run learnt from and was scored on (data.json), and where its teacher came from (teacher.json)."""
+    from edgeens.data.task import SPLITS, TaskData
+
+    items: list[Any] = []
+    if run.data.is_file():
+        task = TaskData.from_record(json.loads(run.data.read_text()))
+        items.append(f"Data: {task.describe()}.")
+        if not task.synthetic:
+            rows = [["split", "pairs", "from"]]
+            rows += [[s, str(len(task.splits[s])), task.split_from[s]] for s in SPLITS]
+            items += [
+                rows,
+                f"Every pair's split is listed in `{run.data.name}` (fingerprint {task.fingerprint[:16]}); the test "
+                "pairs were only scored, never trained, distilled, searched or selected on.",
+            ]
+    else:  # a run folder from before data.json: the photo catalogue
+        items.append("Data: the photo catalogue (the run folder predates data.json).")
+    summary = json.loads((run.teacher / "teacher.json").read_text()) if (run.teacher / "teacher.json").is_file() else {}
+    if summary.get("source"):
+        items.append(f"Teacher: `{summary['source']}`, adopted as it is.")
+    elif summary:
+        items.append(f"Teacher: trained here for {summary.get('iterations')} iterations.")
+    return ("Data and teacher", items)
 
 
 def _comparison(compare: dict[str, Any]) -> Section:

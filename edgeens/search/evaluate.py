@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from edgeens.data.task import TaskData
 from edgeens.devices import module_device
 from edgeens.errors import EdgeensError
 from edgeens.metrics import psnr
@@ -145,16 +146,15 @@ def _placed(module: nn.Module, device: torch.device) -> nn.Module:
 _WORKER: HybridEvaluator | None = None
 
 
-def _start_worker(teacher_path: str, pool_dir: str, degradation: str, sigma: float, device: str) -> None:
+def _start_worker(teacher_path: str, pool_dir: str, task: TaskData, device: str) -> None:
     global _WORKER
-    from edgeens.data.photos import validation_crops
     from edgeens.train.pool import load_pool
     from edgeens.workers import quiet_toolchain
 
     torch.set_num_threads(1)  # one worker per core
     quiet_toolchain()
     teacher = Restormer.from_checkpoint(teacher_path)
-    pairs = validation_crops(degradation, sigma)
+    pairs = task.validation_crops()
     _WORKER = HybridEvaluator(teacher, load_pool(pool_dir, teacher), pairs, device=torch.device(device))
 
 
@@ -172,8 +172,7 @@ class WorkerPool:
         self,
         teacher_path: str | Path,
         pool_dir: str | Path,
-        degradation: str,
-        sigma: float,
+        task: TaskData,
         jobs: int,
         device: torch.device | None = None,
     ):
@@ -184,7 +183,7 @@ class WorkerPool:
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(str(teacher_path), str(pool_dir), degradation, sigma, str(device or "cpu")),
+            initargs=(str(teacher_path), str(pool_dir), task, str(device or "cpu")),
         )
 
     def __call__(self, architectures: list[str]):

@@ -1,5 +1,5 @@
 """The search step: what `edgeens search` and `edgeens run` both call. It builds the evaluation of hybrids on the
-photo catalogue's validation crops, the search's identity (what its trial log may be resumed with) and runs ENS
+task's validation crops, the search's identity (what its trial log may be resumed with) and runs ENS
 into one folder, returning the front."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from edgeens.data.task import TaskData
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace, families_to_dict
@@ -26,7 +27,7 @@ VALIDATION_SET = "photos-val-crops"  # the catalogue's val photos in crops (edge
 class SearchRequest:
     """One search: the teacher and its pool (`pool_path` is recorded in the identity), the space (the pool's, or a
     subset of its families), the penalty of every (stage, choice) and where it came from (a latency table's file
-    name, or "heuristic"), the deployment size, the degradation of the validation pairs, and the budget."""
+    name, or "heuristic"), the deployment size, the task whose validation crops score the hybrids, and the budget."""
 
     teacher: Restormer
     pool: BlockPool
@@ -35,8 +36,7 @@ class SearchRequest:
     stage_costs: dict[str, dict[str, float]]
     penalty_source: str
     size: tuple[int, int]
-    degradation: str
-    sigma: float
+    task: TaskData
     settings: SearchSettings
     out: Path
     top_k: int = 5
@@ -59,16 +59,14 @@ def search_identity(request: SearchRequest) -> dict[str, Any]:
         "pool": str(request.pool_path),
         "penalty": request.penalty_source,
         "size": list(request.size),
-        "validation": {"set": VALIDATION_SET, "degradation": request.degradation, "sigma": request.sigma},
+        "validation": {"set": VALIDATION_SET if request.task.synthetic else "val-crops", **request.task.identity()},
         "families": families_to_dict(request.space.families),
     }
 
 
 def evaluator_for(request: SearchRequest) -> HybridEvaluator:
-    """The PSNR objective: hybrids of the teacher and the pool on the catalogue's validation crops."""
-    from edgeens.data.photos import validation_crops
-
-    pairs = validation_crops(request.degradation, request.sigma)
+    """The PSNR objective: hybrids of the teacher and the pool on the task's validation crops."""
+    pairs = request.task.validation_crops()
     return HybridEvaluator(request.teacher, request.pool, pairs, space=request.space, device=request.device)
 
 

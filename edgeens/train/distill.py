@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from edgeens.data.task import TaskData
 from edgeens.devices import autocast, on_device
 from edgeens.files import atomic_path, folder_lock, write_json
 from edgeens.limits import check_memory
@@ -95,18 +96,16 @@ def capture_features(
 
 def ensure_features(
     teacher: Restormer,
-    clean: list[np.ndarray],
+    task: TaskData,
     features_dir: str | Path,
     crops: int,
     holdout: int,
     patch: int,
-    degradation: str,
-    sigma: float,
     device: torch.device | None = None,
 ) -> None:
-    """Capture the teacher's stage features on `crops` training crops (and `holdout` held-out ones) once; the
-    settings are recorded beside them (`capture.json`), and a later request with other settings is refused rather
-    than answered with the old features (the pool's surrogates were distilled from those)."""
+    """Capture the teacher's stage features on `crops` training crops of the task (and `holdout` held-out ones)
+    once; the settings are recorded beside them (`capture.json`), and a later request with other settings is
+    refused rather than answered with the old features (the pool's surrogates were distilled from those)."""
     features_dir = Path(features_dir)
     record_path = features_dir / "capture.json"
     wanted = {
@@ -114,8 +113,7 @@ def ensure_features(
         "crops": crops,
         "holdout": holdout,
         "patch": patch,
-        "degradation": degradation,
-        "sigma": sigma,
+        **task.identity(),
     }
     complete = (features_dir / "refinement.holdout.safetensors").is_file()
     if complete and record_path.is_file():
@@ -139,8 +137,8 @@ def ensure_features(
     )
     capture_features(
         teacher,
-        training_crops(clean, crops, patch, degradation, sigma, seed=0),
-        training_crops(clean, holdout, patch, degradation, sigma, seed=1),
+        training_crops(task, crops, patch, seed=0),
+        training_crops(task, holdout, patch, seed=1),
         features_dir,
         device,
     )
@@ -311,26 +309,22 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
     }
 
 
-def training_crops(
-    clean: list[np.ndarray], count: int, patch: int, degradation: str, sigma: float, seed: int
-) -> Tensor:
-    """`count` degraded random crops of clean photos, as the teacher's input batch (N, 3, patch, patch)."""
-    from edgeens.data.synthetic import SyntheticPairs
-
-    degraded, _ = SyntheticPairs(clean, degradation, sigma).sample(patch, count, np.random.default_rng(seed))
+def training_crops(task: TaskData, count: int, patch: int, seed: int) -> Tensor:
+    """`count` degraded random crops of the task's training pairs, as the teacher's input batch (N, 3, patch,
+    patch). The held-out crops (another seed) come from the same training pairs: never from val or test."""
+    degraded, _ = task.training().sample(patch, count, np.random.default_rng(seed))
     return torch.from_numpy(degraded)
 
 
 @dataclass(frozen=True)
 class DistillRequest:
     """One distillation over a run folder (`features/`, `pool/` under `out`): the teacher, the families to distil,
-    the degradation of the training crops and the budget."""
+    the task whose training pairs are cropped, and the budget."""
 
     teacher: Restormer
     out: Path
     families: tuple[Family, ...]
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
+    task: TaskData
     crops: int = 64
     patch: int = 64
     steps: int = 500
@@ -341,7 +335,7 @@ class DistillRequest:
 
 def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
     """The distill step that `edgeens distill` and `edgeens run` both call: the teacher's stage features on crops
-    of the photo catalogue's train split (captured once, by rank 0 under torchrun), then every missing surrogate of
+    of the task's training pairs (captured once, by rank 0 under torchrun), then every missing surrogate of
     the families; returns the pool's manifest."""
     rank, _ = _rank_and_world()
     # Rank 0 holds the pool's lock for every rank of its torchrun (a second process on this pool stops at once).
@@ -350,23 +344,10 @@ def distill_step(request: DistillRequest, show_progress: bool = True) -> dict:
 
 
 def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> dict:
-    from edgeens.data.photos import training_photos
-
     features = request.out / "features"
     if rank == 0:
         holdout = max(4, request.crops // 8)
-        clean = training_photos()
-        ensure_features(
-            request.teacher,
-            clean,
-            features,
-            request.crops,
-            holdout,
-            request.patch,
-            request.degradation,
-            request.sigma,
-            request.device,
-        )
+        ensure_features(request.teacher, request.task, features, request.crops, holdout, request.patch, request.device)
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # every rank reads the features rank 0 captured
     return distill_pool(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeens.data.synthetic import SyntheticPairs
+from edgeens.data.task import TaskData, TrainingPairs
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.errors import EdgeensError
 from edgeens.files import folder_lock, now, write_json
@@ -50,7 +50,7 @@ def finetune_candidates(
     teacher: Restormer,
     pool: Mapping[tuple[str, str], nn.Module],
     candidates: list[str],
-    data: SyntheticPairs,
+    data: TrainingPairs,
     recipe: TeacherRecipe,
     out_dir: str | Path,
     validation: list[tuple[np.ndarray, np.ndarray]],
@@ -179,15 +179,14 @@ def finetune_recipe(
 
 @dataclass(frozen=True)
 class FinetuneRequest:
-    """Fine-tune `candidates` (architecture strings) composed from the teacher and its pool, on the photo
-    catalogue's train split, selected on its validation crops."""
+    """Fine-tune `candidates` (architecture strings) composed from the teacher and its pool, on the task's
+    training pairs, selected on its validation crops."""
 
     teacher: Restormer
     pool: BlockPool
     candidates: tuple[str, ...]
     out: Path
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
+    task: TaskData
     iterations: int = 300
     patches: FinetunePatches = FinetunePatches()
     checkpoint_every: int = 100
@@ -198,16 +197,14 @@ class FinetuneRequest:
 
 def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[str, Any]:
     """Fine-tune every candidate into `request.out` (resumable) and keep the best; returns finetune.json."""
-    from edgeens.data.photos import training_photos, validation_crops
-
     return finetune_candidates(
         request.teacher,
         request.pool,
         list(request.candidates),
-        SyntheticPairs(training_photos(), request.degradation, request.sigma),
+        request.task.training(),
         finetune_recipe(request.iterations, request.patches, request.checkpoint_every, precision=request.precision),
         request.out,
-        validation_crops(request.degradation, request.sigma),
+        request.task.validation_crops(),
         show_progress=show_progress,
         jobs=request.jobs,
         device=request.device,

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import save_file
 
-from edgeens.data.synthetic import SyntheticPairs, degrade
+from edgeens.data.task import TaskData, TrainingPairs
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.devices import autocast, module_device, on_device
 from edgeens.errors import EdgeensError
@@ -140,7 +140,7 @@ def _truncate_log(path: Path, last_iteration: int) -> None:
 
 def train_teacher(
     model: Restormer,
-    data: SyntheticPairs,
+    data: TrainingPairs,
     recipe: TeacherRecipe,
     run_dir: str | Path,
     validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
@@ -168,7 +168,7 @@ def train_teacher(
 
 def train_in_processes(
     runs: list[tuple[torch.nn.Module, Path, str]],
-    data: SyntheticPairs,
+    data: TrainingPairs,
     recipe: TeacherRecipe,
     write_result: Callable[[Path, Any, dict], None],
     validation: list[tuple[np.ndarray, np.ndarray]] | None = None,
@@ -192,7 +192,7 @@ def train_in_processes(
 
 def train_restoration(
     model: torch.nn.Module,
-    data: SyntheticPairs,
+    data: TrainingPairs,
     recipe: TeacherRecipe,
     run_dir: str | Path,
     write_result: Callable[[Path, Any, dict], None],
@@ -338,21 +338,6 @@ def _train_on_device(
     }
 
 
-def bundled_validation(
-    degradation: str, sigma: float, size: int = 128, seed: int = 0
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fixed (degraded, clean) centre crops of the held-out bundled photographs."""
-    from edgeens.data.bundled import bundled_split
-
-    rng = np.random.default_rng(seed)
-    pairs = []
-    for image in bundled_split("val").values():
-        h, w = image.shape[:2]
-        clean = np.ascontiguousarray(image[(h - size) // 2 : (h + size) // 2, (w - size) // 2 : (w + size) // 2])
-        pairs.append((degrade(clean, degradation, rng, sigma), clean))
-    return pairs
-
-
 def adopt_checkpoint(path: str | Path, run_dir: str | Path, validation: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """Use an official (or any Restormer) checkpoint as the teacher: load it strictly, store it as the run's
     `teacher.safetensors`, and record its configuration and validation PSNR."""
@@ -372,24 +357,16 @@ def adopt_checkpoint(path: str | Path, run_dir: str | Path, validation: list[tup
 
 @dataclass(frozen=True)
 class TeacherRequest:
-    """One teacher: adopt a checkpoint, or train the recipe on a paired folder, the photo catalogue or the
-    bundled photos. `edgeens teacher` and `edgeens run` both make their teacher through `teacher_step`."""
+    """One teacher: adopt a checkpoint, or train the recipe on the task's training pairs (validated on its val
+    pairs). `edgeens teacher` and `edgeens run` both make their teacher through `teacher_step`."""
 
     out: Path
-    degradation: str = "gaussian_noise"
-    sigma: float = 25.0
+    task: TaskData
     adopt: Path | None = None  # a Restormer checkpoint used as it is (no training)
     preset: str = "tiny"
     init: Path | None = None  # weights to warm-start from (their architecture, not the preset's)
-    data: Path | None = None  # a paired folder (input/, target/) instead of degraded photos
-    photos: bool = True  # without data: the photo catalogue (train / whole val photos), else the bundled photos
-    dual_pixel: bool = False  # DPDD's two views in (6 channels), with data
     recipe: TeacherRecipe = field(default_factory=TeacherRecipe)
     device: torch.device = torch.device("cpu")  # where training runs (edgeens.devices.resolve_device)
-
-    @property
-    def uses_photos(self) -> bool:
-        return self.photos and self.data is None
 
 
 def teacher_step(request: TeacherRequest, show_progress: bool = True) -> dict:
@@ -397,35 +374,18 @@ def teacher_step(request: TeacherRequest, show_progress: bool = True) -> dict:
     checkpoint) and return its summary, validation PSNR included."""
     import dataclasses
 
-    from edgeens.data.bundled import bundled_split
-    from edgeens.data.paired import PairedImages, find_pairs
-    from edgeens.data.photos import degraded_pairs, photo_split
     from edgeens.models.checkpoint import weights_hash
     from edgeens.models.space import PRESETS
 
-    writable_folder(request.out)  # before the validation photos are read and degraded
-    photos = request.uses_photos
-    validation = (
-        list(degraded_pairs("val", request.degradation, request.sigma).values())
-        if photos
-        else bundled_validation(request.degradation, request.sigma)
-    )
+    writable_folder(request.out)  # before the validation images are read
+    validation = request.task.teacher_validation()
     if request.adopt is not None:
         return adopt_checkpoint(request.adopt, request.out, validation)
     if request.preset not in PRESETS:
         raise ValueError(f"unknown preset {request.preset!r}; choose one of: {', '.join(PRESETS)}")
     config = PRESETS[request.preset]
-    if request.dual_pixel:
-        if request.data is None:
-            raise ValueError("--dual-pixel trains on DPDD's views: give the dataset folder with --data")
+    if request.task.dual_pixel:
         config = dataclasses.replace(config, inp_channels=6, dual_pixel_task=True)
-    if request.data is not None:
-        pairs = PairedImages(find_pairs(request.data, dual_pixel=request.dual_pixel))
-    else:
-        clean = photo_split("train") if photos else bundled_split("train")
-        pairs = SyntheticPairs(list(clean.values()), request.degradation, request.sigma)
-    if request.dual_pixel:  # the bundled photos have no dual-pixel views: validate on centre crops of the data
-        validation = pairs.validation_crops(2, 128)
     recipe = request.recipe
     torch.manual_seed(recipe.seed)  # the initial weights too: the same command trains the same teacher
     if request.init is not None:
@@ -434,5 +394,11 @@ def teacher_step(request: TeacherRequest, show_progress: bool = True) -> dict:
     else:
         model = Restormer(**config.to_dict())
     return train_teacher(
-        model, pairs, recipe, request.out, validation, show_progress=show_progress, device=request.device
+        model,
+        request.task.training(),
+        recipe,
+        request.out,
+        validation,
+        show_progress=show_progress,
+        device=request.device,
     )

@@ -31,8 +31,18 @@ def test_pairs_by_stem_then_by_natural_order(tmp_path) -> None:
 
 def test_missing_targets_are_named(tmp_path) -> None:
     make_folder(tmp_path, ["1.png", "2.png", "3.png"], ["1.png"])
-    with pytest.raises(DatasetError, match=r"no target for 2 input\(s\) \(e.g. 2.png, 3.png\)"):
+    with pytest.raises(DatasetError, match=r"2 input\(s\) have no target of the same name \(e.g. 2.png, 3.png;"):
         find_pairs(tmp_path)
+
+
+def test_names_that_do_not_match_are_refused_not_paired_by_order(tmp_path) -> None:
+    # The campaign's case: inputs 000-003, targets gt_006-gt_009; the same counts, but no picture in common.
+    make_folder(tmp_path / "a", [f"{n:03d}.png" for n in range(4)], [f"gt_{n:03d}.png" for n in range(6, 10)])
+    with pytest.raises(DatasetError, match=r"e.g. 000.png, 001.png, 002.png; targets without an input: gt_006.png"):
+        find_pairs(tmp_path / "a")
+    # A fixed prefix or suffix on either side is a naming convention, not a mismatch: 0012_blur with 0012_gt.
+    make_folder(tmp_path / "b", ["7_blur.png", "12_blur.png"], ["gt-12.png", "gt-7.png"])
+    assert names(find_pairs(tmp_path / "b")) == [("7_blur.png", "gt-7.png"), ("12_blur.png", "gt-12.png")]
 
 
 def test_empty_and_misshapen_folders(tmp_path) -> None:
@@ -51,14 +61,15 @@ def test_mismatched_sizes_name_both_files(tmp_path) -> None:
     make_folder(tmp_path, ["1.png"], [], size=(12, 16))
     make_folder(tmp_path, [], ["1.png"], size=(12, 18))
     with pytest.raises(ImageError, match="is 16x12 but its target .*1.png is 18x12"):
-        PairedImages(find_pairs(tmp_path))
+        PairedImages(find_pairs(tmp_path)).read(0)
 
 
 def test_sampled_crops_are_aligned_and_shaped(tmp_path) -> None:
     make_folder(tmp_path, ["1.png", "2.png"], ["1.png", "2.png"], size=(20, 24))
     data = PairedImages(find_pairs(tmp_path))
     # make targets a known function of inputs so alignment is checkable after crop + augmentation
-    data.images = [(lq, 1 - lq) for lq, _ in data.images]
+    read = data.read
+    data.read = lambda index: (read(index)[0], 1 - read(index)[0])
     lq, gt = data.sample(patch=8, batch=5, rng=np.random.default_rng(0))
     assert lq.shape == gt.shape == (5, 3, 8, 8) and lq.dtype == np.float32
     assert np.allclose(gt, 1 - lq)
@@ -145,8 +156,8 @@ def test_sidd_validation_blocks(tmp_path) -> None:
 def test_large_sets_are_read_lazily_and_still_checked(tmp_path) -> None:
     make_folder(tmp_path, ["1.png", "2.png"], ["1.png"], size=(12, 16))
     make_folder(tmp_path, [], ["2.png"], size=(12, 18))
-    data = PairedImages(find_pairs(tmp_path), preload_limit=0)  # nothing read yet, so no error yet
-    assert not data.images and len(data) == 2
+    data = PairedImages(find_pairs(tmp_path))  # nothing read yet, so no error yet
+    assert not data._cache and len(data) == 2
     with pytest.raises(ImageError, match="pairs must have the same size"):
         for seed in range(10):
             data.sample(patch=8, batch=2, rng=np.random.default_rng(seed))

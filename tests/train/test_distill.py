@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -241,35 +240,38 @@ def test_a_deleted_or_truncated_surrogate_is_named_and_distilled_again(teacher, 
 
 
 def test_features_captured_with_other_settings_are_not_reused(teacher, tmp_path) -> None:
-    from edgeens.data.bundled import bundled_photo
+    from edgeens.data.task import TaskData
     from edgeens.train.distill import ensure_features
 
-    clean = [bundled_photo("astronaut")[:64, :64]]
-    ensure_features(teacher, clean, tmp_path / "features", 8, 4, 16, "gaussian_noise", 25.0)
+    task = TaskData("bundled")
+    ensure_features(teacher, task, tmp_path / "features", 8, 4, 16)
     assert load_file(tmp_path / "features" / "latent.train.safetensors")["input"].shape[0] == 8
-    ensure_features(teacher, clean, tmp_path / "features", 8, 4, 16, "gaussian_noise", 25.0)  # same: reused
+    ensure_features(teacher, task, tmp_path / "features", 8, 4, 16)  # same: reused
     with pytest.raises(CheckpointError, match=r"crops 8 \(asked: 16\)"):
-        ensure_features(teacher, clean, tmp_path / "features", 16, 4, 16, "gaussian_noise", 25.0)
+        ensure_features(teacher, task, tmp_path / "features", 16, 4, 16)
+    with pytest.raises(CheckpointError, match=r"sigma 25.0 \(asked: 15.0\)"):  # other data: refused too
+        ensure_features(teacher, TaskData("bundled", sigma=15.0), tmp_path / "features", 8, 4, 16)
 
 
 def test_features_too_large_for_memory_are_refused_before_any_capture(teacher, tmp_path, monkeypatch) -> None:
     import edgeens.limits
+    from edgeens.data.task import TaskData
     from edgeens.limits import LimitError
     from edgeens.train.distill import ensure_features
 
     monkeypatch.setattr(edgeens.limits, "memory_bytes", lambda: 256 << 20)
-    clean = [np.zeros((64, 64, 3), np.float32)]
     with pytest.raises(LimitError, match="capturing the teacher's stage features on 5000 crops.*fewer --crops"):
-        ensure_features(teacher, clean, tmp_path / "features", 4000, 1000, 512, "gaussian_noise", 25.0)
+        ensure_features(teacher, TaskData("bundled"), tmp_path / "features", 4000, 1000, 512)
     assert not (tmp_path / "features").exists()
 
 
 def test_a_second_distillation_of_the_same_pool_stops_at_once(teacher, tmp_path) -> None:
+    from edgeens.data.task import TaskData
     from edgeens.files import FolderBusyError, folder_lock
     from edgeens.models.space import parse_families
     from edgeens.train.distill import DistillRequest, distill_step
 
-    request = DistillRequest(teacher, tmp_path, parse_families("G"), crops=4, patch=16, steps=1)
+    request = DistillRequest(teacher, tmp_path, parse_families("G"), TaskData("bundled"), crops=4, patch=16, steps=1)
     with folder_lock(tmp_path / "pool", "a first edgeens distill"), pytest.raises(FolderBusyError, match="first"):
         distill_step(request, show_progress=False)
     assert not (tmp_path / "features").exists()  # stopped before any work

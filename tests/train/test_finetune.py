@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from edgeens.data.bundled import bundled_photo
+from edgeens.data.synthetic import SyntheticPairs
+from edgeens.data.task import bundled_validation
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
@@ -17,7 +19,7 @@ from edgeens.models.space import FAMILIES, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
 from edgeens.train.finetune import FinetuneError, FinetunePatches, finetune_candidates, finetune_recipe
 from edgeens.train.pool import BlockPool
-from edgeens.train.teacher import SyntheticPairs, TeacherRecipe, bundled_validation, recipe_record
+from edgeens.train.teacher import TeacherRecipe, recipe_record
 from tests.conftest import SMALL_TEACHER as SMALL
 
 

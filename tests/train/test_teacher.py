@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from edgeens.data.bundled import bundled_photo
+from edgeens.data.synthetic import SyntheticPairs
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.models.restormer import Restormer
 from edgeens.train.teacher import (
     RecipeMismatchError,
-    SyntheticPairs,
     TeacherRecipe,
     check_same_recipe,
     learning_rate,
