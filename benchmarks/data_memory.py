@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +65,18 @@ def tree_rss(root: int) -> int:
     return total
 
 
+def peaks_by_step(lines: list[tuple[float, str]], samples: list[tuple[float, int]], seconds: float) -> dict:
+    """The tree's peak GiB in each step: the entrance until the "data:" line, then each step until its "<step>:
+    done (N s)" or "reused" line."""
+    ends = [(t, m.group(1)) for t, line in lines if (m := re.match(r"\s*(\w+): (done|reused) \(", line))]
+    entrance = next((t for t, line in lines if line.startswith("data:")), ends[0][0] if ends else seconds)
+    phases, since = {}, 0.0
+    for until, name in [(entrance, "entrance (data check)"), *ends]:
+        phases[name] = round(max((rss for t, rss in samples if since <= t <= until), default=0) / 2**30, 2)
+        since = until
+    return phases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=500)
@@ -78,15 +92,23 @@ def main() -> None:
         command += [*budgets, "--baselines", "none", "--jobs", "2", "--threads", "1"]
         environment = {**os.environ, "OMP_NUM_THREADS": "1"}
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
-        peak, samples = 0, []
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment
+        )
+        lines: list[tuple[float, str]] = []  # each output line with when it came: a step's end
+        reader = threading.Thread(
+            target=lambda: lines.extend((time.perf_counter() - start, line) for line in process.stdout), daemon=True
+        )
+        reader.start()
+        samples: list[tuple[float, int]] = []
         while process.poll() is None:
-            now = tree_rss(process.pid)
-            peak = max(peak, now)
-            samples.append((round(time.perf_counter() - start, 1), now))
+            samples.append((time.perf_counter() - start, tree_rss(process.pid)))
             time.sleep(0.2)
-        output = process.stdout.read() if process.stdout else ""
+        reader.join(timeout=10)
+        output = "".join(line for _, line in lines)
         seconds = time.perf_counter() - start
+        peak = max(rss for _, rss in samples)
+        phases = peaks_by_step(lines, samples, seconds)
         steps = json.loads(Path(f"{tmp}/run/run.json").read_text())["steps"] if process.returncode == 0 else {}
         data = json.loads(Path(f"{tmp}/run/data.json").read_text()) if process.returncode == 0 else {}
     if process.returncode != 0:
@@ -104,6 +126,7 @@ def main() -> None:
         "run_seconds": round(seconds, 1),
         "step_seconds": {name: step["seconds"] for name, step in steps.items()},
         "peak_tree_rss_gib": round(peak / 2**30, 2),
+        "peak_tree_rss_gib_by_step": phases,
         "dataset_as_float32_gib": round(as_floats / 2**30, 2),
         "target_gib": 4.0,
         "within_target": peak < 4 * 2**30,

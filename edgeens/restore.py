@@ -28,7 +28,8 @@ from torch import Tensor
 from edgeens.data.images import ImageError, open_image
 from edgeens.files import atomic_path
 
-SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+WRITTEN_AS_PNG = (".gif",)  # a restored photo in 256 colours would undo the restoration: written as PNG
 
 
 @dataclass
@@ -42,10 +43,11 @@ class Photo:
 
 
 def read_photo(path: str | Path) -> Photo:
-    """Any PNG / JPEG / TIFF: gray, gray + alpha, RGB, RGBA, palette; 8- or 16-bit."""
+    """Any PNG / JPEG / TIFF / BMP / WebP, or a GIF's first frame: gray, gray + alpha, RGB, RGBA, palette; 8- or
+    16-bit."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
-        raise ImageError(f"{path}: not a PNG, JPEG or TIFF file (by its name); convert it first")
+        raise ImageError(f"{path}: not a PNG, JPEG, TIFF, BMP, WebP or GIF file (by its name); convert it first")
     if path.suffix.lower() in (".tif", ".tiff"):
         return _from_array(path, _read_tiff(path))
     if _png_colour_16_bit(path) not in (None, 0):  # 16-bit colour or with alpha: Pillow would make it 8-bit
@@ -107,12 +109,12 @@ def write_photo(path: str | Path, photo: Photo) -> None:
     """Write with the input's channels and bit depth (JPEG is 8-bit only), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise ImageError(f"{path}: choose an output name ending in .png, .jpg or .tif")
+    if suffix not in SUFFIXES or suffix in WRITTEN_AS_PNG:
+        raise ImageError(f"{path}: choose an output name ending in .png, .jpg, .tif, .bmp or .webp")
     values = photo.rgb.mean(axis=2, keepdims=True) if photo.gray else photo.rgb
     if photo.alpha is not None:
         values = np.concatenate([values, photo.alpha[..., None]], axis=2)
-    bits = 8 if suffix in (".jpg", ".jpeg") else photo.bits
+    bits = 8 if suffix in (".jpg", ".jpeg", ".bmp", ".webp") else photo.bits
     if suffix in (".jpg", ".jpeg") and photo.alpha is not None:
         values = values[..., :-1]  # JPEG has no alpha channel
     scale = 65535.0 if bits == 16 else 255.0
@@ -130,6 +132,10 @@ def write_photo(path: str | Path, photo: Photo) -> None:
                 write_png16(tmp, array)
             elif suffix == ".png":
                 Image.fromarray(array).save(tmp, format="PNG")
+            elif suffix == ".bmp":
+                Image.fromarray(array).save(tmp, format="BMP")
+            elif suffix == ".webp":
+                Image.fromarray(array).save(tmp, format="WEBP", lossless=True)
             else:
                 Image.fromarray(array).save(tmp, format="JPEG", quality=95)
     except OSError as err:
@@ -308,7 +314,7 @@ def restore_array(
 def output_paths(files: list[Path], out: Path) -> list[Path]:
     """Where each input is written (`out/<its name>`), refused up front when one would overwrite an input photo or
     when two inputs share a name (both would land on one file)."""
-    targets = [out / path.name for path in files]
+    targets = [out / (f"{path.stem}.png" if path.suffix.lower() in WRITTEN_AS_PNG else path.name) for path in files]
     inputs = {path.resolve() for path in files}
     for target in targets:
         if target.resolve() in inputs:
@@ -326,14 +332,21 @@ def output_paths(files: list[Path], out: Path) -> list[Path]:
     return targets
 
 
-def list_inputs(paths: list[Path]) -> list[Path]:
-    """Files named, and the images inside folders named; a folder without images is an error."""
+def list_inputs(paths: list[Path], say: Callable[[str], None] | None = None) -> list[Path]:
+    """Files named, and the images inside folders named; a folder without images is an error, and the other files
+    of a folder are said (to `say`), not skipped silently."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+            others = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in SUFFIXES)
             if not images:
-                raise ImageError(f"{path} holds no PNG, JPEG or TIFF images")
+                raise ImageError(f"{path} holds no PNG, JPEG, TIFF, BMP, WebP or GIF images")
+            if others and say:
+                say(
+                    f"skipped {len(others)} file(s) of {path} that are not images restore reads (PNG, JPEG, TIFF, "
+                    f"BMP, WebP, GIF): {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}"
+                )
             found += images
         elif path.is_file():
             found.append(path)

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from edgeens.allocator import release_free_memory
 from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, compare_step, save_crops
 from edgeens.data.task import DataRequest, TaskData, open_task
 from edgeens.errors import EdgeensError
@@ -110,6 +111,11 @@ class RunConfig:
             raise ValueError(f"unknown baselines {', '.join(unknown)}; choose from: {', '.join(BASELINES)}")
         if self.speedup is not None and (self.speedup <= 1 or self.penalty != "calibrated"):
             raise ValueError("--speedup needs a value above 1 and the calibrated penalty (a measured latency table)")
+        if self.budget < self.initial:  # in the words of `edgeens run`, which has no --initial: before any step
+            raise ValueError(
+                f"--budget {self.budget} is below the {self.initial} random architectures every search starts with; "
+                f"give --budget {self.initial} or more"
+            )
         if self.penalty not in ("calibrated", "heuristic"):
             raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
         self.placement()  # a device or precision this machine lacks: refused before any step runs
@@ -172,6 +178,7 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
         state.current = name
         # A step that is not selected but finished before only loads its outputs (they exist), for later steps.
         state[name], reused = step(config, state, say)
+        release_free_memory()  # a step's peak (a training's image cache, a search's features) is not the next one's
         if not selected:
             continue
         seconds = time.perf_counter() - start

@@ -228,3 +228,23 @@ def test_a_whole_image_too_large_for_memory_is_refused_before_it_runs(tmp_path, 
     with pytest.raises(LimitError, match="restoring 512x512 pixels in one piece.*smaller --tile"):
         restore_array(restorer, image, tile=0)
     assert restore_array(restorer, image[:64, :64], tile=0).shape == (64, 64, 3)  # small enough: it runs
+
+
+def test_bmp_webp_and_gif_are_restored_and_other_files_are_named_not_skipped_silently(tmp_path) -> None:
+    model = _small_model(tmp_path)
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    picture = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    Image.fromarray(picture).save(folder / "a.bmp")
+    Image.fromarray(picture).save(folder / "b.webp", lossless=True)
+    Image.fromarray(picture).convert("P").save(folder / "c.gif")
+    (folder / "notes.txt").write_text("not a photo")
+    result = runner.invoke(app, ["restore", str(folder), "--model", str(model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["a.bmp", "b.webp", "c.png"]  # the GIF's restoration as PNG: 256 colours would undo it
+    assert "skipped 1 file(s)" in " ".join(result.output.split()) and "notes.txt" in result.output
+    for name in written:
+        with Image.open(tmp_path / "out" / name) as image:
+            assert image.size == (32, 24) and image.mode == "RGB"

@@ -322,3 +322,10 @@ def test_a_dataset_with_synthetic_degradation_options_is_refused_before_any_step
         result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--data", str(data), *extra])
         assert result.exit_code == 2 and "--degradation/--sigma do not apply" in " ".join(result.output.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_a_budget_below_the_initial_design_is_refused_before_any_step_in_runs_words(tmp_path) -> None:
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--budget", "4"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--budget 4 is below the 16 random architectures" in text, text
+    assert "--initial" not in text and not (tmp_path / "run").exists()

@@ -67,7 +67,7 @@ def restore(
     from edgeens.restore import list_inputs, load_restorer, output_paths, restore_files
 
     place = resolve_device(device)  # before any file is read: a device this machine lacks is the first thing said
-    files = list_inputs(inputs)
+    files = list_inputs(inputs, say=console.print)
     targets = output_paths(files, out)
     restorer = load_restorer(model, threads, place)
     writable_folder(out)

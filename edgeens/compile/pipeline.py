@@ -6,7 +6,8 @@ out; every local artifact is executed on a fixed input and compared with eager P
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,17 +139,31 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
     else:
         comparison = compare_outputs(reference, run_program(program.buffer, (example,))[0])
         entry["verification"] = {**comparison, "tolerance": FP32_TOLERANCE if precision == "fp32" else None}
-        check_tolerance(f"ExecuTorch {file}", comparison, FP32_TOLERANCE if precision == "fp32" else None)
+        with _removed_if_refused(out, [file]):
+            check_tolerance(f"ExecuTorch {file}", comparison, FP32_TOLERANCE if precision == "fp32" else None)
     entry["peak_rss_gib"] = round(peak_rss_gib(), 2)
     return entry
+
+
+@contextlib.contextmanager
+def _removed_if_refused(out: Path, files: list[str]) -> Iterator[None]:
+    """A refused artifact (NaN output, drift beyond the tolerance) is removed: nothing refused stays beside the
+    manifest for a later step (or a user) to pick up."""
+    try:
+        yield
+    except CompileError:
+        for name in files:
+            (out / name).unlink(missing_ok=True)
+        raise
 
 
 def _onnx(model, example, reference, out: Path) -> dict[str, Any]:
     from edgeens.compile.onnx import export_onnx, run_onnx
 
     exported = export_onnx(model, (example,), out / "model.onnx")
-    comparison = compare_outputs(reference, run_onnx(exported.path, (example,))[0])
-    check_tolerance("ONNX model.onnx", comparison, FP32_TOLERANCE)
+    with _removed_if_refused(out, exported.files):
+        comparison = compare_outputs(reference, run_onnx(exported.path, (example,))[0])
+        check_tolerance("ONNX model.onnx", comparison, FP32_TOLERANCE)
     return {
         "file": exported.path.name,
         "files": exported.files,

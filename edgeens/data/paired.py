@@ -271,7 +271,7 @@ class PairedImages:
 
     pairs: list[tuple[Input, Path]]
     channels: int = 3
-    cache_bytes: int = 512 * 2**20
+    cache_bytes: int = 256 * 2**20
 
     def __post_init__(self) -> None:
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()

@@ -4,13 +4,19 @@ loadable with `weights_only=True` (tensors, numbers and strings only)."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from edgeens.errors import EdgeensError
 from edgeens.files import atomic_path
+
+
+class DamagedCheckpointError(EdgeensError):
+    """A resumable checkpoint that cannot be read back."""
 
 
 def save_training_state(
@@ -32,8 +38,20 @@ def save_training_state(
 def load_training_state(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, rng: np.random.Generator
 ) -> tuple[int, dict]:
-    """Restore what `save_training_state` wrote; returns (step, extra)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Restore what `save_training_state` wrote; returns (step, extra). A file that cannot be read back (truncated,
+    overwritten, not a checkpoint) is a DamagedCheckpointError naming it and the way out."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
+            raise ValueError("it holds no training state")
+    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError, KeyError, TypeError) as err:
+        if isinstance(err, OSError) and not path.is_file():
+            raise
+        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise DamagedCheckpointError(
+            f"{path} is damaged ({why}): it cannot be resumed from. Delete it to start this training again from its "
+            "first iteration (the folder's other files stay)"
+        ) from None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     rng.bit_generator.state = json.loads(state["numpy_rng"])

@@ -61,6 +61,10 @@ RECIPE_FILE = "recipe.json"
 _BOOKKEEPING = ("checkpoint_every", "validate_every", "init_weights")
 
 
+class TrainingDivergedError(EdgeensError):
+    """A training whose loss became NaN or infinite: stopped before the step that would spoil the weights."""
+
+
 class RecipeMismatchError(EdgeensError):
     """A training folder asked to resume (or to be reused) under a recipe other than the one it was trained with."""
 
@@ -294,11 +298,17 @@ def _train_on_device(
                 with torch.no_grad(), autocast(device, recipe.precision):
                     target = reference(lq)
                 loss = loss + recipe.distill_weight * F.l1_loss(restored.float(), target.float())
+            value = loss.item()  # one device sync per iteration: the log and the bar need the number
+            if not math.isfinite(value):  # before the step: the weights and the last checkpoint stay finite
+                kept = f"its checkpoint {checkpoint_path} is kept" if checkpoint_path.is_file() else "nothing is kept"
+                raise TrainingDivergedError(
+                    f"{label}: the loss is {value} at iteration {iteration} in {run_dir}; training stopped and "
+                    f"{kept}. Check the data for NaN or infinite values (or an absurd --sigma), or lower --lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
-            value = loss.item()  # one device sync per iteration: the log and the bar need the number
             progress.update(task, completed=iteration, loss=value)
             log.write(
                 json.dumps(

@@ -173,3 +173,13 @@ def test_out_of_tolerance_output_is_an_error() -> None:
         check_tolerance("ExecuTorch model.pte", comparison, 1e-4)
     with pytest.raises(CompileError, match="non-finite"):
         check_tolerance("x", compare_outputs(reference, reference * float("nan")), 1e-4)
+
+
+def test_a_refused_onnx_export_leaves_nothing_behind(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
+    with torch.no_grad():
+        model.output.weight.fill_(float("nan"))  # its outputs are NaN: no tolerance can pass them
+    with pytest.raises(CompileError):
+        compile_model(model, 16, 16, tmp_path, CompileOptions(targets=("onnx",)), log=lambda _: None)
+    assert not list(tmp_path.glob("model.onnx*"))

@@ -139,3 +139,47 @@ def test_a_folder_trained_with_another_recipe_is_refused_not_mixed(data, tmp_pat
     (tmp_path / "recipe.json").unlink()  # a folder from before recipe.json: its summary is read instead
     with pytest.raises(RecipeMismatchError, match="lr 0.0003 -> 0.001"):
         check_same_recipe(tmp_path, recipe(8, lr=1e-3))
+
+
+def test_a_loss_that_turns_non_finite_stops_training_and_keeps_the_last_finite_checkpoint(data, tmp_path) -> None:
+    from edgeens.train.teacher import TrainingDivergedError
+
+    class TurnsNaN:  # good crops for 5 iterations, then a batch with NaN in it (a broken file, an absurd sigma)
+        calls = 0
+
+        def sample(self, patch, batch, rng):
+            self.calls += 1
+            lq, gt = data.sample(patch, batch, rng)
+            return (lq * np.nan, gt) if self.calls > 5 else (lq, gt)
+
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDivergedError, match=r"the loss is nan at iteration 6 .*checkpoint .* is kept"):
+        train_teacher(Restormer(**SMALL), TurnsNaN(), recipe(8), tmp_path, show_progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4  # the last one written before the loss turned
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not (tmp_path / "teacher.safetensors").exists()
+
+
+def test_non_finite_or_negative_sigma_is_refused_at_the_command_line(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from edgeens.cli import app
+
+    for sigma in ("nan", "inf", "-5"):
+        result = CliRunner().invoke(app, ["teacher", "--bundled", "--sigma", sigma, "--out", str(tmp_path / sigma)])
+        assert result.exit_code == 2 and "--sigma must be a number from 0 to 255" in " ".join(result.output.split())
+        assert not (tmp_path / sigma / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_a_damaged_checkpoint_is_named_with_the_way_out(data, tmp_path, damage) -> None:
+    from edgeens.train.resume import DamagedCheckpointError
+
+    torch.manual_seed(0)
+    train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, max_steps_this_run=4, show_progress=False)
+    checkpoint = tmp_path / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else np.random.bytes(4096))
+    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint} is damaged .*Delete it to start this training"):
+        train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, show_progress=False)
