@@ -7,8 +7,10 @@ it listens on 127.0.0.1 unless the user names another interface."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self._answer(with_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - the http.server API: GET's headers, no body
+        self._answer(with_body=False)
+
+    def _answer(self, with_body: bool) -> None:
         path = self.path.split("?", 1)[0]
         path = "/index.html" if path == "/" else path
         source = self.files.get(path)
@@ -61,7 +69,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if with_body:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
         pass  # the terminal shows where to point the browser, not every request
@@ -84,5 +93,12 @@ def demo_server(model: Path, host: str = "127.0.0.1", port: int = 8000, runtime:
     }
     try:
         return ThreadingHTTPServer((host, port), partial(_Handler, files=files))
+    except socket.gaierror:  # not an address nor a name this machine resolves: the port is not the problem
+        raise ServeError(
+            f"--host {host} is not an address or host name of this machine; give 127.0.0.1, 0.0.0.0 or one of its "
+            "interfaces' addresses"
+        ) from None
     except OSError as err:
+        if err.errno == errno.EADDRNOTAVAIL:
+            raise ServeError(f"--host {host} is not an address of this machine; give one of its own") from None
         raise ServeError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None

@@ -152,3 +152,22 @@ def test_headless_chromium_restores_a_photo_as_edgeens_restore_does(onnx_model, 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_head_is_answered_like_get_without_a_body_and_a_bad_host_is_named(onnx_model, tmp_path) -> None:
+    runtime = tmp_path / "dist"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_bytes(name.encode())
+    server = demo_server(onnx_model, port=0, runtime=runtime)
+    base = _serving(server)
+    try:
+        request = urllib.request.Request(base + "model.onnx", method="HEAD")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and response.read() == b""
+            assert int(response.headers["Content-Length"]) == onnx_model.stat().st_size
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(EdgeensError, match=r"--host 999.1.1.1 is not an address or host name of this machine"):
+        demo_server(onnx_model, host="999.1.1.1", port=0, runtime=runtime)

@@ -112,7 +112,15 @@ def profile_step(
     existing = None
     for place in request.reuse_from or (request.out,):
         existing = existing_table(
-            place, request.teacher, height, width, request.runtime, request.threads, request.space_name, request.space
+            place,
+            request.teacher,
+            height,
+            width,
+            request.runtime,
+            request.threads,
+            request.space_name,
+            request.space,
+            say,
         )
         if existing is not None:
             if not request.remeasure:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,10 +192,12 @@ def existing_table(
     threads: int,
     space_name: str | None,
     space: SearchSpace | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> LatencyTable | None:
     """A host table in `folder` for this teacher configuration, size, runtime and thread count that covers every
     (stage, choice) of `space` (a table of more families serves a space of fewer): the one named for `space_name`
-    first, else any other that fits."""
+    first, else any other that fits. A damaged table of the same size and runtime is said (to `say`), not passed
+    over in silence: the user may have meant it to be reused."""
     runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
     probe = LatencyTable(
         "host", runtime_name, height, width, teacher.config.to_dict(), Latency(1, 1, 1, 1), {}, space_name=space_name
@@ -206,9 +209,11 @@ def existing_table(
             continue
         try:
             table = LatencyTable.load(path)
-        except ProfileError:
+        except ProfileError as err:
             if path == named:
                 raise  # the table this space would be saved as is broken: say so rather than overwrite it
+            if say:
+                say(f"profile: {err}; it is not used")
             continue
         if table.teacher != probe.teacher or table.threads != threads:
             continue

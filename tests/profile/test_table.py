@@ -163,3 +163,19 @@ def test_a_table_of_programs_from_an_older_export_form_says_so() -> None:
     assert table.versions["export_form"] == EXPORT_FORM_VERSION and table.stale_programs() is None
     table.versions["export_form"] = EXPORT_FORM_VERSION - 1
     assert "--remeasure with a fresh --programs folder" in table.stale_programs()
+
+
+def test_a_damaged_table_among_the_committed_ones_is_named_not_passed_over(tmp_path) -> None:
+    from edgeens.models.restormer import Restormer
+    from edgeens.models.space import PRESETS
+    from edgeens.profile.table import existing_table
+
+    table = synthetic_table("tiny")
+    table.save(tmp_path)
+    damaged = tmp_path / "host--executorch-xnnpack--64x64--other.json"
+    damaged.write_text('{"format": ')  # a table another space saved, cut off mid-write
+    teacher = Restormer(**PRESETS["tiny"].to_dict())
+    said: list[str] = []
+    found = existing_table(tmp_path, teacher, 64, 64, "executorch", 1, "a-space-with-no-table", say=said.append)
+    assert found is not None and found.space_name == "tiny"  # the good one still serves
+    assert len(said) == 1 and str(damaged) in said[0] and "not readable JSON" in said[0] and "not used" in said[0]
