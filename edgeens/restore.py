@@ -16,6 +16,7 @@ images are restored as three equal channels and written back as grayscale; an al
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class Photo:
     alpha: np.ndarray | None  # (H, W) in [0, 1], kept as is
     gray: bool  # the file was single-channel: write it back as one channel
     bits: int  # 8 or 16
+    exif: bytes | None = None  # the camera's metadata (make, date, GPS), orientation reset to 1 once applied
+    icc: bytes | None = None  # the colour profile the pixels are in
 
 
 def read_photo(path: str | Path) -> Photo:
@@ -58,16 +61,21 @@ def read_photo(path: str | Path) -> Photo:
         except PngError as err:
             raise ImageError(str(err)) from None
     image = open_image(path, "is it truncated or corrupt?")
+    icc = image.info.get("icc_profile")
+    exif = image.getexif()
     image = ImageOps.exif_transpose(image)  # phone photos: upright as shown, not as the sensor stored them
+    if 0x0112 in exif:
+        exif[0x0112] = 1  # the pixels are upright now: a viewer must not turn them again
+    metadata = {"exif": exif.tobytes() if len(exif) else None, "icc": icc or None}
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode == "CMYK":
         image = image.convert("RGB")  # JPEGs from print workflows; the conversion is Pillow's standard one
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return _from_array(path, np.asarray(image).astype(np.uint16))
+        return dataclasses.replace(_from_array(path, np.asarray(image).astype(np.uint16)), **metadata)
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         raise ImageError(f"{path}: image mode {image.mode} is not supported; save it as RGB or grayscale")
-    return _from_array(path, np.asarray(image))
+    return dataclasses.replace(_from_array(path, np.asarray(image)), **metadata)
 
 
 def _png_colour_16_bit(path: Path) -> int | None:
@@ -106,7 +114,8 @@ def _from_array(path: Path, array: np.ndarray) -> Photo:
 
 
 def write_photo(path: str | Path, photo: Photo) -> None:
-    """Write with the input's channels and bit depth (JPEG is 8-bit only), atomically."""
+    """Write with the input's channels and bit depth (JPEG is 8-bit only), and its EXIF and colour profile where
+    the format holds them (JPEG, PNG, WebP: Pillow writes them), atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES or suffix in WRITTEN_AS_PNG:
@@ -130,14 +139,16 @@ def write_photo(path: str | Path, photo: Photo) -> None:
                 from edgeens.data.png16 import write_png16
 
                 write_png16(tmp, array)
-            elif suffix == ".png":
-                Image.fromarray(array).save(tmp, format="PNG")
             elif suffix == ".bmp":
                 Image.fromarray(array).save(tmp, format="BMP")
-            elif suffix == ".webp":
-                Image.fromarray(array).save(tmp, format="WEBP", lossless=True)
             else:
-                Image.fromarray(array).save(tmp, format="JPEG", quality=95)
+                metadata = {k: v for k, v in (("exif", photo.exif), ("icc_profile", photo.icc)) if v}
+                if suffix == ".png":
+                    Image.fromarray(array).save(tmp, format="PNG", **metadata)
+                elif suffix == ".webp":
+                    Image.fromarray(array).save(tmp, format="WEBP", lossless=True, **metadata)
+                else:
+                    Image.fromarray(array).save(tmp, format="JPEG", quality=95, **metadata)
     except OSError as err:
         raise ImageError(
             f"cannot write {path}: {err.strerror or err}; check the folder exists and is writable"

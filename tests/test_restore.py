@@ -248,3 +248,27 @@ def test_bmp_webp_and_gif_are_restored_and_other_files_are_named_not_skipped_sil
     for name in written:
         with Image.open(tmp_path / "out" / name) as image:
             assert image.size == (32, 24) and image.mode == "RGB"
+
+
+def test_exif_and_the_colour_profile_survive_a_restore_with_the_orientation_applied_once(tmp_path) -> None:
+    from PIL import ImageCms
+
+    model = _small_model(tmp_path)
+    image = Image.fromarray((np.random.default_rng(6).random((24, 40, 3)) * 255).astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    exif[0x010F] = "Camera Maker"  # Make
+    exif[0x0132] = "2026:12:06 10:00:00"  # DateTime
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 0.0)  # GPSLatitude
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    (tmp_path / "in").mkdir()
+    image.save(tmp_path / "in" / "phone.jpg", exif=exif, icc_profile=icc)
+    args = ["restore", str(tmp_path / "in" / "phone.jpg"), "--model", str(model), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "phone.jpg") as restored:
+        kept = restored.getexif()
+        assert restored.size == (24, 40)  # upright, as the phone showed it
+        assert kept[0x0112] == 1 and kept[0x010F] == "Camera Maker" and kept[0x0132] == "2026:12:06 10:00:00"
+        assert kept.get_ifd(0x8825)[2] == (48.0, 51.0, 0.0)
+        assert restored.info.get("icc_profile") == icc
