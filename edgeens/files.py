@@ -71,9 +71,21 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except OSError:
         tmp.unlink(missing_ok=True)
         raise
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        # Writers in C++ or Rust (torch.save's "file write failed", safetensors' SafetensorError) say "no space" in
+        # their own words: the disk-full error every command already explains, with the file named.
+        if isinstance(err, Exception) and _disk_full(err):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        raise
+
+
+def _disk_full(err: Exception) -> bool:
+    text = str(err).lower()
+    return "no space left" in text or ("write failed" in text and "file" in text) or "iostream error" in text
 
 
 def write_json(path: str | Path, value: Any, indent: int | None = 2) -> None:

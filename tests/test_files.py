@@ -56,3 +56,26 @@ def test_a_damaged_search_file_is_named_with_what_rebuilds_it(tmp_path, content:
     result = CliRunner().invoke(app, ["finetune", "--search", str(tmp_path), "--out", str(tmp_path / "ft")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "front.json is damaged" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "No space left on device (os error 28)",  # safetensors' SafetensorError
+        "[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0 file write failed",  # torch.save
+    ],
+)
+def test_a_full_disk_in_a_native_writer_is_the_disk_full_error_with_the_file_named(tmp_path, message) -> None:
+    from edgeens.errors import describe_os_error
+
+    class NativeError(Exception):
+        pass
+
+    (tmp_path / "weights.safetensors").write_text("the previous, whole file")
+    with pytest.raises(OSError) as caught, atomic_path(tmp_path / "weights.safetensors") as tmp:
+        tmp.write_text("half")
+        raise NativeError(message)
+    assert caught.value.errno == errno.ENOSPC
+    assert describe_os_error(caught.value).startswith(f"{tmp_path / 'weights.safetensors'}: No space left on device")
+    assert (tmp_path / "weights.safetensors").read_text() == "the previous, whole file"
+    assert [p.name for p in tmp_path.iterdir()] == ["weights.safetensors"]  # no temporary left behind
