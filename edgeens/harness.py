@@ -34,15 +34,11 @@ def benchmark_models(
             start = time.perf_counter()
             restored = restore_array(restorer, degraded, tile, overlap)
             seconds = time.perf_counter() - start
-            rows.append(
-                {
-                    "model": restorer.name,
-                    "image": name,
-                    "psnr": psnr(restored, clean),
-                    "ssim": ssim(restored, clean),
-                    "seconds": seconds,
-                }
-            )
+            try:
+                scores = {"psnr": psnr(restored, clean), "ssim": ssim(restored, clean)}
+            except ValueError as err:  # a 1x1 image, say: the file is what the user can act on
+                raise ValueError(f"{name}: {err}") from None
+            rows.append({"model": restorer.name, "image": name, **scores, "seconds": seconds})
     order = {restorer.name: i for i, restorer in reversed(list(enumerate(restorers)))}
     return sorted(rows, key=lambda row: order[row["model"]])  # stable: each model's rows in the images' order
 

@@ -245,3 +245,8 @@ def test_every_command_with_a_device_refuses_a_gpu_this_machine_lacks_in_one_lin
     assert result.exit_code == 2, result.output
     assert "sees no CUDA GPU" in result.output and "--device cpu" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_negative_search_seed_is_refused_naming_the_option(tmp_path) -> None:
+    result = runner.invoke(app, ["search", "--seed", "-1", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "--seed" in result.output and not (tmp_path / "s").exists()

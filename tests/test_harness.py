@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
@@ -79,3 +80,13 @@ def test_classical_baselines_sit_beside_the_models(tmp_path) -> None:
     for bad, message in ((["--baseline", "bm3d"], "unknown baseline 'bm3d'"), ([], "nothing to compare")):
         failed = runner.invoke(app, ["bench", "--data", str(tmp_path / "data"), *bad])
         assert failed.exit_code == 2 and message in " ".join(failed.output.split()), failed.output
+
+
+def test_an_image_too_small_to_score_is_named(tmp_path) -> None:
+    from edgeens.harness import benchmark_models
+    from edgeens.restore import Restorer
+
+    identity = Restorer("identity", lambda x: x, None)
+    tiny = np.full((1, 1, 3), 0.5, np.float32)
+    with pytest.raises(ValueError, match=r"^dot.png: SSIM needs images of at least 11x11 pixels"):
+        benchmark_models([identity], [("dot.png", tiny, tiny)])

@@ -50,7 +50,7 @@ def search(
     budget: int = typer.Option(60, min=1, help="Architectures to evaluate, the initial design included."),
     initial: int = typer.Option(16, min=1, help="Uniform random architectures before the first model fit."),
     batch: int = typer.Option(4, min=1, help="Architectures proposed per iteration (q)."),
-    seed: int = typer.Option(0, help="Seed of the initial design and the MC samplers."),
+    seed: int = typer.Option(0, min=0, help="Seed of the initial design and the MC samplers."),
     encoding: str = typer.Option("categorical", help="categorical (edgeens) or relaxed (the paper's thresholds)."),
     top_k: int = typer.Option(5, min=1, help="Candidates nearest the knee to hand to fine-tuning."),
     max_drop: float = typer.Option(None, help="Largest PSNR drop (dB) that counts (default: from the initial design)."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ def open_image(path: Path, damaged: str) -> Image.Image:
     """Open and decode an image with Pillow; a decompression bomb or an unreadable file is an ImageError naming the
     file (`damaged` says what to do with a damaged one). Both image readers (datasets, restore) open through this."""
     try:
-        image = Image.open(path)
-        image.load()
+        with warnings.catch_warnings():  # a large genuine photo (up to twice Pillow's guard) is restored in tiles:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # no raw warning with Pillow's source line
+            image = Image.open(path)
+            image.load()
     except Image.DecompressionBombError as err:
         size = err.args[0].split("could be")[0].strip(" ,")
         raise ImageError(

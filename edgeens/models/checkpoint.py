@@ -37,6 +37,12 @@ def load_state_dict(path: str | Path) -> dict[str, Tensor]:
         try:
             obj: Any = load_file(str(path))
         except (SafetensorError, OSError, ValueError) as err:
+            kind = _kind_of(path)
+            if kind:  # another kind of file under a .safetensors name: say what it is, not "truncated"
+                raise CheckpointError(
+                    f"{path} is {kind}, not safetensors weights (only its name says .safetensors); give the "
+                    ".pth / .pt / .safetensors weights file"
+                ) from None
             raise CheckpointError(
                 f"checkpoint {path} is not a readable safetensors file ({err}); it may be truncated: "
                 "download or save it again"
@@ -70,6 +76,17 @@ def safetensors_format(path: str | Path) -> str:
         return ""
 
 
+def _kind_of(path: Path) -> str | None:
+    """What a file that is no checkpoint is, by its first bytes (None: not one edgeens recognises)."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head[4:6] == b"ET":
+        return "an ExecuTorch program (.pte)"
+    if head.startswith(b"PK"):
+        return "a zip archive (a torch.save .pth file)"
+    return next((name for magic, name in KNOWN_FILES.items() if head.startswith(magic)), None)
+
+
 def _is_safetensors(path: Path) -> bool:
     if path.suffix == ".safetensors":
         return True
@@ -84,8 +101,7 @@ def _torch_load(path: Path) -> Any:
     # torch.save writes a zip archive (or, before 1.6, a pickle: protocol byte 0x80 first); anything else is some
     # other kind of file, which torch.load would call "objects besides tensors" or fail on with a KeyError.
     if head[:2] != b"PK" and head[:1] != b"\x80":
-        kind = next((name for magic, name in KNOWN_FILES.items() if head.startswith(magic)), None)
-        kind = "an ExecuTorch program (.pte)" if head[4:6] == b"ET" else kind
+        kind = _kind_of(path)
         raise CheckpointError(
             f"{path} is not a checkpoint: neither a torch.save file nor safetensors"
             + (f" but {kind}" if kind else f" (it starts with {head[:4]!r})")

@@ -31,3 +31,12 @@ def test_unreadable_file_is_named(tmp_path) -> None:
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
     with pytest.raises(ImageError, match="broken.png: not a readable image"):
         read_image(tmp_path / "broken.png")
+
+
+def test_a_large_genuine_image_opens_without_pillows_raw_warning(tmp_path, monkeypatch, recwarn) -> None:
+    from PIL import Image
+
+    write_image(tmp_path / "big.png", np.full((12, 12, 3), 0.5, np.float32))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 144 pixels: over the guard, under twice it
+    assert read_image(tmp_path / "big.png").shape == (12, 12, 3)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -55,3 +55,12 @@ def test_a_hybrid_given_as_a_teacher_is_named_as_a_hybrid(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="is an ENS hybrid.*give the teacher checkpoint"):
         Restormer.from_checkpoint(tmp_path / "hybrid.safetensors")
     assert isinstance(load_model(tmp_path / "hybrid.safetensors"), HybridUNet)
+
+
+def test_a_program_renamed_safetensors_is_called_what_it_is_not_truncated(tmp_path) -> None:
+    from edgeens.models.checkpoint import CheckpointError, load_state_dict
+
+    renamed = tmp_path / "model.safetensors"
+    renamed.write_bytes(b"\x1c\x00\x00\x00ET12" + bytes(64))  # an ExecuTorch flatbuffer's first bytes
+    with pytest.raises(CheckpointError, match=r"model.safetensors is an ExecuTorch program \(.pte\), not safetensors"):
+        load_state_dict(renamed)
