@@ -125,3 +125,18 @@ def folder_lock(folder: str | Path, what: str) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def lock_holder(folder: str | Path) -> str | None:
+    """Who holds `folder`'s lock (the line `folder_lock` wrote: pid, command, since when), or None when nobody
+    does: a reader that finds a folder unfinished can say it is being written rather than that it was never made."""
+    path = Path(folder) / ".lock"
+    if not path.is_file():
+        return None
+    with path.open("r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

@@ -361,6 +361,8 @@ def list_inputs(paths: list[Path], say: Callable[[str], None] | None = None) -> 
             found += images
         elif path.is_file():
             found.append(path)
+        elif path.is_symlink():
+            raise ImageError(f"{path} is a symbolic link that leads nowhere (a loop, or its target is gone)")
         else:
             raise ImageError(f"{path} does not exist")
     return found

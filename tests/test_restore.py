@@ -272,3 +272,12 @@ def test_exif_and_the_colour_profile_survive_a_restore_with_the_orientation_appl
         assert kept[0x0112] == 1 and kept[0x010F] == "Camera Maker" and kept[0x0132] == "2026:12:06 10:00:00"
         assert kept.get_ifd(0x8825)[2] == (48.0, 51.0, 0.0)
         assert restored.info.get("icc_profile") == icc
+
+
+def test_an_input_that_is_a_symlink_loop_is_called_so(tmp_path) -> None:
+    model = _small_model(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    result = runner.invoke(
+        app, ["restore", str(tmp_path / "loop"), "--model", str(model), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2 and "symbolic link that leads nowhere" in " ".join(result.output.split())

@@ -54,12 +54,24 @@ def connect() -> Any:
     then reports an "Internal API failure"."""
     path = Path(os.environ.get("QAIHUB_CLIENT_INI") or Path.home() / ".qai_hub" / "client.ini")
     config = configparser.ConfigParser()
+    if path.is_dir():
+        raise AIHubError(
+            f"Qualcomm AI Hub's configuration {path} is a folder, not a file; remove it, then run: {CONFIGURE}"
+        )
     try:
         config.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
+    except configparser.MissingSectionHeaderError:
         raise AIHubError(
-            f"Qualcomm AI Hub's configuration {path} is unreadable (not a UTF-8 INI file); run: {CONFIGURE}"
+            f"Qualcomm AI Hub's configuration {path} has no [api] section header (its first line must be [api]); "
+            f"run: {CONFIGURE}"
         ) from None
+    except (configparser.Error, UnicodeDecodeError) as err:
+        why = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err).splitlines()[0]
+        raise AIHubError(f"Qualcomm AI Hub's configuration {path} is unreadable ({why}); run: {CONFIGURE}") from None
+    if not path.is_file():
+        raise AIHubError(f"no Qualcomm AI Hub token is configured ({path} does not exist); run: {CONFIGURE}")
+    if not config.has_section("api"):
+        raise AIHubError(f"{path} has no [api] section, so no token; run: {CONFIGURE}")
     if not config.get("api", "api_token", fallback="").strip():
         raise AIHubError(f"no Qualcomm AI Hub token is configured ({path} has none); run: {CONFIGURE}")
     hub = import_hub()

@@ -12,6 +12,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import nn
 
+from edgeens.files import lock_holder
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import Family, SearchSpace, Stage, families_from_dict, legacy_families
@@ -89,6 +90,11 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
     pool_dir = Path(pool_dir)
     manifest_path = pool_dir / "manifest.json"
     if not manifest_path.is_file():
+        holder = lock_holder(pool_dir)
+        if holder:
+            raise CheckpointError(
+                f"{pool_dir} is being distilled now ({holder}) and has no manifest.json yet; wait for it to finish"
+            )
         raise CheckpointError(f"{pool_dir} is not a block pool (no manifest.json); run `edgeens distill` first")
     manifest = _read_json(manifest_path)
     if manifest.get("format") != POOL_FORMAT:

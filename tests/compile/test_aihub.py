@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -228,3 +229,25 @@ def test_an_offline_hub_fails_in_one_line_within_seconds_without_the_token(hub, 
     with pytest.raises(AIHubError, match="refused to list devices: Internal API failure") as caught:
         compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
     assert time.perf_counter() - start < 5 and SECRET not in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("api_token = abc\n", "has no [api] section header"),
+        ("[other]\napi_token = abc\n", "has no [api] section, so no token"),
+        (None, "is a folder, not a file"),
+    ],
+)
+def test_a_client_ini_without_its_section_or_that_is_a_folder_is_named_for_what_it_is(
+    tmp_path, monkeypatch, content, said
+) -> None:
+    ini = tmp_path / "client.ini"
+    if content is None:
+        ini.mkdir()
+    else:
+        ini.write_text(content)
+    monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
+    monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used"))
+    with pytest.raises(AIHubError, match=re.escape(said)):
+        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)

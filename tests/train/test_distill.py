@@ -275,3 +275,14 @@ def test_a_second_distillation_of_the_same_pool_stops_at_once(teacher, tmp_path)
     with folder_lock(tmp_path / "pool", "a first edgeens distill"), pytest.raises(FolderBusyError, match="first"):
         distill_step(request, show_progress=False)
     assert not (tmp_path / "features").exists()  # stopped before any work
+
+
+def test_a_pool_being_distilled_is_said_to_be_so_with_its_writer(teacher, tmp_path) -> None:
+    from edgeens.files import folder_lock
+    from edgeens.train.pool import load_pool
+
+    with folder_lock(tmp_path / "pool", "edgeens distill"):  # as a distillation still running holds it
+        with pytest.raises(CheckpointError, match=r"is being distilled now \(pid \d+: edgeens distill"):
+            load_pool(tmp_path / "pool", teacher)
+    with pytest.raises(CheckpointError, match="run `edgeens distill` first"):  # finished or killed: nobody holds it
+        load_pool(tmp_path / "pool", teacher)
