@@ -16,6 +16,7 @@ that made it).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from edgeens.data.task import DataRequest, TaskData, open_task
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, parse_families
+from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, format_architecture, parse_families
 from edgeens.profile.table import searched_table
 from edgeens.rundir import STEPS, RunFolder
 from edgeens.train.finetune import FinetunePatches
@@ -166,6 +167,8 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     fix = "delete it: each step's own outputs say what is done, and the next run writes it again"
     summary = read_json(summary_path, fix) if summary_path.is_file() else {"steps": {}}
     summary["config"] = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+    if config.speedup and config.device == "host":
+        _check_speedup_early(config, say)
     task = open_task(run, config.data_request(), say)  # the folder's data.json: other data is refused here
     summary["data"] = task.describe()
     say(f"data: {task.describe()}")
@@ -274,11 +277,47 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
     )
     say(f"profile: {request.space_name} at {config.size}x{config.size}: a table that fits, else measured here")
     result = profile_step(request, say=say)
+    if config.speedup:
+        check_speedup(config.speedup, result.table, space)  # before the search spends its budget on it
     if result.reused:
         say(f"profile: reusing {result.path} (measured {result.table.date})")
         if result.note:
             say(f"profile: note: {result.note}")
     return result.table, result.reused
+
+
+def check_speedup(speedup: float, table: Any, space: SearchSpace) -> None:
+    """Refuse a --speedup that no architecture of the space reaches by the table's prediction."""
+    teacher_ms = table.predict_ms(space.teacher_only)
+    fastest = tuple(min(s.choices, key=lambda c, s=s: table.stages[s.name][c].median_ms) for s in space.stages)
+    fastest_ms = table.predict_ms(fastest)
+    if teacher_ms / speedup < fastest_ms:
+        reachable = math.floor(teacher_ms / fastest_ms * 100) / 100
+        raise ValueError(
+            f"--speedup {speedup:g} asks for {teacher_ms / speedup:.1f} ms, but the fastest architecture of this "
+            f"space ({format_architecture(fastest)}) is predicted at {fastest_ms:.1f} ms against the teacher's "
+            f"{teacher_ms:.1f} ms on {table.device}: give --speedup {reachable:g} or less"
+        )
+
+
+def _check_speedup_early(config: RunConfig, say: Say) -> None:
+    """--speedup against a latency table that already fits (the run's own, or a committed one), before any step;
+    without one the check comes when the profile step has measured it, still before the search."""
+    from types import SimpleNamespace
+
+    from edgeens.profile.table import existing_table
+
+    teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
+    space = SearchSpace(teacher_config, parse_families(config.families))
+    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    teacher = SimpleNamespace(config=teacher_config)
+    for place in (config.folder.profile, config.profiles):
+        table = existing_table(
+            place, teacher, config.size, config.size, "executorch", 1, base_name + space.name_suffix, space, say
+        )
+        if table is not None:
+            check_speedup(config.speedup or 1.0, table, space)
+            return
 
 
 def _space(config: RunConfig, state: RunState) -> SearchSpace:

@@ -329,3 +329,11 @@ def test_a_budget_below_the_initial_design_is_refused_before_any_step_in_runs_wo
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "--budget 4 is below the 16 random architectures" in text, text
     assert "--initial" not in text and not (tmp_path / "run").exists()
+
+
+def test_a_speedup_no_architecture_reaches_is_refused_before_any_step(tmp_path) -> None:
+    # The committed tiny table fits the default run: its fastest architecture is far from 1000x the teacher.
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--speedup", "1000"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--speedup 1000 asks for" in text and "give --speedup" in text, text
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.name != ".lock"]  # nothing written
