@@ -31,9 +31,9 @@ from edgeens.train.pool import BlockPool
 
 Pairs = Iterable[tuple[str, np.ndarray, np.ndarray]]
 # Test images up to the catalogue's size (768x512) are restored in one piece, as every committed figure was; larger
-# ones (a user's 1280x720 GoPro frames) in tiles blended as `edgeens restore` and the phone do: one eager forward of
-# a whole 1280x720 frame peaks at 2.5-4.8 GB per model, a 512-px tile at under 1.
-WHOLE_PIXELS, SCORE_TILE, SCORE_OVERLAP = 768 * 512, 512, 32
+# ones (a user's 1280x720 GoPro frames) in tiles of the deployment size, blended as `edgeens restore` and the phone's
+# program do: one eager forward of a whole 1280x720 frame peaked at 2.5-4.8 GB per model, a 512-px tile at 1.5-1.8.
+WHOLE_PIXELS, SCORE_OVERLAP = 768 * 512, 32
 # The alternatives a comparison can train, by the name `edgeens run --baselines` takes, and their rows' labels.
 # The teacher and the ENS hybrid are always compared; on a CPU the MambaIR-heavy rows train 10-50x slower than the
 # others (seconds per iteration), so a run may leave them out and add them later.
@@ -150,13 +150,13 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     # take minutes per model, and a user's test split need not fit in memory.
     say(f"compare: scoring {len(models)} models on {task.test_count} whole test images, {request.jobs} at a time")
     if request.device.type == "cpu":
-        tasks = [(label, model, task) for label, model in models.items()]
+        tasks = [(label, model, task, request.size) for label, model in models.items()]
         scores = {done[0]: result for done, result in run_in_processes(_labelled_score, tasks, request.jobs)}
     else:  # one GPU restores faster than processes sharing it
         scores = {}
         for label, model in models.items():
             with on_device(model, request.device):
-                scores[label] = score(model, task.test_pairs())
+                scores[label] = score(model, task.test_pairs(), request.size)
     rows = []
     for label, architecture, _ in rows_spec:
         psnr, ssim = scores[label]
@@ -180,7 +180,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     result = {
         "rows": rows,
         "scored_on": f"{task.test_count} whole test images of {task.describe()} (images over {WHOLE_PIXELS:,} pixels "
-        f"restored in {SCORE_TILE}-px tiles blended over {SCORE_OVERLAP} px, as edgeens restore does)",
+        f"restored in {request.size}-px tiles blended over {SCORE_OVERLAP} px, as edgeens restore does)",
         "iterations": request.iterations,
         "schedule": {"patch_sizes": recipe.schedule.patch_sizes, "batch_sizes": recipe.schedule.batch_sizes},
         "timing": timing,
@@ -235,14 +235,14 @@ def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None])
     return {k: float(np.median(v)) for k, v in samples.items()}, timing
 
 
-def _labelled_score(label: str, model: torch.nn.Module, task: TaskData) -> tuple[float, float]:
+def _labelled_score(label: str, model: torch.nn.Module, task: TaskData, tile: int) -> tuple[float, float]:
     torch.set_num_threads(1)  # a worker of its own: one thread, as every other worker
-    return score(model, task.test_pairs())
+    return score(model, task.test_pairs(), tile)
 
 
-def score(model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
+def score(model: torch.nn.Module, pairs: Pairs, tile: int = 256) -> tuple[float, float]:
     """Mean PSNR and SSIM (RGB, BasicSR conventions) of `model`'s restorations of (name, degraded, clean) pairs: in
-    one piece up to WHOLE_PIXELS, in blended tiles above (RGB inputs)."""
+    one piece up to WHOLE_PIXELS, in blended `tile`-px tiles above (RGB inputs)."""
     from edgeens.devices import module_device
     from edgeens.metrics import psnr, ssim
     from edgeens.models.images import restore_whole
@@ -253,7 +253,7 @@ def score(model: torch.nn.Module, pairs: Pairs) -> tuple[float, float]:
         if lq.shape[0] * lq.shape[1] <= WHOLE_PIXELS or lq.shape[2] != 3:
             out = restore_whole(model, lq)
         else:
-            out = restore_array(eager_restorer(model, "", module_device(model)), lq, SCORE_TILE, SCORE_OVERLAP)
+            out = restore_array(eager_restorer(model, "", module_device(model)), lq, tile, SCORE_OVERLAP)
         psnrs.append(psnr(out, gt))
         ssims.append(ssim(out, gt))
     return float(np.mean(psnrs)), float(np.mean(ssims))

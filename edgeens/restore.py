@@ -37,7 +37,7 @@ WRITTEN_AS_PNG = (".gif",)  # a restored photo in 256 colours would undo the res
 class Photo:
     """An image as the model sees it (float32 RGB in [0, 1]) plus what must be restored around it on writing."""
 
-    rgb: np.ndarray  # (H, W, 3)
+    rgb: np.ndarray  # (H, W, 3): the file's 8- or 16-bit samples, or float32 in [0, 1] once restored as floats
     alpha: np.ndarray | None  # (H, W) in [0, 1], kept as is
     gray: bool  # the file was single-channel: write it back as one channel
     bits: int  # 8 or 16
@@ -101,15 +101,15 @@ def _from_array(path: Path, array: np.ndarray) -> Photo:
     if array.dtype not in (np.uint8, np.uint16):
         raise ImageError(f"{path}: {array.dtype} samples; edgeens reads 8- and 16-bit images")
     bits = 16 if array.dtype == np.uint16 else 8
-    values = array.astype(np.float32) / (65535.0 if bits == 16 else 255.0)
-    if values.ndim == 2:
-        values = values[..., None]
-    if values.ndim != 3 or values.shape[2] not in (1, 2, 3, 4):
+    samples = array[..., None] if array.ndim == 2 else array
+    if samples.ndim != 3 or samples.shape[2] not in (1, 2, 3, 4):
         raise ImageError(f"{path}: shape {array.shape} is not an image with 1-4 channels")
-    channels = values.shape[2]
+    channels = samples.shape[2]
     gray = channels in (1, 2)
-    colour = np.repeat(values[..., :1], 3, axis=2) if gray else values[..., :3]
-    alpha = values[..., -1] if channels in (2, 4) else None
+    # The samples as they are (no float copy of a 12-megapixel photo): restore_array converts a tile at a time.
+    colour = np.repeat(samples[..., :1], 3, axis=2) if gray else samples[..., :3]
+    scale = 65535.0 if bits == 16 else 255.0
+    alpha = samples[..., -1].astype(np.float32) / scale if channels in (2, 4) else None
     return Photo(np.ascontiguousarray(colour), alpha, gray, bits)
 
 
@@ -120,15 +120,22 @@ def write_photo(path: str | Path, photo: Photo) -> None:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES or suffix in WRITTEN_AS_PNG:
         raise ImageError(f"{path}: choose an output name ending in .png, .jpg, .tif, .bmp or .webp")
-    values = photo.rgb.mean(axis=2, keepdims=True) if photo.gray else photo.rgb
-    if photo.alpha is not None:
-        values = np.concatenate([values, photo.alpha[..., None]], axis=2)
     bits = 8 if suffix in (".jpg", ".jpeg", ".bmp", ".webp") else photo.bits
-    if suffix in (".jpg", ".jpeg") and photo.alpha is not None:
-        values = values[..., :-1]  # JPEG has no alpha channel
-    scale = 65535.0 if bits == 16 else 255.0
-    array = (np.clip(values, 0, 1) * scale + 0.5).astype(np.uint16 if bits == 16 else np.uint8)
-    array = array[..., 0] if array.shape[2] == 1 else array
+    wanted = np.dtype(np.uint16 if bits == 16 else np.uint8)
+    if photo.rgb.dtype == wanted and not photo.gray and photo.alpha is None:
+        array = photo.rgb  # already quantised as below (restore_array's out_dtype): no float copy
+    else:
+        rgb = photo.rgb
+        if rgb.dtype != np.float32:
+            rgb = rgb.astype(np.float32) / (65535.0 if rgb.dtype == np.uint16 else 255.0)
+        values = rgb.mean(axis=2, keepdims=True) if photo.gray else rgb
+        if photo.alpha is not None:
+            values = np.concatenate([values, photo.alpha[..., None]], axis=2)
+        if suffix in (".jpg", ".jpeg") and photo.alpha is not None:
+            values = values[..., :-1]  # JPEG has no alpha channel
+        scale = 65535.0 if bits == 16 else 255.0
+        array = (np.clip(values, 0, 1) * scale + 0.5).astype(wanted)
+        array = array[..., 0] if array.shape[2] == 1 else array
     try:
         with atomic_path(path, path.suffix) as tmp:
             if suffix in (".tif", ".tiff"):
@@ -273,8 +280,12 @@ def restore_array(
     tile: int = 512,
     overlap: int = OVERLAP,
     progress: Callable[[int, int], None] | None = None,
+    out_dtype: type = np.float32,
 ) -> np.ndarray:
-    """Restore an (H, W, 3) float image. `tile` 0 restores in one piece (eager models only)."""
+    """Restore an (H, W, 3) image: float in [0, 1], or 8- / 16-bit samples (converted a tile at a time). `tile` 0
+    restores in one piece (eager models only). Tiles are blended a row of tiles at a time, rows finished as soon as
+    no later tile reaches them: beyond the input and the result (float32, or `out_dtype` uint8 / uint16 quantised as
+    the photo writer does), memory holds one band of tiles, not a float copy of the whole image."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"restore takes (H, W, 3) RGB images, got shape {rgb.shape}")
     height, width = rgb.shape[:2]
@@ -296,30 +307,59 @@ def restore_array(
         )
     if tiled and overlap >= min(tile_h, tile_w) // 2:
         raise ValueError(f"--overlap {overlap} must be less than half the tile ({tile_h}x{tile_w})")
-    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(rgb.dtype)
     whole_h, whole_w = max(height, tile_h), max(width, tile_w)
-    image = _pad_to(image, whole_h, whole_w)  # a small image becomes one (padded) tile
-    output = np.zeros((3, whole_h, whole_w), dtype=np.float32)
-    weight = np.zeros((whole_h, whole_w), dtype=np.float32)
     rows, cols = _starts(whole_h, tile_h, overlap), _starts(whole_w, tile_w, overlap)
-    done = 0
+    result = np.empty((height, width, 3), dtype=out_dtype)
+    band = np.zeros((3, tile_h, whole_w), dtype=np.float32)  # rows [band_top, band_top + tile_h) being blended
+    weight = np.zeros((tile_h, whole_w), dtype=np.float32)
+    band_top, done = rows[0], 0
     for top in rows:
+        if top > band_top:  # rows above this tile row are final: no later tile reaches them
+            _finish_rows(result, band, weight, band_top, top - band_top, restorer.name)
+            shift = top - band_top
+            band[:, : tile_h - shift], weight[: tile_h - shift] = band[:, shift:].copy(), weight[shift:].copy()
+            band[:, tile_h - shift :], weight[tile_h - shift :] = 0, 0
+            band_top = top
         for left in cols:
-            piece = image[:, :, top : top + tile_h, left : left + tile_w]
-            restored = restorer.run(piece.contiguous())[0].float().numpy()
+            piece = _tile(rgb, top, left, tile_h, tile_w, scale)
+            restored = restorer.run(piece)[0].float().numpy()
             w = np.outer(
                 _ramp(tile_h, overlap, top > 0, top + tile_h < whole_h),
                 _ramp(tile_w, overlap, left > 0, left + tile_w < whole_w),
             )
-            output[:, top : top + tile_h, left : left + tile_w] += restored * w
-            weight[top : top + tile_h, left : left + tile_w] += w
+            band[:, :, left : left + tile_w] += restored * w
+            weight[:, left : left + tile_w] += w
             done += 1
             if progress:
                 progress(done, len(rows) * len(cols))
-    restored_image = (output / weight)[:, :height, :width]
-    if not np.isfinite(restored_image).all():  # clipping would turn NaN into black and call it a photo
-        raise ImageError(f"{restorer.name} produced NaN or infinite values: the model or its weights are broken")
-    return np.clip(restored_image.transpose(1, 2, 0), 0.0, 1.0)
+    _finish_rows(result, band, weight, band_top, tile_h, restorer.name)
+    return result
+
+
+def _tile(rgb: np.ndarray, top: int, left: int, tile_h: int, tile_w: int, scale: float | None) -> Tensor:
+    """The (1, 3, tile_h, tile_w) float input at (top, left), padded where the image is smaller than a tile."""
+    piece = rgb[top : top + tile_h, left : left + tile_w]
+    piece = piece.astype(np.float32) / scale if scale else piece
+    x = torch.from_numpy(np.ascontiguousarray(piece.transpose(2, 0, 1)))[None]
+    return _pad_to(x, tile_h, tile_w).contiguous()  # a small image becomes one (padded) tile
+
+
+def _finish_rows(result: np.ndarray, band: np.ndarray, weight: np.ndarray, top: int, count: int, name: str) -> None:
+    """Blend rows [top, top + count) of the band into `result` (cropped to the image), clipped and quantised."""
+    count = min(count, result.shape[0] - top)
+    if count <= 0:
+        return
+    width = result.shape[1]
+    rows = band[:, :count, :width] / weight[:count, :width]
+    if not np.isfinite(rows).all():  # clipping would turn NaN into black and call it a photo
+        raise ImageError(f"{name} produced NaN or infinite values: the model or its weights are broken")
+    rows = np.clip(rows.transpose(1, 2, 0), 0.0, 1.0)
+    if result.dtype == np.float32:
+        result[top : top + count] = rows
+    else:
+        levels = 65535.0 if result.dtype == np.uint16 else 255.0
+        result[top : top + count] = (rows * levels + 0.5).astype(result.dtype)
 
 
 def output_paths(files: list[Path], out: Path) -> list[Path]:
@@ -392,7 +432,10 @@ def restore_files(
         photo = read_photo(path)
         start = time.perf_counter()
         report = (lambda done, total, name=path.name: progress(f"{name}: tile {done}/{total}")) if progress else None
-        photo.rgb = restore_array(restorer, photo.rgb, tile, overlap, progress=report)
+        # Colour photos come back in their own bit depth (what will be written); gray or alpha ones as floats.
+        plain = not photo.gray and photo.alpha is None
+        depth = (np.uint16 if photo.bits == 16 else np.uint8) if plain else np.float32
+        photo.rgb = restore_array(restorer, photo.rgb, tile, overlap, progress=report, out_dtype=depth)
         seconds = time.perf_counter() - start
         write_photo(target, photo)
         h, w = photo.rgb.shape[:2]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edgeens.compare import SCORE_OVERLAP, SCORE_TILE, WHOLE_PIXELS, score
+from edgeens.compare import SCORE_OVERLAP, WHOLE_PIXELS, score
 from edgeens.metrics import psnr
 from edgeens.models.images import restore_whole
 from edgeens.models.restormer import Restormer
@@ -20,6 +20,6 @@ def test_large_test_images_are_scored_in_blended_tiles_small_ones_whole() -> Non
     clean_small, clean_large = small * 0.9, large * 0.9
     whole = psnr(restore_whole(model, small), clean_small)
     assert score(model, [("small", small, clean_small)])[0] == whole
-    tiled = psnr(restore_array(eager_restorer(model, "m"), large, SCORE_TILE, SCORE_OVERLAP), clean_large)
+    tiled = psnr(restore_array(eager_restorer(model, "m"), large, 256, SCORE_OVERLAP), clean_large)
     in_one_piece = psnr(restore_whole(model, large), clean_large)
-    assert score(model, [("large", large, clean_large)])[0] == tiled != in_one_piece
+    assert score(model, [("large", large, clean_large)], tile=256)[0] == tiled != in_one_piece

@@ -281,3 +281,14 @@ def test_an_input_that_is_a_symlink_loop_is_called_so(tmp_path) -> None:
         app, ["restore", str(tmp_path / "loop"), "--model", str(model), "--out", str(tmp_path / "o")]
     )
     assert result.exit_code == 2 and "symbolic link that leads nowhere" in " ".join(result.output.split())
+
+
+def test_a_restore_without_a_terminal_prints_its_tile_progress(tmp_path) -> None:
+    model = _small_model(tmp_path)
+    Image.fromarray((np.random.default_rng(7).random((96, 160, 3)) * 255).astype(np.uint8)).save(tmp_path / "w.png")
+    args = ["restore", str(tmp_path / "w.png"), "--model", str(model), "--tile", "32", "--overlap", "8"]
+    args += ["--out", str(tmp_path / "o")]
+    result = runner.invoke(app, args)
+    lines = [line for line in result.output.splitlines() if ": tile " in line]
+    assert result.exit_code == 0 and lines[0].endswith("tile 1/" + lines[-1].split("/")[-1])
+    assert lines[-1].split("tile ")[1].split("/")[0] == lines[-1].split("/")[-1]  # the last tile said too

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from rich.status import Status
 from rich.table import Table
 
 import edgeens.cli.views as views
@@ -79,7 +82,7 @@ def restore(
     written: list[Path] = []
     try:
         with console.status("restoring") as status:
-            for done in restore_files(restorer, files, targets, tile, overlap, progress=status.update):
+            for done in restore_files(restorer, files, targets, tile, overlap, progress=_tiles_shown(status)):
                 written.append(done.target)
                 w, h = done.size
                 view.add_row(done.source.name, f"{w}x{h}", tiles, f"{done.seconds:.2f}", str(done.target))
@@ -92,6 +95,25 @@ def restore(
     console.print(view)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     console.print(f"peak memory of this process: {peak:.2f} GiB")
+
+
+def _tiles_shown(status: Status) -> Callable[[str], None]:
+    """Tile progress on the spinner; where there is no terminal (a log, a pipe) a line every tenth of a photo's
+    tiles, so a long restore is never silent."""
+    last: dict[str, int] = {}
+
+    def show(text: str) -> None:
+        status.update(text)
+        found = re.search(r"^(.*): tile (\d+)/(\d+)$", text)
+        if console.is_terminal or not found:
+            return
+        name, done, total = found.group(1), int(found.group(2)), int(found.group(3))
+        tenth = done * 10 // total
+        if tenth > last.get(name, -1) or done == 1:
+            last[name] = tenth
+            console.print(text, soft_wrap=True)
+
+    return show
 
 
 @command(USE)
