@@ -101,6 +101,8 @@ def test_teacher_trains_on_16_bit_dpdd_dual_pixel_views(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     teacher = Restormer.from_checkpoint(tmp_path / "run" / "teacher.safetensors")
     assert teacher.config.inp_channels == 6 and teacher.config.dual_pixel_task
+    # Validated on the dataset's own validation pair, not on the bundled photos with Gaussian noise.
+    assert "on the validation pairs of paired folders" in " ".join(result.output.split())
     missing = runner.invoke(app, ["teacher", "--out", str(tmp_path / "x"), "--dual-pixel"])
     assert missing.exit_code == 2 and "--data" in missing.output
 
@@ -250,3 +252,15 @@ def test_every_command_with_a_device_refuses_a_gpu_this_machine_lacks_in_one_lin
 def test_a_negative_search_seed_is_refused_naming_the_option(tmp_path) -> None:
     result = runner.invoke(app, ["search", "--seed", "-1", "--out", str(tmp_path / "s")])
     assert result.exit_code == 2 and "--seed" in result.output and not (tmp_path / "s").exists()
+
+
+def test_a_teacher_is_not_trained_on_images_smaller_than_its_patches(tmp_path) -> None:
+    from tests.data.layouts import make_layout, write_pair
+
+    data = make_layout(tmp_path / "data", "restormer", count=3)
+    write_pair(data / "input" / "dot.png", data / "target" / "dot.png", np.random.default_rng(0), size=(1, 1))
+    args = ["teacher", "--data", str(data), "--iterations", "1", "--max-patch", "16", "--out", str(tmp_path / "t")]
+    result = runner.invoke(app, args)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "dot.png is 1x1" in text, text
+    assert not (tmp_path / "t" / "checkpoint.pt").exists()

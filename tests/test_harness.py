@@ -90,3 +90,20 @@ def test_an_image_too_small_to_score_is_named(tmp_path) -> None:
     tiny = np.full((1, 1, 3), 0.5, np.float32)
     with pytest.raises(ValueError, match=r"^dot.png: SSIM needs images of at least 11x11 pixels"):
         benchmark_models([identity], [("dot.png", tiny, tiny)])
+
+
+def test_bench_reads_a_folder_one_pair_at_a_time(tmp_path, monkeypatch) -> None:
+    import edgeens.data.paired
+    from edgeens.harness import bench_pairs
+    from tests.data.layouts import make_layout
+
+    data = make_layout(tmp_path / "data", "restormer", count=4)
+    reads: list[str] = []
+    real = edgeens.data.paired.read_image
+    monkeypatch.setattr(
+        edgeens.data.paired, "read_image", lambda path, *a, **k: reads.append(path.name) or real(path, *a, **k)
+    )
+    pairs, count, _ = bench_pairs(data, "test", None, None)
+    assert count == 4 and reads == []  # nothing read before the first pair is asked for
+    next(pairs)
+    assert len(reads) == 2  # one input and its target

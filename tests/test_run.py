@@ -337,3 +337,15 @@ def test_a_speedup_no_architecture_reaches_is_refused_before_any_step(tmp_path) 
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "--speedup 1000 asks for" in text and "give --speedup" in text, text
     assert not [p for p in (tmp_path / "run").rglob("*") if p.name != ".lock"]  # nothing written
+
+
+@pytest.mark.parametrize("problem", ["empty", "unmatched", "sizes differ", "truncated", "not an image", "too small"])
+def test_a_bad_dataset_stops_edgeens_run_with_one_line_and_nothing_written(tmp_path, problem) -> None:
+    from tests.data.test_task import bad_dataset
+
+    named = bad_dataset(tmp_path / "data", problem)
+    result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--data", str(tmp_path / "data")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and text.startswith("error:") and "Traceback" not in text, text
+    assert str(named) in text if named else "holds no input images" in text
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.name != ".lock"]  # no data.json, no step's folder
