@@ -125,6 +125,8 @@ def main() -> None:
         "dataset_written_seconds": round(written, 1),
         "run_seconds": round(seconds, 1),
         "step_seconds": {name: step["seconds"] for name, step in steps.items()},
+        # Start-up and the entrance's check of every image: the run's time outside its steps.
+        "entrance_seconds": round(seconds - sum(step["seconds"] for step in steps.values()), 1),
         "peak_tree_rss_gib": round(peak / 2**30, 2),
         "peak_tree_rss_gib_by_step": phases,
         "dataset_as_float32_gib": round(as_floats / 2**30, 2),
