@@ -381,7 +381,17 @@ def _own_split(root: Path, dual_pixel: bool) -> dict[str, tuple[Path, list[Pair]
             folders[split] = found
     if "train" not in folders or "test" not in folders:
         return {}
-    return {split: (folder, _find(folder, dual_pixel)) for split, folder in folders.items()}
+    try:
+        return {split: (folder, _find(folder, dual_pixel)) for split, folder in folders.items()}
+    except DatasetError:  # targets beside the split folders, not in them (HIDE's GT/): pair at the root, then split
+        by_split: dict[str, list[Pair]] = {}
+        names = {folder.name: split for split, folder in folders.items()}
+        for lq, gt in find_pairs(root, dual_pixel=dual_pixel):
+            split = names.get(_first(lq).relative_to(root).parts[0])
+            if split is None:
+                raise
+            by_split.setdefault(split, []).append((lq, gt))
+        return {split: (root, pairs) for split, pairs in by_split.items()}
 
 
 def _groups(pairs: list[Pair], root: str) -> int:

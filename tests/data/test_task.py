@@ -155,3 +155,15 @@ def test_the_test_split_is_never_sampled_for_training(tmp_path) -> None:
     assert test and not {str(lq) for lq, _ in training.pairs} & test
     crops = task.validation_crops()
     assert len(crops) == 2 * len(task.splits["val"])
+
+
+def test_hide_as_it_ships_splits_by_its_train_and_test_folders_with_gt_beside_them(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "HIDE_dataset"
+    for n in range(4):
+        write_pair(root / "train" / f"{n}.png", root / "GT" / f"{n}.png", rng)
+    for n in range(4, 6):
+        write_pair(root / "test" / "test-long-shot" / f"{n}.png", root / "GT" / f"{n}.png", rng)
+    task = open_task(tmp_path / "run", DataRequest(root), say=lambda _: None)
+    assert len(task.splits["test"]) == 2 and all("test" in name for name in files(task, "test"))
+    assert len(task.splits["train"]) + len(task.splits["val"]) == 4
