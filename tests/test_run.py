@@ -28,6 +28,27 @@ def test_the_command_and_the_pipeline_know_the_same_steps_in_the_same_order() ->
     assert steps.default == ",".join(STEPS)
 
 
+def _made_up_table(teacher: Restormer, name: str) -> LatencyTable:
+    """A host table at 16x16 for the teacher's G-family space whose numbers are made up (G stacks cheaper than
+    Restormer ones, so the front has a bend), saved as a table for the space `name` would be."""
+    space = SearchSpace(teacher.config, parse_families("G"))
+    stages = {
+        s.name: {c: Latency(10.0 if c == "R" else float(c[1:]), 1, 1, 5) for c in s.choices} for s in space.stages
+    }
+    return LatencyTable(
+        "host",
+        "executorch-xnnpack",
+        16,
+        16,
+        teacher.config.to_dict(),
+        Latency(5, 5, 5, 5),
+        stages,
+        threads=1,
+        space_name=name + space.name_suffix,
+        families=families_to_dict(space.families),
+    )
+
+
 def _tree(root) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
@@ -61,24 +82,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     teacher = Restormer(**SMALL)
     save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(tmp_path / "teacher.safetensors"))
     # Gated-conv surrogates only: 9 to distil instead of 25, and hybrids that lower in seconds.
-    space = SearchSpace(teacher.config, parse_families("G"))
-    per_block = {"G": 1.0}
-    stages = {
-        s.name: {c: Latency(10.0 if c == "R" else per_block[c[0]] * int(c[1:]), 1, 1, 5) for c in s.choices}
-        for s in space.stages
-    }
-    table = LatencyTable(
-        "host",
-        "executorch-xnnpack",
-        16,
-        16,
-        teacher.config.to_dict(),
-        Latency(5, 5, 5, 5),
-        stages,
-        threads=1,
-        space_name="teacher" + space.name_suffix,
-        families=families_to_dict(space.families),
-    )
+    table = _made_up_table(teacher, "teacher")
     table.save(tmp_path / "profiles")
     _small_test_photos(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)  # a stray relative path (exports/, reports/) would land here and be seen
@@ -268,23 +272,7 @@ def test_a_users_checkpoint_and_dataset_go_through_every_step_and_the_report_nam
     from tests.data.layouts import make_layout
 
     official = _official_pth(tmp_path)
-    teacher = Restormer.from_checkpoint(official)
-    space = SearchSpace(teacher.config, parse_families("G"))
-    stages = {
-        s.name: {c: Latency(10.0 if c == "R" else float(c[1:]), 1, 1, 5) for c in s.choices} for s in space.stages
-    }
-    LatencyTable(
-        "host",
-        "executorch-xnnpack",
-        16,
-        16,
-        teacher.config.to_dict(),
-        Latency(5, 5, 5, 5),
-        stages,
-        threads=1,
-        space_name="official" + space.name_suffix,
-        families=families_to_dict(space.families),
-    ).save(tmp_path / "profiles")
+    _made_up_table(Restormer.from_checkpoint(official), "official").save(tmp_path / "profiles")
     data = make_layout(tmp_path / "data", "restormer", count=8)
     args = ["run", "--out", str(tmp_path / "run"), "--teacher", str(official), "--data", str(data)]
     args += ["--preset", "paper", "--size", "16", "--profiles", str(tmp_path / "profiles"), "--families", "G"]
