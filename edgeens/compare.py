@@ -248,12 +248,13 @@ def score(model: torch.nn.Module, pairs: Pairs, tile: int = 256) -> tuple[float,
     from edgeens.models.images import restore_whole
     from edgeens.restore import eager_restorer, restore_array
 
+    tiled = eager_restorer(model, "", module_device(model))
     psnrs, ssims = [], []
     for _, lq, gt in pairs:
         if lq.shape[0] * lq.shape[1] <= WHOLE_PIXELS or lq.shape[2] != 3:
             out = restore_whole(model, lq)
         else:
-            out = restore_array(eager_restorer(model, "", module_device(model)), lq, tile, SCORE_OVERLAP)
+            out = restore_array(tiled, lq, tile, SCORE_OVERLAP)
         psnrs.append(psnr(out, gt))
         ssims.append(ssim(out, gt))
     return float(np.mean(psnrs)), float(np.mean(ssims))

@@ -202,8 +202,8 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
     if config.folder.teacher_done():
         return Restormer.from_checkpoint(path), True
     task = state.task
-    embedded = config.preset == "tiny" and task.identity() == {"degradation": "gaussian_noise", "sigma": 25.0}
-    embedded = embedded and task.source == "catalogue"
+    embedded = config.preset == "tiny" and task.source == "catalogue"
+    embedded = embedded and (task.degradation, task.sigma) == ("gaussian_noise", 25.0)
     source = config.teacher or (DEFAULT_TEACHER if embedded and DEFAULT_TEACHER.is_file() else None)
     if source is not None:
         say(f"teacher: adopting {source}")
@@ -257,9 +257,7 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
     from edgeens.profile.step import ProfileRequest, profile_step
 
     run, space = config.folder, _space(config, state)
-    # Tables and stage programs are named by space as `edgeens profile` names them: the preset, or an adopted
-    # teacher's file name.
-    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    base_name = _space_name(config)
     space_args = ("--preset", config.preset) if config.teacher is None else ("--teacher", str(config.teacher))
     request = ProfileRequest(
         state["teacher"],
@@ -286,6 +284,12 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
     return result.table, result.reused
 
 
+def _space_name(config: RunConfig) -> str:
+    """Tables and stage programs are named by space as `edgeens profile` names them: the preset, or an adopted
+    teacher's file name."""
+    return config.preset if config.teacher is None else Path(config.teacher).stem
+
+
 def check_speedup(speedup: float, table: Any, space: SearchSpace) -> None:
     """Refuse a --speedup that no architecture of the space reaches by the table's prediction."""
     teacher_ms = table.predict_ms(space.teacher_only)
@@ -309,7 +313,7 @@ def _check_speedup_early(config: RunConfig, say: Say) -> None:
 
     teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
     space = SearchSpace(teacher_config, parse_families(config.families))
-    base_name = config.preset if config.teacher is None else Path(config.teacher).stem
+    base_name = _space_name(config)
     teacher = SimpleNamespace(config=teacher_config)
     for place in (config.folder.profile, config.profiles):
         table = existing_table(

@@ -317,16 +317,6 @@ class PairedImages:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def validation_crops(self, count: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Centre crops (at most `size` per side, a multiple of 8) of the first `count` pairs, for validation."""
-        crops = []
-        for index in range(min(count, len(self.pairs))):
-            lq, gt = self.read(index)
-            h, w = (min(size, s) // 8 * 8 for s in gt.shape[:2])
-            top, left = (gt.shape[0] - h) // 2, (gt.shape[1] - w) // 2
-            crops.append((lq[top : top + h, left : left + w].copy(), gt[top : top + h, left : left + w].copy()))
-        return crops
-
     def sample(
         self, patch: int, batch: int, rng: np.random.Generator, augment: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -282,7 +282,7 @@ def open_task(folder: Path, request: DataRequest, say: Say = print) -> TaskData:
     when the folder has one, read from it after checking that `request` names the same data (same files and sizes);
     other data is refused with both named instead of being mixed into the folder's results."""
     request.check()
-    task = _describe_request(request, say)
+    task = _describe_request(request)
     path = Path(folder) / DATA_FILE
     if path.is_file():
         fix = "delete it only if the folder's results are to be made again from the data now given"
@@ -306,7 +306,7 @@ def open_task(folder: Path, request: DataRequest, say: Say = print) -> TaskData:
     return task
 
 
-def _describe_request(request: DataRequest, say: Say) -> TaskData:
+def _describe_request(request: DataRequest) -> TaskData:
     if request.data is None:
         degradation, sigma = request.degradation or "gaussian_noise", 25.0 if request.sigma is None else request.sigma
         return TaskData("bundled" if request.bundled else "catalogue", degradation, float(sigma))
@@ -334,7 +334,7 @@ def _describe_request(request: DataRequest, say: Say) -> TaskData:
         pool, source_root = splits["train"], roots["train"]
         parts = seeded_split(pool, source_root, missing, request.split_seed)
         splits["train"] = parts["train"]
-        how = "by scene folder" if _groups(pool, source_root) >= MIN_GROUPS else "by pair"
+        how = "by scene folder" if _groups(pool) >= MIN_GROUPS else "by pair"
         for split in missing:
             splits[split], roots[split] = parts[split], source_root
             share = VAL_FRACTION if split == "val" else TEST_FRACTION
@@ -394,7 +394,7 @@ def _own_split(root: Path, dual_pixel: bool) -> dict[str, tuple[Path, list[Pair]
         return {split: (root, pairs) for split, pairs in by_split.items()}
 
 
-def _groups(pairs: list[Pair], root: str) -> int:
+def _groups(pairs: list[Pair]) -> int:
     return len({_first(lq).parent for lq, _ in pairs})
 
 
@@ -402,11 +402,10 @@ def seeded_split(pairs: list[Pair], root: str, splits: list[str], seed: int) -> 
     """Split `pairs` into train and the `splits` asked for (val, test), 10% each, with `seed`: by scene folder
     when the pairs come from at least MIN_GROUPS folders (GoPro, SIDD: one scene's frames on one side), else by
     pair. Each side keeps the pairs' order."""
+    by_scene = _groups(pairs) >= MIN_GROUPS
     by_group: dict[Path, list[int]] = {}
     for index, (lq, _) in enumerate(pairs):
-        by_group.setdefault(_first(lq).parent if _groups(pairs, root) >= MIN_GROUPS else Path(str(index)), []).append(
-            index
-        )
+        by_group.setdefault(_first(lq).parent if by_scene else Path(str(index)), []).append(index)
     units = list(by_group.values())
     order = np.random.default_rng(seed).permutation(len(units))
     wanted = {s: max(1, round(len(units) * (VAL_FRACTION if s == "val" else TEST_FRACTION))) for s in splits}

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from edgeens.data.task import TaskData
+from edgeens.data.task import TaskData, TrainingPairs
 from edgeens.devices import autocast, on_device
 from edgeens.files import atomic_path, folder_lock, write_json
 from edgeens.limits import check_memory
@@ -135,10 +135,11 @@ def ensure_features(
         f"capturing the teacher's stage features on {crops + holdout} crops of {patch}x{patch}",
         "give fewer --crops or a smaller --patch",
     )
+    pairs = task.training()  # read once: the held-out crops come from the same training pairs
     capture_features(
         teacher,
-        training_crops(task, crops, patch, seed=0),
-        training_crops(task, holdout, patch, seed=1),
+        training_crops(pairs, crops, patch, seed=0),
+        training_crops(pairs, holdout, patch, seed=1),
         features_dir,
         device,
     )
@@ -309,10 +310,10 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
     }
 
 
-def training_crops(task: TaskData, count: int, patch: int, seed: int) -> Tensor:
+def training_crops(pairs: TrainingPairs, count: int, patch: int, seed: int) -> Tensor:
     """`count` degraded random crops of the task's training pairs, as the teacher's input batch (N, 3, patch,
     patch). The held-out crops (another seed) come from the same training pairs: never from val or test."""
-    degraded, _ = task.training().sample(patch, count, np.random.default_rng(seed))
+    degraded, _ = pairs.sample(patch, count, np.random.default_rng(seed))
     return torch.from_numpy(degraded)
 
 
