@@ -21,14 +21,21 @@ def gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) ->
     return (clean + rng.normal(0.0, sigma / 255.0, clean.shape)).astype(np.float32)
 
 
-def motion_blur_kernel(size: int, rng: np.random.Generator, length: float | None = None) -> np.ndarray:
-    """A normalised kernel along a random camera-shake trajectory: a random walk of `length` pixels,
-    rasterised with bilinear splatting into a size x size grid."""
-    if size < 3 or size % 2 == 0:
-        raise ValueError(f"motion-blur kernel size must be odd and >= 3, got {size}")
-    length = float(rng.uniform(size / 3, size - 1)) if length is None else float(length)
+MOTION_KERNEL_SIZE = 21  # the largest shake drawn: 19 px of path in a 21x21 grid
+
+
+def motion_blur_kernel(
+    size: int, rng: np.random.Generator, length: float | None = None, curvature: float | None = None
+) -> np.ndarray:
+    """A normalised kernel along a random camera-shake trajectory: a walk of `length` pixels whose direction turns
+    by N(0, curvature) radians every quarter pixel (0: a straight line), rasterised with bilinear splatting into a
+    size x size grid. Unset, the length is drawn from [3, size - 2] and the curvature from [0, 0.2]."""
+    if size < 5 or size % 2 == 0:
+        raise ValueError(f"motion-blur kernel size must be odd and >= 5, got {size}")
+    length = float(rng.uniform(3, size - 2)) if length is None else float(length)
+    curvature = float(rng.uniform(0.0, 0.2)) if curvature is None else float(curvature)
     steps = max(2, int(length * 4))
-    angle = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.15, steps))  # slowly turning direction
+    angle = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, curvature, steps))
     path = np.cumsum(np.stack([np.cos(angle), np.sin(angle)], 1) * (length / steps), axis=0)
     path -= path.mean(0) - (size - 1) / 2  # centre the trajectory
     kernel = np.zeros((size, size), np.float64)
@@ -50,22 +57,42 @@ def blur(clean: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out[0].numpy().transpose(1, 2, 0).copy()
 
 
-def motion_blur(clean: np.ndarray, rng: np.random.Generator, kernel_size: int = 15) -> np.ndarray:
-    return blur(clean, motion_blur_kernel(kernel_size, rng))
+@dataclass(frozen=True)
+class MotionBlur:
+    """One camera shake: its kernel and the sensor noise (0-255 scale) added after it. Drawn before anything else
+    from the generator, so a non-blind baseline can redraw the true kernel from the same seed."""
+
+    kernel: np.ndarray
+    noise_sigma: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, size: int = MOTION_KERNEL_SIZE) -> MotionBlur:
+        return cls(motion_blur_kernel(size, rng), float(rng.uniform(0.5, 2.0)))
+
+    def apply(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noisy = blur(clean, self.kernel) + rng.normal(0.0, self.noise_sigma / 255.0, clean.shape)
+        return np.clip(noisy, 0, 1).astype(np.float32)  # a camera's output: clipped
 
 
-def rain_streaks(
-    clean: np.ndarray, rng: np.random.Generator, density: float = 0.004, length: int = 15, brightness: float = 0.8
-) -> np.ndarray:
-    """Add bright slanted streaks: sparse random drops smeared along one random near-vertical direction."""
+def motion_blur(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blur along a random shake (length 3-19 px, any angle, curvature 0-0.2), then camera noise (sigma 0.5-2)."""
+    return MotionBlur.draw(rng).apply(clean, rng)
+
+
+def rain_streaks(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Add bright slanted streaks: sparse random drops smeared along one near-vertical direction, screen-blended.
+    Drawn per image: density 0.1-1% of pixels, angle within 0.4 rad of vertical, length 9-25 px, width 1-3 px,
+    brightness 0.5-0.9."""
     h, w = clean.shape[:2]
+    density, angle = rng.uniform(0.001, 0.01), rng.uniform(-0.4, 0.4)
+    size, width, brightness = int(rng.integers(4, 13)) * 2 + 1, int(rng.integers(1, 4)), rng.uniform(0.5, 0.9)
     drops = (rng.random((h, w)) < density).astype(np.float32) * rng.uniform(0.5, 1.0, (h, w)).astype(np.float32)
-    size = length | 1
-    angle = rng.uniform(-0.35, 0.35)  # radians from vertical
     kernel = np.zeros((size, size), np.float32)
-    for t in np.linspace(-(size - 1) / 2, (size - 1) / 2, size * 2):
-        kernel[int(round((size - 1) / 2 + t)), int(round((size - 1) / 2 + t * np.tan(angle)))] = 1.0
-    streaks = blur(drops[..., None], kernel / kernel.max())[..., 0]
+    centre = (size - 1) / 2
+    for t in np.linspace(-centre, centre, size * 2):
+        row, col = int(round(centre + t)), int(round(centre + t * np.tan(angle)))
+        kernel[row, max(0, col - width // 2) : col + (width + 1) // 2] = 1.0
+    streaks = blur(drops[..., None], kernel / kernel.sum() * size)[..., 0]
     streaks = np.clip(streaks * brightness, 0, 1)[..., None]
     return np.clip(clean + streaks * (1 - clean), 0, 1).astype(np.float32)  # screen blend: rain brightens
 
