@@ -1,14 +1,22 @@
-"""Classical denoisers from scikit-image as restorers, so `edgeens bench --baseline` puts them beside the models on
-the same pairs, with the same PSNR / SSIM code and the same timing.
+"""Classical methods a user would try before a network, scored beside the models on the same pairs with the same
+PSNR / SSIM code: denoisers as restorers for `edgeens bench --baseline`, and each task's references for the compare
+step of `edgeens run` (`task_references`).
 
-Settings: non-local means as scikit-image's own example sets it (fast mode, 5x5 patches, search distance 6,
+Denoising: non-local means as scikit-image's own example sets it (fast mode, 5x5 patches, search distance 6,
 h = 0.8 sigma); wavelet shrinkage with BayesShrink in YCbCr; total variation (Chambolle) with weight 0.9 sigma,
 chosen on the catalogue's validation photos at sigma 25 (weights 0.5-1.5 sigma in steps of 0.1; never on test).
-Each is told the true noise level, as a classical method in a denoising benchmark is."""
+Each is told the true noise level, as a classical method in a denoising benchmark is.
+
+Deblurring: Wiener and Richardson-Lucy deconvolution told the true kernel of each photo (non-blind: a network is
+not), on the photo reflect-padded by two kernel widths so the FFT's wrap-around stays outside it. Deraining: a
+per-channel median filter. Their settings were chosen on the catalogue's validation photos, never on test
+(`python benchmarks/classical_tuning.py`, results in benchmarks/results/classical-tuning.txt)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -16,7 +24,13 @@ from torch import Tensor
 
 from edgeens.restore import Restorer
 
+if TYPE_CHECKING:
+    from edgeens.data.task import TaskData
+
 TV_WEIGHT = 0.9  # x sigma; see the module docstring
+WIENER_BALANCE = 0.1  # chosen on the val photos (benchmarks/classical_tuning.py)
+RICHARDSON_LUCY_ITERATIONS = 50  # chosen on the val photos
+MEDIAN_SIZE = 5  # px; chosen on the val photos
 
 
 def _nlm(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -42,6 +56,77 @@ def _tv(image: np.ndarray, sigma: float) -> np.ndarray:
 
 
 BASELINES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {"nlm": _nlm, "wavelet": _wavelet, "tv": _tv}
+
+
+def _padded(image: np.ndarray, kernel: np.ndarray, restore_channel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Restore each channel of `image` reflect-padded by two kernel widths, cropped back: deconvolution by FFT wraps
+    around the image's edges, and the padding keeps that outside the photo."""
+    pad = 2 * kernel.shape[0]
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    out = np.stack([restore_channel(padded[..., c]) for c in range(image.shape[2])], -1)
+    return np.clip(out[pad:-pad, pad:-pad], 0, 1).astype(np.float32)
+
+
+def wiener_deblur(image: np.ndarray, kernel: np.ndarray, balance: float = WIENER_BALANCE) -> np.ndarray:
+    """Wiener deconvolution of an RGB float image by a known blur kernel (scikit-image's `wiener`)."""
+    from skimage.restoration import wiener
+
+    return _padded(image, kernel, lambda channel: wiener(channel, kernel, balance, clip=False))
+
+
+def richardson_lucy_deblur(
+    image: np.ndarray, kernel: np.ndarray, iterations: int = RICHARDSON_LUCY_ITERATIONS
+) -> np.ndarray:
+    """Richardson-Lucy deconvolution of an RGB float image by a known blur kernel (scikit-image's)."""
+    from skimage.restoration import richardson_lucy
+
+    return _padded(
+        np.clip(image, 0, 1), kernel, lambda channel: richardson_lucy(channel, kernel, iterations, clip=False)
+    )
+
+
+def median_derain(image: np.ndarray, size: int = MEDIAN_SIZE) -> np.ndarray:
+    """A size x size median filter on each channel: thin bright streaks are outvoted by their surroundings."""
+    from scipy.ndimage import median_filter
+
+    return median_filter(image, size=(size, size, 1), mode="reflect").astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A method a user would try before a network, scored beside the models on the task's test pairs: `restore`
+    maps (test image name, degraded image) to the restored image."""
+
+    label: str
+    note: str
+    restore: Callable[[str, np.ndarray], np.ndarray]
+
+
+def task_references(task: TaskData, split: str = "test") -> list[Reference]:
+    """The references for this task's pairs of `split`: always the degraded input itself; on the photo catalogue,
+    the classical method of its degradation (non-local means told sigma; Wiener and Richardson-Lucy told each
+    photo's true kernel; a median filter)."""
+    references = [Reference("degraded input", "the test input as it is", lambda name, image: image)]
+    if task.source != "catalogue":
+        return references
+    if task.degradation == "gaussian_noise":
+        sigma = task.sigma / 255.0
+        references.append(
+            Reference("non-local means", f"scikit-image, told sigma {task.sigma:g}", lambda _, x: _nlm(x, sigma))
+        )
+    elif task.degradation == "motion_blur":
+        from edgeens.data.photos import true_shakes
+
+        shakes = true_shakes(split)
+        note = "non-blind: knows the kernel"
+        references += [
+            Reference("Wiener", note, lambda name, x: wiener_deblur(x, shakes[name].kernel)),
+            Reference("Richardson-Lucy", note, lambda name, x: richardson_lucy_deblur(x, shakes[name].kernel)),
+        ]
+    elif task.degradation == "rain_streaks":
+        note = f"{MEDIAN_SIZE}x{MEDIAN_SIZE}, per channel"
+        references.append(Reference("median filter", note, lambda _, x: median_derain(x)))
+    return references
 
 
 def classical_restorer(name: str, sigma: float) -> Restorer:

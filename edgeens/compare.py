@@ -177,8 +177,11 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
             rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
         )
         row["speedup_from"] = "measured" if both else "predicted"
+    say("compare: scoring the references (the degraded input and the task's classical methods)")
+    references = score_references(task)
     result = {
         "rows": rows,
+        "references": references,
         "scored_on": f"{task.test_count} whole test images of {task.describe()} (images over {WHOLE_PIXELS:,} pixels "
         f"restored in {request.size}-px tiles blended over {SCORE_OVERLAP} px, as edgeens restore does)",
         "iterations": request.iterations,
@@ -190,6 +193,28 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     save_crops(request.folder, teacher, best, task)
     write_json(request.folder.compare_result, result)
     return result
+
+
+def score_references(task: TaskData) -> list[dict[str, Any]]:
+    """Mean PSNR / SSIM of each of the task's references (edgeens.classical.task_references) on the test pairs."""
+    from edgeens.classical import task_references
+    from edgeens.metrics import psnr, ssim
+
+    references = task_references(task)
+    scores: dict[str, list[tuple[float, float]]] = {r.label: [] for r in references}
+    for name, lq, gt in task.test_pairs():
+        for reference in references:
+            out = reference.restore(name, lq)
+            scores[reference.label].append((psnr(out, gt), ssim(out, gt)))
+    return [
+        {
+            "model": r.label,
+            "note": r.note,
+            "psnr": float(np.mean([p for p, _ in scores[r.label]])),
+            "ssim": float(np.mean([s for _, s in scores[r.label]])),
+        }
+        for r in references
+    ]
 
 
 def save_crops(folder: RunFolder, teacher: torch.nn.Module, hybrid: torch.nn.Module, task: TaskData) -> None:

@@ -38,7 +38,21 @@ from edgeens.rundir import STEPS, RunFolder
 from edgeens.train.finetune import FinetunePatches
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_TEACHER = ASSETS / "teacher-tiny-gaussian25.safetensors"
+# The teachers edgeens trained itself on the photo catalogue (scripts/package_teacher.py), by the catalogue's task:
+# (degradation, sigma), sigma only for noise. `edgeens run` with no --teacher adopts the one of its task.
+EMBEDDED_TEACHERS = {
+    ("gaussian_noise", 25.0): ASSETS / "teacher-tiny-gaussian25.safetensors",
+    ("motion_blur", None): ASSETS / "teacher-tiny-motion-blur.safetensors",
+    ("rain_streaks", None): ASSETS / "teacher-tiny-rain-streaks.safetensors",
+}
+
+
+def embedded_teacher(preset: str, task: TaskData) -> Path | None:
+    """The embedded teacher's path for this preset and task (whether or not its file exists yet), else None."""
+    if preset != "tiny" or task.source != "catalogue":
+        return None
+    sigma = task.sigma if task.degradation == "gaussian_noise" else None
+    return EMBEDDED_TEACHERS.get((task.degradation, sigma))
 
 
 @dataclass(frozen=True)
@@ -202,9 +216,8 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
     if config.folder.teacher_done():
         return Restormer.from_checkpoint(path), True
     task = state.task
-    embedded = config.preset == "tiny" and task.source == "catalogue"
-    embedded = embedded and (task.degradation, task.sigma) == ("gaussian_noise", 25.0)
-    source = config.teacher or (DEFAULT_TEACHER if embedded and DEFAULT_TEACHER.is_file() else None)
+    embedded = embedded_teacher(config.preset, task)
+    source = config.teacher or (embedded if embedded is not None and embedded.is_file() else None)
     if source is not None:
         say(f"teacher: adopting {source}")
     else:

@@ -21,11 +21,15 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeens.errors import EdgeensError
 from edgeens.files import atomic_path
+
+if TYPE_CHECKING:
+    from edgeens.data.synthetic import MotionBlur
 
 SPLITS = ("train", "val", "test")
 TRAIN_SIDE = 1024  # longest side of a training photo after the area filter
@@ -221,6 +225,15 @@ def degraded_pairs(
         name: (degrade(clean, degradation, np.random.default_rng([seed, i]), sigma), clean)
         for i, (name, clean) in enumerate(images.items())
     }
+
+
+def true_shakes(split: str, seed: int = 0) -> dict[str, MotionBlur]:
+    """The camera shake each photo of `split` is blurred with in `degraded_pairs(split, "motion_blur", ...)`,
+    redrawn from the same generators: what a non-blind deblurring baseline is told."""
+    from edgeens.data.synthetic import MotionBlur
+
+    names = [p.name for p in CATALOGUE if p.split == split]
+    return {name: MotionBlur.draw(np.random.default_rng([seed, i])) for i, name in enumerate(names)}
 
 
 def training_photos(root: Path | None = None) -> list[np.ndarray]:

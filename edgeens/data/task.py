@@ -103,10 +103,11 @@ class TaskData:
 
     def describe(self) -> str:
         """One line for logs and reports: what the pairs are."""
+        level = f" (sigma {self.sigma:g})" if self.degradation == "gaussian_noise" else ""
         if self.source == "catalogue":
-            return f"the photo catalogue, {self.degradation} (sigma {self.sigma:g})"
+            return f"the photo catalogue, {self.degradation}{level}"
         if self.source == "bundled":
-            return f"scikit-image's bundled photos, {self.degradation} (sigma {self.sigma:g})"
+            return f"scikit-image's bundled photos, {self.degradation}{level}"
         counts = " / ".join(f"{len(self.splits[s])} {s}" for s in SPLITS)
         return f"paired folders {', '.join(sorted(set(self.roots.values())))} ({counts} pairs)"
 

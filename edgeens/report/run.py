@@ -64,12 +64,23 @@ def _result(compare: dict[str, Any], table: Any) -> Section:
     return (
         "Result",
         [
+            *_against_references(teacher, compare.get("references", [])),
             f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test images against the "
             f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
             f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
             f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
         ],
     )
+
+
+def _against_references(teacher: dict[str, Any], references: list[dict[str, Any]]) -> list[str]:
+    """One line placing the teacher against what a user would try first (absent from older comparisons)."""
+    if not references:
+        return []
+    against = "; ".join(
+        f"{r['model']} ({r['note']}) {r['psnr']:.2f} dB ({teacher['psnr'] - r['psnr']:+.2f} dB)" for r in references
+    )
+    return [f"The teacher restores the test images to {teacher['psnr']:.2f} dB; against it: {against}."]
 
 
 def _data_and_teacher(run: RunFolder) -> Section:
@@ -104,6 +115,8 @@ def _comparison(compare: dict[str, Any]) -> Section:
     for r in compare["rows"]:
         speedup = f"{r['speedup']:.2f}x ({r['speedup_from'][0]})"
         comparison.append([r["model"], r["architecture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", _ms(r), speedup])
+    for r in compare.get("references", []):
+        comparison.append([r["model"], r["note"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "", ""])
     timed = ""
     if timing:
         spread = " and ".join(f"{lo:.0f}-{hi:.0f} ms" for lo, hi in timing["spread_ms"].values())
