@@ -111,6 +111,10 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert retrained["architecture"] == compare["rows"][0]["architecture"] and retrained["measured_ms"] is None
     assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
     assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
+    # What a user would try first, on the same test photos: the noisy input and non-local means told sigma.
+    assert [r["model"] for r in compare["references"]] == ["degraded input", "non-local means"]
+    assert all(20 < r["psnr"] < 40 for r in compare["references"])
+    assert "non-local means (scikit-image, told sigma 25)" in (report / "report.md").read_text()
     # The candidates and the comparison's rows train with the same patches, the ones asked for.
     candidate = json.loads((tmp_path / "run" / "finetune" / "finetune.json").read_text())
     schedules = [
@@ -164,6 +168,21 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert [r["model"] for r in compare["rows"]] == [*labels[:3], "random hybrid", labels[3]]
     bad = runner.invoke(app, [*args[:-1], "random,everything"])
     assert bad.exit_code == 2 and "unknown --baselines everything" in " ".join(bad.output.split())
+
+
+@pytest.mark.parametrize(
+    ("degradation", "asset"),
+    [("gaussian_noise", "gaussian25"), ("rain_streaks", "rain-streaks")],  # motion blur's is still training
+)
+def test_each_catalogue_task_adopts_its_own_embedded_teacher(tmp_path, degradation, asset) -> None:
+    from edgeens.run import ASSETS
+
+    args = ["run", "--out", str(tmp_path / "run"), "--degradation", degradation, "--steps", "teacher"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "teacher" / "teacher.json").read_text())
+    assert summary["source"] == str(ASSETS / f"teacher-tiny-{asset}.safetensors")
+    assert json.loads((tmp_path / "run" / "data.json").read_text())["degradation"] == degradation
 
 
 def test_a_step_whose_inputs_never_ran_says_which_step_to_run(tmp_path) -> None:
