@@ -53,15 +53,13 @@ demo: $(STAMP) photos
 # G blocks' global pooling learns the patches' statistics), the teacher fine-tuned as long beside the ENS hybrid
 # (about an hour: resumable). --baselines all adds the paper's other rows; on a CPU the MambaIR-only
 # and 50/50 rows take 5-10 s per iteration, over 10 hours each at 6000.
-demo-full: $(STAMP) photos
-	$(VENV)/bin/edgeens run --out runs/tiny-2x --speedup 2 --finetune-iterations 6000 --top-k 2 \
-	  --finetune-patch 128 --finetune-min-patch 64 --finetune-batch-pixels 4096 \
-	  --baselines teacher-finetuned --reports reports
-
-# The paper's headline tasks on the catalogue, with demo-full's configuration and each task's embedded teacher
-# (edgeens/assets/teacher-tiny-{motion-blur,rain-streaks}): reports/tiny-deblur and reports/tiny-derain. Resumable.
 DEMO_FULL_BUDGETS := --speedup 2 --finetune-iterations 6000 --top-k 2 --finetune-patch 128 --finetune-min-patch 64 \
   --finetune-batch-pixels 4096 --baselines teacher-finetuned --reports reports
+demo-full: $(STAMP) photos
+	$(VENV)/bin/edgeens run --out runs/tiny-2x $(DEMO_FULL_BUDGETS)
+
+# The paper's headline tasks on the catalogue, with demo-full's budgets and each task's embedded teacher
+# (edgeens/assets/teacher-tiny-{motion-blur,rain-streaks}): reports/tiny-deblur and reports/tiny-derain. Resumable.
 demo-deblur: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/tiny-deblur --degradation motion_blur $(DEMO_FULL_BUDGETS)
 

@@ -106,7 +106,7 @@ def task_references(task: TaskData, split: str = "test") -> list[Reference]:
     """The references for this task's pairs of `split`: always the degraded input itself; on the photo catalogue,
     the classical method of its degradation (non-local means told sigma; Wiener and Richardson-Lucy told each
     photo's true kernel; a median filter)."""
-    references = [Reference("degraded input", "the test input as it is", lambda name, image: image)]
+    references = [Reference("degraded input", "the input as it is", lambda name, image: image)]
     if task.source != "catalogue":
         return references
     if task.degradation == "gaussian_noise":

@@ -213,6 +213,12 @@ def photo_split(split: str, root: Path | None = None) -> dict[str, np.ndarray]:
     return {p.name: read_image(root / p.split / f"{p.name}.png") for p in CATALOGUE if p.split == split}
 
 
+def photo_generator(seed: int, index: int) -> np.random.Generator:
+    """The generator photo `index` of a split (in catalogue order) is degraded with: one per photo, so every run
+    and rank sees the same pairs and a baseline can redraw what a photo was degraded with."""
+    return np.random.default_rng([seed, index])
+
+
 def degraded_pairs(
     split: str, degradation: str, sigma: float, seed: int = 0, root: Path | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -222,7 +228,7 @@ def degraded_pairs(
 
     images = photo_split(split, root)
     return {
-        name: (degrade(clean, degradation, np.random.default_rng([seed, i]), sigma), clean)
+        name: (degrade(clean, degradation, photo_generator(seed, i), sigma), clean)
         for i, (name, clean) in enumerate(images.items())
     }
 
@@ -233,7 +239,7 @@ def true_shakes(split: str, seed: int = 0) -> dict[str, MotionBlur]:
     from edgeens.data.synthetic import MotionBlur
 
     names = [p.name for p in CATALOGUE if p.split == split]
-    return {name: MotionBlur.draw(np.random.default_rng([seed, i])) for i, name in enumerate(names)}
+    return {name: MotionBlur.draw(photo_generator(seed, i)) for i, name in enumerate(names)}
 
 
 def training_photos(root: Path | None = None) -> list[np.ndarray]:
