@@ -21,12 +21,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import checkpoint
 
 ScanImpl = Literal["auto", "reference", "chunked", "cuda"]
@@ -63,7 +66,8 @@ def selective_scan(
     """Selective scan with mamba_ssm's reference semantics; returns (b, d, L) in u's dtype.
 
     u, delta: (b, d, L). A: (d, N), real. B, C: (d, N) time-invariant, (b, N, L) shared, or (b, G, N, L) grouped
-    (channel i uses group i // (d / G)). D, delta_bias: (d,). z: (b, d, L). All arithmetic is float32.
+    (channel i uses group i // (d / G)). D, delta_bias: (d,). z: (b, d, L). All arithmetic is float32 (float64
+    when the inputs are).
     ``impl="auto"`` picks ``cuda`` when mamba_ssm imports and u is on a GPU, else ``chunked``.
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias)
@@ -116,8 +120,9 @@ def _softplus(x: Tensor) -> Tensor:
 
 
 def _fp32(x: Tensor) -> Tensor:
+    """x in float32, or as it is when float32 or float64 (gradcheck's precision)."""
     # A no-op cast still adds two nodes per tensor to an exported graph; skip it when nothing changes.
-    return x if x.dtype == torch.float32 else x.float()
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias) -> None:
@@ -183,6 +188,11 @@ def _runs_in_blocks(lanes: int) -> bool:
     return lanes >= _BLOCK_MIN_LANES
 
 
+def _block_length(lanes: int) -> int:
+    """Positions per eager block: decays of about 768K elements (3 MB), 16 to 256 positions."""
+    return int(max(16, min(256, 2 ** round(math.log2(max(1.0, _EAGER_BLOCK_ELEMENTS / lanes))))))
+
+
 def default_chunk_size(u: Tensor, n_state: int, functional: bool = False) -> int:
     """Chunk length T: a cache-sized block in eager inference, a short chunk in the functional form (torch.export,
     autograd).
@@ -196,9 +206,8 @@ def default_chunk_size(u: Tensor, n_state: int, functional: bool = False) -> int
         return int(min(L, max(4, min(_EXPORT_MAX_CHUNK, target))))
     lanes = b * d * n_state
     if _runs_in_blocks(lanes):
-        target = 2 ** round(math.log2(max(1.0, _EAGER_BLOCK_ELEMENTS / lanes)))
-    else:
-        target = 2 ** round(math.log2(max(1.0, lanes * L / _EAGER_STEP_ELEMENTS)))
+        return min(L, _block_length(lanes))
+    target = 2 ** round(math.log2(max(1.0, lanes * L / _EAGER_STEP_ELEMENTS)))
     return int(min(L, max(16, min(256, target))))
 
 
@@ -229,10 +238,15 @@ def _scan_chunked(
     b, d, L = u.shape
     G, N = B.shape[1], B.shape[2]
     tensors = (u, delta, A, B, C, D, delta_bias)
-    functional = torch.compiler.is_exporting() or (torch.is_grad_enabled() and _needs_grad(*tensors))
+    training = not torch.compiler.is_exporting() and torch.is_grad_enabled() and _needs_grad(*tensors)
+    functional = torch.compiler.is_exporting() or training
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"selective_scan: chunk_size must be positive, got {chunk_size}")
+    if training and _TRAINING_BACKWARD == "explicit":
+        block = min(L, chunk_size or _block_length(b * d * N))
+        y = _BlockScan.apply(u, _prepare_delta(delta, delta_bias, delta_softplus), A, B, C, block)
+        return _skip(y, u, D)
     T = chunk_size or default_chunk_size(u, N, functional)
-    if T < 1:
-        raise ValueError(f"selective_scan: chunk_size must be positive, got {T}")
     if not functional and _runs_in_blocks(b * d * N):
         return _chunked_blocks(u, delta, A, B, C, D, delta_bias, delta_softplus, min(T, L))
     nc = math.ceil(L / T)
@@ -309,8 +323,10 @@ def _chunked_blocks(
     delta_bias: Tensor | None,
     delta_softplus: bool,
     block: int,
+    entering: Tensor | None = None,
 ) -> Tensor:
-    """Eager inference: blocks of ``block`` positions, the state carried from block to block.
+    """Eager inference: blocks of ``block`` positions, the state carried from block to block (written to
+    ``entering[j]``, (b, N, d), as block j starts, when given: what the explicit backward recomputes from).
 
     Inside a block, everything with a per-position cost is one op over the whole block: the decays
     exp(delta * A) (the one exp per element), the inputs delta * B * u and the read-outs <h, C>. What stays
@@ -340,19 +356,14 @@ def _chunked_blocks(
 
     full_block_read_out = read_out_views(K)  # the buffers are reused, so are their views
 
-    def load(src: Tensor, tile: Tensor, dst: Tensor, l0: int, k: int) -> None:
-        """dst[:k] = src[..., l0:l0 + k] as (position, batch, rows): a row copy, then torch's tiled 2-D transpose."""
-        tile = tile[..., :k]
-        tile.copy_(src[..., l0 : l0 + k])
-        for i in range(b):
-            dst[:k, i].copy_(tile[i].t())
-
     for l0 in range(0, L, K):
         k = min(K, L - l0)
-        load(delta, tile, dl, l0, k)
-        load(u, tile, du, l0, k)
-        load(B_rows, tile_bc, Bb, l0, k)
-        load(C_rows, tile_bc, Cb, l0, k)
+        if entering is not None:
+            entering[l0 // K].copy_(carry)
+        _load_block(delta, tile, dl, l0, k)
+        _load_block(u, tile, du, l0, k)
+        _load_block(B_rows, tile_bc, Bb, l0, k)
+        _load_block(C_rows, tile_bc, Cb, l0, k)
         dl_k, du_k, y_k = dl[:k], du[:k], y[:k]
         if delta_bias is not None:
             dl_k.add_(delta_bias)
@@ -372,11 +383,115 @@ def _chunked_blocks(
         carry.copy_(states[k - 1])
         for y_g, h_n, C_n in full_block_read_out if k == K else read_out_views(k):  # no (k, b, N, d) temporary
             y_g.addcmul_(h_n, C_n)
-        tile_k = tile[..., :k]
-        for i in range(b):
-            tile_k[i].copy_(y_k[:, i].t())
-        out[..., l0 : l0 + k].copy_(tile_k)
+        _store_block(y_k, tile, out, l0, k)
     return out
+
+
+def _load_block(src: Tensor, tile: Tensor, dst: Tensor, l0: int, k: int) -> None:
+    """dst[:k] = src[..., l0:l0 + k] as (position, batch, rows): a row copy, then torch's tiled 2-D transpose."""
+    tile = tile[..., :k]
+    tile.copy_(src[..., l0 : l0 + k])
+    for i in range(src.shape[0]):
+        dst[:k, i].copy_(tile[i].t())
+
+
+def _store_block(src: Tensor, tile: Tensor, dst: Tensor, l0: int, k: int) -> None:
+    """dst[..., l0:l0 + k] = src[:k] laid out back as (batch, rows, position): _load_block's inverse."""
+    tile = tile[..., :k]
+    for i in range(dst.shape[0]):
+        tile[i].copy_(src[:k, i].t())
+    dst[..., l0 : l0 + k].copy_(tile)
+
+
+class _BlockScan(torch.autograd.Function):
+    """Training form, y = scan(u, delta, A, B, C) with delta already biased and softplus-ed: forward by eager
+    blocks, keeping only the inputs and the state entering each block ((b, N, d) per block); backward by blocks in
+    reverse order, each recomputing its states from its entering state and then running the adjoint recurrence
+
+        g_l = C_l gy_l + exp(delta_{l+1} A) g_{l+1}        (g = dLoss/dh, carried from block to block)
+
+    as the same kind of sequential multiply-add, after which every gradient of the block is a block-wide product
+    and sum. No autograd graph over positions, nothing state-sized kept between the passes."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, block: int) -> Tensor:
+        b, d, L = u.shape
+        entering = u.new_empty(math.ceil(L / block), b, A.shape[1], d)
+        y = _chunked_blocks(u, delta, A, B, C, None, None, False, block, entering)
+        ctx.save_for_backward(u, delta, A, B, C, entering)
+        ctx.block = block
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, ...]:
+        u, delta, A, B, C, entering = ctx.saved_tensors
+        return (*_block_scan_backward(u, delta, A, B, C, entering, grad_y.contiguous(), ctx.block), None)
+
+
+def _block_scan_backward(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, entering: Tensor, grad_y: Tensor, block: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of _BlockScan (u, delta, A, B, C), blocks in reverse, with h_l = a_l h_{l-1} + x_l,
+    a_l = exp(delta_l A), x_l = delta_l u_l B_l, y_l = <h_l, C_l>: dC_l sums gy_l h_l over a group's channels;
+    dx_l = g_l gives dB and d(delta u); da_l = g_l h_{l-1} gives d(delta A) = g_l h_{l-1} a_l, hence d delta and dA.
+    Laid out (position, batch, group, state, channel), so that every sum over the state or a group's channels is a
+    batched matrix product over (position, batch, group)."""
+    b, d, L = u.shape
+    G, N = B.shape[1], B.shape[2]
+    Dg, K = d // G, block
+    A_g = A.view(G, Dg, N).transpose(1, 2).contiguous()  # (G, N, Dg)
+    B_rows, C_rows = B.reshape(b, G * N, L), C.reshape(b, G * N, L)
+    entering = entering.view(-1, b, N, G, Dg).transpose(2, 3)  # the forward's (b, N, d) -> (b, G, N, Dg)
+    tile, tile_bc = u.new_empty(b, d, K), u.new_empty(b, G * N, K)
+    dl, uu, gy = u.new_empty(K, b, d), u.new_empty(K, b, d), u.new_empty(K, b, d)
+    Bb, Cb = u.new_empty(K, b, G * N), u.new_empty(K, b, G * N)
+    decay, state, adjoint = (u.new_empty(K, b, G, N, Dg) for _ in range(3))
+    decays, states, adjoints = decay.unbind(0), state.unbind(0), adjoint.unbind(0)
+    grad_u, grad_delta = torch.empty_like(u), torch.empty_like(delta)
+    grad_B, grad_C = u.new_empty(b, G * N, L), u.new_empty(b, G * N, L)
+    grad_A = torch.zeros_like(A_g)
+    adjoint_after = u.new_zeros(b, G, N, Dg)  # a_{l+1} g_{l+1} for the block's last position l
+    for j in reversed(range(math.ceil(L / K))):
+        l0 = j * K
+        k = min(K, L - l0)
+        P = k * b * G  # the batch of every matrix product below
+        for src, dst in ((delta, dl), (u, uu), (grad_y, gy)):
+            _load_block(src, tile, dst, l0, k)
+        _load_block(B_rows, tile_bc, Bb, l0, k)
+        _load_block(C_rows, tile_bc, Cb, l0, k)
+        dl_k, u_k, gy_k = (x[:k].view(k, b, G, 1, Dg) for x in (dl, uu, gy))
+        B_k, C_k = Bb[:k].view(k, b, G, N, 1), Cb[:k].view(k, b, G, N, 1)
+        decay_k, state_k, adjoint_k = decay[:k], state[:k], adjoint[:k]
+        # Recompute the block's states from the state entering it (the forward's block, step for step).
+        du_k = dl_k * u_k
+        torch.mul(dl_k, A_g, out=decay_k).exp_()
+        torch.mul(du_k, B_k, out=state_k)
+        states[0].addcmul_(entering[j], decays[0])
+        for t in range(1, k):
+            states[t].addcmul_(states[t - 1], decays[t])
+        # The adjoint recurrence, backwards through the block.
+        torch.mul(gy_k, C_k, out=adjoint_k)
+        adjoints[k - 1].add_(adjoint_after)
+        for t in range(k - 2, -1, -1):
+            adjoints[t].addcmul_(adjoints[t + 1], decays[t + 1])
+        adjoint_after = adjoints[0] * decays[0]
+        # C from the states, B and delta * u from the adjoint: each a sum over channels or state, as a bmm.
+        grad_C_k = torch.bmm(state_k.view(P, N, Dg), gy_k.reshape(P, Dg, 1))
+        grad_B_k = torch.bmm(adjoint_k.view(P, N, Dg), du_k.reshape(P, Dg, 1))
+        grad_du_k = torch.bmm(B_k.reshape(P, 1, N), adjoint_k.view(P, N, Dg)).view(k, b, d)
+        # d(delta A) = g_l h_{l-1} a_l, computed over the adjoint buffer (no longer needed as itself).
+        adjoint_k.mul_(decay_k)
+        adjoint_k[1:].mul_(state_k[: k - 1])
+        adjoints[0].mul_(entering[j])
+        grad_dl_k = torch.mul(adjoint_k, A_g, out=decay_k).sum(3).view(k, b, d)  # decay_k is dead: its buffer
+        grad_A.add_(adjoint_k.mul_(dl_k).view(k * b, G, N, Dg).sum(0))
+        grad_dl_k.addcmul_(grad_du_k, u_k.view(k, b, d))
+        _store_block(grad_du_k.mul_(dl_k.view(k, b, d)), tile, grad_u, l0, k)
+        _store_block(grad_dl_k, tile, grad_delta, l0, k)
+        _store_block(grad_B_k.view(k, b, G * N), tile_bc, grad_B, l0, k)
+        _store_block(grad_C_k.view(k, b, G * N), tile_bc, grad_C, l0, k)
+    return grad_u, grad_delta, grad_A.transpose(1, 2).reshape(d, N), grad_B.view(b, G, N, L), grad_C.view(b, G, N, L)
 
 
 def _chunked_two_pass(
@@ -463,6 +578,25 @@ def _carry_in(h_end: Tensor, chunk_decay: Tensor, dim: int) -> Tensor:
         k *= 2
     nothing = state.narrow(dim, 0, 1) * 0.0  # the first chunk starts from zero (x * 0 lowers; zeros_like does not)
     return torch.cat([nothing, state.narrow(dim, 0, nc - 1)], dim=dim)
+
+
+TrainingBackward = Literal["explicit", "recompute"]
+# "explicit": _BlockScan's reverse scan. "recompute": the functional form under activation checkpointing, its
+# backward autograd's over the unrolled steps (kept to time against: benchmarks/train.py --compare).
+_TRAINING_BACKWARD: TrainingBackward = "explicit"
+
+
+@contextmanager
+def training_backward(kind: TrainingBackward) -> Iterator[None]:
+    """Within the block, scans that need gradients take `kind`'s backward ("explicit" or "recompute")."""
+    global _TRAINING_BACKWARD
+    if kind not in ("explicit", "recompute"):
+        raise ValueError(f"unknown scan backward {kind!r}; choose explicit or recompute")
+    previous, _TRAINING_BACKWARD = _TRAINING_BACKWARD, kind
+    try:
+        yield
+    finally:
+        _TRAINING_BACKWARD = previous
 
 
 def _needs_grad(*tensors: Tensor | None) -> bool:

@@ -35,17 +35,18 @@ def test_matches_mamba_ssm_reference_fixture(impl: str) -> None:
     assert (out - f["out"]).abs().max().item() <= 1e-5
 
 
-FORMS = ["blocks", "two-pass", "functional"]
+FORMS = ["blocks", "two-pass", "functional", "training"]
 
 
 def chunked(x: dict, form: str, **kwargs) -> torch.Tensor:
-    """The chunked scan in one of its schedules: eager blocks, eager two-pass, or functional (autograd, export).
-    The eager schedule is chosen by the lane count b * d * N; the threshold is moved to force one."""
+    """The chunked scan in one of its schedules: eager blocks, eager two-pass, functional (export, and training's
+    recomputing backward) or training (blocks with the explicit backward). The eager schedule is chosen by the lane
+    count b * d * N; the threshold is moved to force one."""
     if form in ("blocks", "two-pass"):
         min_lanes = 0 if form == "blocks" else 1 << 62
         with torch.no_grad(), mock.patch.object(scan, "_BLOCK_MIN_LANES", min_lanes):
             return selective_scan(**x, impl="chunked", **kwargs)
-    with torch.enable_grad():
+    with torch.enable_grad(), scan.training_backward("recompute" if form == "functional" else "explicit"):
         leaves = {k: v.clone().requires_grad_() if v is not None else None for k, v in x.items()}
         return selective_scan(**leaves, impl="chunked", **kwargs).detach()
 
@@ -121,6 +122,58 @@ def test_gradients_match_the_reference() -> None:
         grads[impl] = {k: v.grad for k, v in leaves.items()}
     for key in x:
         assert torch.allclose(grads["chunked"][key], grads["reference"][key], rtol=1e-4, atol=1e-4), key
+
+
+@pytest.mark.parametrize(
+    "groups, extras, time_invariant",
+    [(1, True, False), (2, True, False), (4, False, False), (3, True, True), (0, True, False)],
+    ids=["1 group", "2 groups", "4 groups, bare", "time-invariant B, C", "shared B, C"],
+)
+def test_explicit_backward_passes_gradcheck_in_float64(groups: int, extras: bool, time_invariant: bool) -> None:
+    """The reverse scan's gradients against finite differences, through several blocks of which the last is short
+    (L = 11, blocks of 4), with and without the step bias, softplus, D and z."""
+    b, d, n, L = 2, 12, 3, 11
+    x = {k: v.double() for k, v in random_scan_inputs(b, d, n, L, groups, delta_range=1.5, seed=3).items()}
+    if time_invariant:
+        x["B"], x["C"] = torch.randn(d, n, dtype=torch.float64), torch.randn(d, n, dtype=torch.float64)
+    if not extras:
+        x = {k: v for k, v in x.items() if k not in ("D", "z", "delta_bias")}
+        x["delta"] = x["delta"].abs() * 0.3  # without softplus the steps must stay positive to stay stable
+    names = list(x)
+    leaves = tuple(x[k].requires_grad_() for k in names)
+
+    def scan_of(*tensors: torch.Tensor) -> torch.Tensor:
+        return selective_scan(**dict(zip(names, tensors, strict=True)), delta_softplus=extras, chunk_size=4)
+
+    assert torch.autograd.gradcheck(scan_of, leaves, atol=1e-6, rtol=1e-5)
+
+
+def test_explicit_backward_matches_the_recomputing_one_at_the_tiny_preset() -> None:
+    """A tiny preset MambaIR stack at full resolution (SS2D: four directions as groups, d_state 16): the explicit
+    reverse scan and autograd over the recomputed unrolled scan give the same gradients, parameters and input."""
+    from edgeens.models.space import preset_space
+    from edgeens.models.surrogates import build_surrogate
+
+    space = preset_space("tiny")
+    stage = space.stages[0]
+    torch.manual_seed(0)
+    block = build_surrogate(stage, f"M{stage.depth}", space.family("M")).train()
+    features = torch.randn(2, stage.width, 16, 16)
+    weights = torch.randn(2, stage.width, 16, 16)
+    grads = {}
+    for kind in ("explicit", "recompute"):
+        block.zero_grad()
+        x = features.clone().requires_grad_()
+        with scan.training_backward(kind):
+            (block(x) * weights).sum().backward()
+        grads[kind] = [x.grad] + [p.grad.clone() for p in block.parameters()]
+    for explicit, recompute in zip(grads["explicit"], grads["recompute"], strict=True):
+        assert (explicit - recompute).abs().max() <= 1e-4 * recompute.abs().max() + 1e-7
+
+
+def test_training_backward_rejects_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="explicit or recompute"), scan.training_backward("fast"):  # type: ignore[arg-type]
+        pass
 
 
 def test_training_keeps_the_inputs_not_every_steps_state() -> None:
