@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from edgeens.data.task import TaskData
 
 TV_WEIGHT = 0.9  # x sigma; see the module docstring
-WIENER_BALANCE = 0.1  # chosen on the val photos (benchmarks/classical_tuning.py)
-RICHARDSON_LUCY_ITERATIONS = 50  # chosen on the val photos
+WIENER_BALANCE = 0.03  # chosen on the val photos (benchmarks/classical_tuning.py)
+RICHARDSON_LUCY_ITERATIONS = 20  # chosen on the val photos
 MEDIAN_SIZE = 5  # px; chosen on the val photos
 
 

@@ -21,7 +21,7 @@ def gaussian_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) ->
     return (clean + rng.normal(0.0, sigma / 255.0, clean.shape)).astype(np.float32)
 
 
-MOTION_KERNEL_SIZE = 21  # the largest shake drawn: 19 px of path in a 21x21 grid
+MOTION_KERNEL_SIZE = 13  # the largest shake drawn: 11 px of path in a 13x13 grid
 
 
 def motion_blur_kernel(
@@ -75,7 +75,7 @@ class MotionBlur:
 
 
 def motion_blur(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blur along a random shake (length 3-19 px, any angle, curvature 0-0.2), then camera noise (sigma 0.5-2)."""
+    """Blur along a random shake (length 3-11 px, any angle, curvature 0-0.2), then camera noise (sigma 0.5-2)."""
     return MotionBlur.draw(rng).apply(clean, rng)
 
 
