@@ -1,145 +1,271 @@
-"""Training speed on a device: teacher training and one surrogate's distillation, tiny and paper presets.
+"""Training speed: one optimisation step of each model the runs train, phase by phase, on a device.
 
-    python benchmarks/train.py [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16] [--presets tiny,paper]
-                               [--batch 8] [--patch 64] [--seconds 30] [--json FILE]
+    python benchmarks/train.py [--cases teacher,mambair-only,...] [--preset tiny] [--batch 8] [--patch 32]
+                               [--seconds 20] [--threads 1] [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16]
+                               [--compare] [--options channels_last,foreach,fused,compile] [--json FILE]
 
-Each case runs the step its training runs (teacher: AdamW on the L1 of a Restormer's restoration, gradient clipping;
-distillation: Adam on the L1 between a surrogate's output and the teacher stage's, the MambaIR family's full stack
-at the first, full-resolution stage) on random batches already on the device, after two warm-up iterations, until
-`--seconds` or `--iterations` is reached, synchronising the device around the timed span. It prints iterations and
-images per second and the peak memory: the GPU's allocator peak on a GPU, the process's peak resident memory on a
-CPU (process-wide: the largest case so far). The thread count is recorded with every figure.
+Cases, each on random batches already on the device and in a process of its own (so that its peak resident memory
+is its own):
+- teacher: the tiny Restormer with the teacher / fine-tuning recipe (AdamW, gradient clipping), as
+  edgeens.train.teacher trains it;
+- mambair-only, fifty-fifty: the paper's baselines (edgeens.compare.compare_rows' architectures), MambaIR (M)
+  stacks in every stage / every other stage;
+- ens-tiny-2x: the ENS hybrid of reports/tiny-2x, R-G1-R-G1-G1-G1-G1-G1;
+- distill-M, distill-L, distill-S, distill-G: one distillation step (Adam, L1 to the teacher stage's output) of each
+  family's full stack at encoder1, the full-resolution stage.
+
+Each step is split into forward (with the loss), backward and optimizer (clipping included), timed separately after
+two warm-up steps until `--seconds` (at least 3 steps). `--compare` times every case that scans (M, L, S) with the
+scan's old backward (`training_backward("recompute")`, activation checkpointing over the unrolled forward) beside the
+explicit one in the same run. `--options` times variants of every case beside the plain step: channels_last memory
+format, AdamW's foreach or fused implementation, torch.compile of the model (inductor). The thread count is recorded
+with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from edgeens.devices import autocast, resolve_device, resolve_precision
 from edgeens.models import Restormer
+from edgeens.models.hybrid import HybridUNet
+from edgeens.models.scan import training_backward
 from edgeens.models.space import PRESETS, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
+from edgeens.train.teacher import TeacherRecipe
+
+CASES = (
+    "teacher",
+    "mambair-only",
+    "fifty-fifty",
+    "ens-tiny-2x",
+    "distill-M",
+    "distill-L",
+    "distill-S",
+    "distill-G",
+)
+SCANNING = ("M", "L", "S")  # the families whose blocks run selective scans
+OPTIONS = ("channels_last", "foreach", "fused", "compile")
+ENS_TINY_2X = "R-G1-R-G1-G1-G1-G1-G1"
 
 
-def l1_step(
-    module: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    inputs: torch.Tensor,
-    target: torch.Tensor,
-    precision: str,
-    grad_clip: float | None = None,
-) -> Callable[[], None]:
-    """One optimisation step on the L1 between `module(inputs)` and `target`, forward in `precision`: what teacher
-    training (with Restormer's gradient clipping) and distillation (without) repeat."""
+@dataclass(frozen=True)
+class Variant:
+    """One way to run a case's step: the scan's backward and the options applied."""
 
-    def step() -> None:
-        with autocast(inputs.device, precision):
-            output = module(inputs)
-        loss = F.l1_loss(output.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
-        optimizer.step()
+    backward: str = "explicit"
+    option: str = ""  # one of OPTIONS, or "" for the plain step
 
-    return step
+    @property
+    def label(self) -> str:
+        return "+".join(part for part in (self.backward, self.option) if part)
 
 
-def teacher_step(preset: str, batch: int, patch: int, device: torch.device, precision: str) -> Callable[[], None]:
+def architecture(case: str, space: SearchSpace) -> str:
+    """The hybrid architecture a case trains (as compare_rows builds the paper's baselines)."""
+    if case == "mambair-only":
+        return "-".join(space.family_only("M"))
+    if case == "fifty-fifty":
+        return "-".join(s.choices[1] if i % 2 == 0 else "R" for i, s in enumerate(space.stages))
+    return ENS_TINY_2X
+
+
+def scans(case: str, space: SearchSpace) -> bool:
+    """Whether the case's trained modules run selective scans (so the scan's backward matters)."""
+    if case.startswith("distill-"):
+        return case[-1] in SCANNING
+    if case == "teacher":
+        return False
+    return any(token[0] in SCANNING for token in space.parse(architecture(case, space)))
+
+
+def build(
+    case: str, preset: str, batch: int, patch: int, device: torch.device, option: str
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor, float | None]:
+    """The case's module, optimizer, a fixed random batch and its target, and the gradient clip (None: none)."""
     torch.manual_seed(0)
-    model = Restormer(**PRESETS[preset].to_dict()).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
-    lq, gt = torch.rand(2, batch, 3, patch, patch, device=device)
-    return l1_step(model, optimizer, lq, gt, precision, grad_clip=0.01)
+    space = SearchSpace(PRESETS[preset], parse_families("M,L,S,G"))
+    recipe = TeacherRecipe()
+    memory = torch.channels_last if option == "channels_last" else torch.contiguous_format
+    implementation = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(option, {"foreach": False})
+    if case.startswith("distill-"):
+        stage = space.stages[0]  # encoder1: full resolution, the costliest pixels
+        family = space.family(case[-1])
+        token = f"{family.letter}{max(family.depths(stage.depth))}"  # the family's full stack
+        module = build_surrogate(stage, token, family)
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam
+        settings: dict = {"lr": 5e-4}
+        channels, side, clip = stage.width, patch // 2 ** (stage.level - 1), None
+    else:
+        teacher = Restormer(**PRESETS[preset].to_dict())
+        module = (
+            teacher
+            if case == "teacher"
+            else HybridUNet.from_teacher(teacher, architecture(case, space), families=space.families)
+        )
+        optimizer_class = torch.optim.AdamW
+        settings = {"lr": recipe.lr, "weight_decay": recipe.weight_decay, "betas": recipe.betas}
+        channels, side, clip = 3, patch, recipe.grad_clip
+    module = module.to(device, memory_format=memory).train()
+    optimizer = optimizer_class(module.parameters(), **settings, **implementation)
+    inputs, target = (
+        torch.rand(batch, channels, side, side, device=device).contiguous(memory_format=memory) for _ in range(2)
+    )
+    return module, optimizer, inputs, target, clip
 
 
-def distill_step(preset: str, batch: int, patch: int, device: torch.device, precision: str) -> Callable[[], None]:
-    torch.manual_seed(0)
-    space = SearchSpace(PRESETS[preset], parse_families("M"))
-    stage = space.stages[0]  # encoder1: full resolution, the costliest pixels
-    surrogate = build_surrogate(stage, f"M{stage.depth}", space.family("M")).to(device).train()
-    optimizer = torch.optim.Adam(surrogate.parameters(), lr=5e-4)
-    side = patch // 2 ** (stage.level - 1)
-    features, target = torch.rand(2, batch, stage.width, side, side, device=device)
-    return l1_step(surrogate, optimizer, features, target, precision)
+def measure(args: argparse.Namespace, case: str, variant: Variant) -> dict:
+    """Time the case's step by phase; runs in a process of its own."""
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    module, optimizer, inputs, target, clip = build(case, args.preset, args.batch, args.patch, device, variant.option)
+    forward_module: Callable[[torch.Tensor], torch.Tensor] = (
+        torch.compile(module) if variant.option == "compile" else module
+    )
 
-
-def measure(step: Callable[[], None], device: torch.device, seconds: float, iterations: int) -> dict[str, float]:
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for _ in range(2):  # warm-up: allocator, kernels' autotuning, lazy initialisation
-        step()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    sync()
-    done, start, cpu_start = 0, time.perf_counter(), time.process_time()
-    while done < iterations and (time.perf_counter() - start < seconds or done < 3):
-        step()
-        done += 1
-    sync()
+    phases = {"forward": 0.0, "backward": 0.0, "optimizer": 0.0}
+
+    def step(timed: bool) -> None:
+        clock = [time.perf_counter()]
+
+        def mark(phase: str) -> None:
+            sync()
+            now = time.perf_counter()
+            if timed:
+                phases[phase] += now - clock[0]
+            clock[0] = now
+
+        with autocast(device, precision):
+            output = forward_module(inputs)
+        loss = F.l1_loss(output.float(), target)
+        mark("forward")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        mark("backward")
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+        optimizer.step()
+        mark("optimizer")
+
+    with training_backward(variant.backward):
+        for _ in range(2):  # warm-up: allocator, lazy initialisation, compilation
+            step(timed=False)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        done, start, cpu_start = 0, time.perf_counter(), time.process_time()
+        while time.perf_counter() - start < args.seconds or done < 3:
+            step(timed=True)
+            done += 1
     wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"iterations": done, "seconds": wall, "cpu_seconds": time.process_time() - cpu_start, "peak_gib": peak}
+        peak = usage.ru_maxrss / 2**20
+    per_step = {phase: seconds / done for phase, seconds in phases.items()}
+    return {
+        "case": case,
+        "variant": variant.label,
+        "steps": done,
+        "step_s": wall / done,
+        **{f"{phase}_s": seconds for phase, seconds in per_step.items()},
+        "backward_per_forward": per_step["backward"] / per_step["forward"],
+        "cpu_s": time.process_time() - cpu_start,
+        "system_s": usage.ru_stime,
+        "peak_gib": peak,
+        "parameters": sum(p.numel() for p in module.parameters()),
+    }
+
+
+def _in_process(args: argparse.Namespace, case: str, variant: Variant) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(measure, (args, case, variant))
+
+
+def variants(case: str, space: SearchSpace, compare: bool, options: list[str]) -> list[Variant]:
+    """The plain step, the old scan backward where asked and the case scans, then each option."""
+    chosen = [Variant()]
+    if compare and scans(case, space):
+        chosen.append(Variant(backward="recompute"))
+    chosen += [Variant(option=option) for option in options]
+    return chosen
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0, help="Timed seconds per case (at least 3 steps).")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--presets", default="tiny,paper")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--patch", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=30.0, help="Timed seconds per case (at least 3 iterations).")
-    parser.add_argument("--iterations", type=int, default=200, help="At most this many timed iterations per case.")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compare", action="store_true", help="Also time the scan's old, recomputing backward.")
+    parser.add_argument("--options", default="", help=f"Comma-separated, of {', '.join(OPTIONS)}.")
     parser.add_argument("--json", help="Also write the results here.")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    cases = [c for c in args.cases.split(",") if c]
+    options = [o for o in args.options.split(",") if o]
+    unknown = sorted(set(cases) - set(CASES)) + sorted(set(options) - set(OPTIONS))
+    if unknown:
+        parser.error(f"unknown case or option {', '.join(unknown)}: cases {', '.join(CASES)}; options {OPTIONS}")
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device {device} ({name}), {precision}, {args.threads} thread(s), batch {args.batch} of {args.patch}px")
-    rows = []
-    for preset in args.presets.split(","):
-        for task, build in (("teacher", teacher_step), ("distill M (encoder1)", distill_step)):
-            figures = measure(
-                build(preset, args.batch, args.patch, device, precision), device, args.seconds, args.iterations
-            )
-            per_second = figures["iterations"] / figures["seconds"]
-            row = {
-                "preset": preset,
-                "task": task,
-                "iterations_per_s": per_second,
-                "images_per_s": per_second * args.batch,
-            }
-            rows.append(row | figures)
+    print(
+        f"device {device} ({name}), {precision}, {args.threads} thread(s), batch {args.batch} of {args.patch}px, "
+        f"preset {args.preset}, torch {torch.__version__}",
+        flush=True,
+    )
+    space = SearchSpace(PRESETS[args.preset], parse_families("M,L,S,G"))
+    rows: list[dict] = []
+    print(
+        f"{'case':14} {'variant':20} {'step s':>8} {'fwd s':>7} {'bwd s':>7} {'opt s':>7} {'bwd/fwd':>7} "
+        f"{'x teacher':>9} {'peak GiB':>8}"
+    )
+    for case in cases:
+        for variant in variants(case, space, args.compare, options):
+            row = _in_process(args, case, variant)
+            teacher = next((r for r in rows if r["case"] == "teacher" and r["variant"] == "explicit"), None)
+            row["step_per_teacher"] = row["step_s"] / teacher["step_s"] if teacher else None
+            rows.append(row)
+            ratio = f"{row['step_per_teacher']:.2f}" if teacher else ""
             print(
-                f"{preset:6} {task:22} {per_second:8.2f} it/s {row['images_per_s']:8.1f} img/s "
-                f"peak {figures['peak_gib']:.2f} GiB ({figures['iterations']} iterations, {figures['seconds']:.1f} s, "
-                f"CPU {figures['cpu_seconds']:.1f} s)",
+                f"{case:14} {variant.label:20} {row['step_s']:8.3f} {row['forward_s']:7.3f} {row['backward_s']:7.3f} "
+                f"{row['optimizer_s']:7.3f} {row['backward_per_forward']:7.2f} {ratio:>9} {row['peak_gib']:8.2f}",
                 flush=True,
             )
     if args.json:
         record = {
+            "command": "python benchmarks/train.py "
+            + " ".join(
+                f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                for k, v in vars(args).items()
+                if k != "json" and v not in (False, "")
+            ),
             "device": str(device),
             "device_name": name,
             "precision": precision,
             "threads": args.threads,
             "batch": args.batch,
             "patch": args.patch,
+            "preset": args.preset,
             "torch": torch.__version__,
             "rows": rows,
         }

@@ -129,6 +129,9 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert compare["schedule"] == {key: schedules[0][key] for key in ("patch_sizes", "batch_sizes")}
     assert "(patches 16-32 px, mini-batch 2-1)" in (report / "report.md").read_text()
     assert ens["architecture"] in (report / "report.md").read_text()
+    # The measured speed-up beside the paper's for the same task (denoising: 1.17x).
+    assert "ENS-Denoising is 1.17x faster" in (report / "report.md").read_text()
+    assert f"{ens['speedup']:.2f}x here ({ens['speedup'] / 1.17:.2f} times" in (report / "report.md").read_text()
     # `edgeens search` on the run's teacher, pool and table is the same step: the same trials, front and knee.
     search = ["search", "--teacher", str(tmp_path / "teacher.safetensors"), "--pool", str(tmp_path / "run" / "pool")]
     search += ["--table", str(tmp_path / "run" / "search" / "latency-table.json"), "--size", "16", "--budget", "18"]
@@ -306,6 +309,7 @@ def test_a_users_checkpoint_and_dataset_go_through_every_step_and_the_report_nam
     assert compare["scored_on"].startswith(f"{len(test_files)} whole test images of paired folders")
     report = (tmp_path / "run" / "report" / "report.md").read_text()
     assert str(data.resolve()) in report and str(official) in report
+    assert "The paper's ENS-" not in report  # a user's own data: its task is theirs, not one of the paper's three
     assert f"{record['counts']['train']} train / {record['counts']['val']} val / {len(test_files)} test" in report
     # Nothing of the test split was trained, distilled or searched on: the run folder's record says where each went.
     assert not test_files & {lq for lq, _ in record["splits"]["train"] + record["splits"]["val"]}
