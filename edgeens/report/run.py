@@ -18,7 +18,11 @@ Section = tuple[str, list[Any]]
 
 # The paper's headline speed-ups (spec/paper.md: full-size Restormer against its ENS hybrid on a Snapdragon 8 Elite
 # CPU, resolution not stated), by the synthetic degradation that stands in for each task here.
-PAPER_SPEEDUPS = {"motion_blur": ("deblurring", 3.4), "rain_streaks": ("deraining", 1.74), "gaussian_noise": ("denoising", 1.17)}
+PAPER_SPEEDUPS = {
+    "motion_blur": ("deblurring", 3.4),
+    "rain_streaks": ("deraining", 1.74),
+    "gaussian_noise": ("denoising", 1.17),
+}
 
 
 def write_report(run: RunFolder, target: Path, penalty: str, families: str) -> Path:
