@@ -3,6 +3,7 @@
     python benchmarks/train.py [--cases teacher,mambair-only,...] [--preset tiny] [--batch 8] [--patch 32]
                                [--seconds 20] [--threads 1] [--device auto|cpu|cuda[:N]] [--precision auto|fp32|bf16]
                                [--compare] [--options channels_last,foreach,fused,compile] [--json FILE]
+    python benchmarks/train.py --markdown FILE   # the table of an earlier --json result
 
 Cases, each on random batches already on the device and in a process of its own (so that its peak resident memory
 is its own):
@@ -192,9 +193,19 @@ def measure(args: argparse.Namespace, case: str, variant: Variant) -> dict:
     }
 
 
+def measure_or_fail(args: argparse.Namespace, case: str, variant: Variant) -> dict:
+    """`measure`, or a row saying why the variant cannot run (torch.compile of the scans, say)."""
+    try:
+        return measure(args, case, variant)
+    except Exception as error:  # noqa: BLE001 - a variant that fails is a result, not the end of the benchmark
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]  # "raised:" says nothing alone
+        return {"case": case, "variant": variant.label, "error": f"{type(error).__name__}: {reason}"[:300]}
+
+
 def _in_process(args: argparse.Namespace, case: str, variant: Variant) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, (args, case, variant))
+        return pool.apply(measure_or_fail, (args, case, variant))
 
 
 def variants(case: str, space: SearchSpace, compare: bool, options: list[str]) -> list[Variant]:
@@ -206,8 +217,29 @@ def variants(case: str, space: SearchSpace, compare: bool, options: list[str]) -
     return chosen
 
 
+def markdown(record: dict) -> str:
+    """The results as the table docs/measurements.md quotes."""
+    lines = [
+        "| case | variant | step s | forward s | backward s | optimizer s | backward / forward | step / teacher's "
+        "| peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['case']} | {row['variant']} | fails: {row['error'][:80]} | | | | | | |")
+            continue
+        ratio = f"{row['step_per_teacher']:.2f}x" if row.get("step_per_teacher") else "1.00x"
+        lines.append(
+            f"| {row['case']} | {row['variant']} | {row['step_s']:.3f} | {row['forward_s']:.3f} | "
+            f"{row['backward_s']:.3f} | {row['optimizer_s']:.3f} | {row['backward_per_forward']:.2f} | {ratio} | "
+            f"{row['peak_gib']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", help="Print the table of an earlier --json result and stop.")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--batch", type=int, default=8)
@@ -220,6 +252,10 @@ def main() -> None:
     parser.add_argument("--options", default="", help=f"Comma-separated, of {', '.join(OPTIONS)}.")
     parser.add_argument("--json", help="Also write the results here.")
     args = parser.parse_args()
+    if args.markdown:
+        with open(args.markdown) as file:
+            print(markdown(json.load(file)))
+        return
     cases = [c for c in args.cases.split(",") if c]
     options = [o for o in args.options.split(",") if o]
     unknown = sorted(set(cases) - set(CASES)) + sorted(set(options) - set(OPTIONS))
@@ -242,7 +278,16 @@ def main() -> None:
     for case in cases:
         for variant in variants(case, space, args.compare, options):
             row = _in_process(args, case, variant)
-            teacher = next((r for r in rows if r["case"] == "teacher" and r["variant"] == "explicit"), None)
+            if "error" in row:
+                rows.append(row)
+                print(f"{case:14} {variant.label:20} failed: {row['error']}", flush=True)
+                continue
+            plain_teacher = case == "teacher" and variant == Variant()
+            teacher = (
+                row
+                if plain_teacher
+                else next((r for r in rows if r["variant"] == "explicit" and r["case"] == "teacher"), None)
+            )
             row["step_per_teacher"] = row["step_s"] / teacher["step_s"] if teacher else None
             rows.append(row)
             ratio = f"{row['step_per_teacher']:.2f}" if teacher else ""
@@ -257,7 +302,7 @@ def main() -> None:
             + " ".join(
                 f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                 for k, v in vars(args).items()
-                if k != "json" and v not in (False, "")
+                if k not in ("json", "markdown") and v not in (False, "", None)
             ),
             "device": str(device),
             "device_name": name,

@@ -29,12 +29,46 @@ def test_the_scan_check_refuses_the_fused_kernel_without_a_gpu() -> None:
     assert result.returncode == 1 and "runs on a GPU" in result.stderr
 
 
-def test_the_training_benchmark_times_teacher_and_distillation_steps(tmp_path) -> None:
-    cmd = [sys.executable, str(BENCHMARKS / "train.py"), "--device", "cpu", "--presets", "tiny", "--batch", "1"]
-    cmd += ["--patch", "16", "--seconds", "0", "--iterations", "3", "--json", str(tmp_path / "train.json")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+def test_the_training_benchmark_times_each_phase_and_the_old_scan_backward_beside_the_new(tmp_path) -> None:
+    cmd = [sys.executable, str(BENCHMARKS / "train.py"), "--device", "cpu", "--cases", "teacher,distill-S,distill-G"]
+    cmd += ["--batch", "1", "--patch", "16", "--seconds", "0", "--compare", "--options", "fused"]
+    result = subprocess.run(
+        [*cmd, "--json", str(tmp_path / "train.json")], capture_output=True, text=True, timeout=300, env=ENV
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     record = json.loads((tmp_path / "train.json").read_text())
     assert record["device"] == "cpu" and record["precision"] == "fp32" and record["threads"] == 1
-    assert [row["task"] for row in record["rows"]] == ["teacher", "distill M (encoder1)"]
-    assert all(row["iterations"] == 3 and row["iterations_per_s"] > 0 and row["peak_gib"] > 0 for row in record["rows"])
+    assert "--compare" in record["command"] and "--options fused" in record["command"]
+    # The old backward only where the case scans (S does, G's gated convolutions do not); each option everywhere.
+    variants = [(row["case"], row["variant"]) for row in record["rows"]]
+    assert variants == [
+        ("teacher", "explicit"),
+        ("teacher", "explicit+fused"),
+        ("distill-S", "explicit"),
+        ("distill-S", "recompute"),
+        ("distill-S", "explicit+fused"),
+        ("distill-G", "explicit"),
+        ("distill-G", "explicit+fused"),
+    ]
+    for row in record["rows"]:
+        phases = row["forward_s"] + row["backward_s"] + row["optimizer_s"]
+        assert row["steps"] >= 3 and 0 < phases <= row["step_s"] * 1.01 and row["peak_gib"] > 0, row
+        assert row["step_per_teacher"] > 0 and row["parameters"] > 0
+    # The surrogates train far fewer parameters than the whole teacher.
+    assert record["rows"][2]["parameters"] < record["rows"][0]["parameters"] / 2
+    table = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "train.py"), "--markdown", str(tmp_path / "train.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    ).stdout.splitlines()
+    assert len(table) == 2 + len(variants) and table[4].startswith("| distill-S | recompute | ")
+
+
+def test_the_training_benchmark_names_an_unknown_case_and_the_known_ones() -> None:
+    cmd = [sys.executable, str(BENCHMARKS / "train.py"), "--cases", "teacher,mamba"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    assert (
+        result.returncode == 2 and "unknown case or option mamba" in result.stderr and "mambair-only" in result.stderr
+    )

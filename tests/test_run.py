@@ -342,11 +342,24 @@ def test_a_budget_below_the_initial_design_is_refused_before_any_step_in_runs_wo
     assert "--initial" not in text and not (tmp_path / "run").exists()
 
 
+def test_a_run_keeps_to_a_2x_latency_bound_unless_told_otherwise() -> None:
+    from edgeens.run import DEFAULT_SPEEDUP, RunConfig
+
+    # Without a bound the candidates are picked by validation PSNR alone and the most teacher-like wins.
+    assert RunConfig().latency_bound == DEFAULT_SPEEDUP == 2.0
+    assert RunConfig(speedup=3.0).latency_bound == 3.0 and RunConfig(speedup=0).latency_bound is None
+    assert RunConfig(penalty="heuristic").latency_bound is None  # the paper's penalty predicts no milliseconds
+    for bad in (RunConfig(speedup=0.5), RunConfig(speedup=2.0, penalty="heuristic")):
+        with pytest.raises(ValueError, match="--speedup needs a value above 1"):
+            bad.check()
+
+
 def test_a_speedup_no_architecture_reaches_is_refused_before_any_step(tmp_path) -> None:
     # The committed tiny table fits the default run: its fastest architecture is far from 1000x the teacher.
     result = runner.invoke(app, ["run", "--out", str(tmp_path / "run"), "--speedup", "1000"])
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "--speedup 1000 asks for" in text and "give --speedup" in text, text
+    assert "(0: no bound, the knee)" in text
     assert not [p for p in (tmp_path / "run").rglob("*") if p.name != ".lock"]  # nothing written
 
 

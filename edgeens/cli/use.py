@@ -201,7 +201,12 @@ def run_command(
     size: int = typer.Option(256, help="Deployment input size (square; a multiple of 8)."),
     penalty: str = typer.Option("calibrated", help="calibrated (the latency table) or heuristic (the paper's)."),
     families: str = typer.Option(None, help="Surrogate families (default M,S,G; M alone: the paper's search)."),
-    speedup: float = typer.Option(None, help="Latency budget: search within teacher/SPEEDUP (default: the knee)."),
+    speedup: float = typer.Option(
+        None,
+        min=0,
+        help="Latency budget: search within teacher/SPEEDUP (default 2 with the calibrated penalty; 0: no bound, the "
+        "knee of the whole front).",
+    ),
     teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
     distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
     budget: int = typer.Option(40, min=2, help="Search evaluations."),

@@ -270,7 +270,7 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
     torch.manual_seed(recipe.seed)
     surrogate = build_surrogate(stage, token, family).to(device)
     before = alignment(surrogate, held["input"], held["output"])
-    optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr)
+    optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr, fused=True)  # as the teacher's: faster
     rng = np.random.default_rng(recipe.seed)
     start = 0
     if partial.is_file():

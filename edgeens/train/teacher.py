@@ -44,6 +44,9 @@ class TeacherRecipe:
     betas: tuple[float, float] = (0.9, 0.999)
     eta_min: float = 1e-6
     constant_fraction: float = 92 / 300
+    # Iterations of a linear rise to `lr` first: a warm start's first Adam steps move every weight by about `lr`
+    # whatever its gradient (the moment estimates start empty), which throws a converged model off its optimum.
+    warmup: int = 0
     grad_clip: float = 0.01
     schedule: ProgressiveSchedule = field(default_factory=ProgressiveSchedule)
     checkpoint_every: int = 1000
@@ -100,8 +103,10 @@ def check_same_recipe(run_dir: str | Path, recipe: TeacherRecipe) -> None:
 
 
 def learning_rate(recipe: TeacherRecipe, iteration: int) -> float:
-    """Constant `lr` for the first `constant_fraction` of training, then a cosine down to `eta_min`
-    (Restormer's CosineAnnealingRestartCyclicLR with periods [92k, 208k] and eta_mins [3e-4, 1e-6])."""
+    """A linear rise over `warmup` iterations, constant `lr` up to `constant_fraction` of training, then a cosine down
+    to `eta_min` (Restormer's CosineAnnealingRestartCyclicLR with periods [92k, 208k] and eta_mins [3e-4, 1e-6])."""
+    if iteration <= recipe.warmup:
+        return recipe.lr * iteration / recipe.warmup
     constant = round(recipe.constant_fraction * recipe.iterations)
     if iteration <= constant:
         return recipe.lr
@@ -255,8 +260,10 @@ def _train_on_device(
     distributed = _distributed()
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
     torch.manual_seed(recipe.seed)
-    optimizer = torch.optim.AdamW(  # after the move: its state lives beside the parameters
-        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas
+    # After the move: its state lives beside the parameters. Fused: one kernel per step instead of a dozen per
+    # tensor, 2.5-3x faster optimizer steps on the CPU (benchmarks/train.py --options fused).
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas, fused=True
     )
     start = 0
     if checkpoint_path.is_file():

@@ -39,6 +39,13 @@ def test_learning_rate_is_constant_then_cosine_to_eta_min() -> None:
     assert learning_rate(r, 300_000) == pytest.approx(1e-6)
 
 
+def test_a_warm_up_rises_linearly_to_lr_then_the_schedule_goes_on_as_before() -> None:
+    r = TeacherRecipe(iterations=1000, warmup=100)
+    assert learning_rate(r, 1) == pytest.approx(3e-6) and learning_rate(r, 50) == pytest.approx(1.5e-4)
+    assert learning_rate(r, 100) == learning_rate(r, 200) == 3e-4
+    assert learning_rate(r, 1000) == pytest.approx(1e-6)
+
+
 def test_training_lowers_the_l1_loss(data, tmp_path) -> None:
     torch.manual_seed(0)
     model = Restormer(**SMALL)
