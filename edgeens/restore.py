@@ -188,10 +188,10 @@ def load_restorer(path: str | Path, threads: int = 1, device: torch.device | Non
         from edgeens.profile.host import set_threads
 
         set_threads(threads)
-        from edgeens.compile.executorch import read_program
+        from edgeens.compile.executorch import load_forward, read_program
 
         program = Runtime.get().load_program(read_program(path))
-        method = program.load_method("forward")
+        method = load_forward(program)
         shape = tuple(method.metadata.input_tensor_meta(0).sizes())
         return Restorer(path.name, lambda x, _p=program: method.execute((x.contiguous(),))[0], (shape[2], shape[3]))
     if path.suffix == ".onnx":

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import BarColumn, Progress, TextColumn
 
 from edgeens.allocator import release_free_memory
 from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, compare_step, save_crops
@@ -394,7 +395,10 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         device=config.placement()[0],
     )
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
-    front = search_step(request, progress=say).front
+    # One bar, not a line per evaluation (the trial log, trials.jsonl, records each); drawn only on a terminal.
+    with Progress(TextColumn("search"), BarColumn(), TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task("", total=config.budget)
+        front = search_step(request, progress=lambda line: bar.update(task, advance=1, description=line)).front
     table.save(config.folder.searched_table)
     return front, False
 

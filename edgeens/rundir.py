@@ -101,15 +101,8 @@ class RunFolder:
     def report(self) -> Path:
         return self.root / "report"
 
-    @property
-    def summary(self) -> Path:
-        return self.root / "run.json"
-
     def teacher_done(self) -> bool:
         return self.teacher_weights.is_file() and _finished(self.teacher / "teacher.json")
 
     def finetune_done(self) -> bool:
         return (self.finetune / "finetune.json").is_file() and (self.finetune / "best.safetensors").is_file()
-
-    def compare_done(self) -> bool:
-        return self.compare_result.is_file() and self.crops.is_file()

@@ -79,6 +79,27 @@ def quiet_toolchain() -> None:
     warnings.filterwarnings("ignore", module=r"(botorch|gpytorch|linear_operator|pymoo)(\.|$)")
     for name in ("torchao", "torch._export", "torch.export", "torch.onnx", "torch.utils._pytree", "executorch"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # torch's logging configuration resets the levels of the loggers it registers ("torch.onnx" among them) when
+    # the exporter loads; a child's own level stays: its "torchvision is not installed" lines, one per op it skips.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Within the block, what native code writes to the process's stderr (file descriptor 2) goes nowhere:
+    ExecuTorch's thread pool probes the CPU when the first method loads and prints each file it could not read
+    (cpuinfo_utils.cpp), which Python's warning and logging filters cannot reach."""
+    import sys
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @contextlib.contextmanager

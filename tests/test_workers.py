@@ -81,3 +81,33 @@ def test_workers_end_when_their_parent_is_killed_outright(tmp_path) -> None:
         assert not any(os.path.exists(f"/proc/{pid}") for pid in workers), "orphaned workers kept running"
     finally:
         parent.kill()
+
+
+def test_native_writes_to_stderr_go_nowhere_inside_the_block_and_stderr_works_after(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\nfrom edgeens.workers import native_stderr_silenced\n"
+        "with native_stderr_silenced():\n    os.write(2, b'native noise\\n')\n"
+        "print('python after', file=sys.stderr)\nos.write(2, b'native after\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.splitlines() == ["python after", "native after"], result.stderr
+
+
+def test_loading_an_executorch_program_prints_nothing_on_stderr(tmp_path) -> None:
+    """ExecuTorch's thread pool probes the CPU on the first method load and prints what it could not read."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\nfrom edgeens.workers import quiet_toolchain\nquiet_toolchain()\n"
+        "from edgeens.compile.executorch import lower_to_executorch, run_program\n"
+        "model = torch.nn.Conv2d(3, 3, 3, padding=1)\nx = torch.rand(1, 3, 8, 8)\n"
+        "out = run_program(lower_to_executorch(model, (x,)).buffer, (x,))[0]\n"
+        "print(float((out - model(x)).abs().max()) < 1e-5)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "True", result.stdout + result.stderr
+    assert "cpuinfo" not in result.stderr, result.stderr

@@ -14,9 +14,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from executorch.runtime import Method, Program
 
 from edgeens.compile.artifact import CompileError
 from edgeens.files import atomic_path
@@ -233,10 +237,18 @@ def _qnn_partitioner():
     return QnnPartitioner(spec)
 
 
+def load_forward(program: Program) -> Method:
+    """The `forward` method of a loaded ExecuTorch program (which must outlive it), without the runtime's CPU
+    probing lines on stderr (edgeens.workers.native_stderr_silenced)."""
+    from edgeens.workers import native_stderr_silenced
+
+    with native_stderr_silenced():
+        return program.load_method("forward")
+
+
 def run_program(buffer: bytes, inputs: tuple[Tensor, ...]) -> list[Tensor]:
     """Execute the `forward` method of a serialised program in the ExecuTorch runtime."""
     from executorch.runtime import Runtime
 
     program = Runtime.get().load_program(buffer)  # must outlive the method it loads
-    method = program.load_method("forward")
-    return list(method.execute(inputs))
+    return list(load_forward(program).execute(inputs))

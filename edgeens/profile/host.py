@@ -124,19 +124,22 @@ def set_threads(threads: int) -> None:
     """Thread counts of every runtime in this process (ExecuTorch's pool defaults to all cores)."""
     from executorch.extension.pybindings import portable_lib
 
+    from edgeens.workers import native_stderr_silenced
+
     torch.set_num_threads(threads)
     if portable_lib._threadpool_get_thread_count() != threads:
-        portable_lib._unsafe_reset_threadpool(threads)
+        with native_stderr_silenced():  # the runtime says so on stderr ("Resetting threadpool to 1 threads")
+            portable_lib._unsafe_reset_threadpool(threads)
 
 
 def executorch_runner(pte: str | Path | bytes, inputs: tuple[Tensor, ...]) -> Callable[[], Any]:
     """A zero-argument call that executes a .pte's forward once (program and method loaded once, kept alive)."""
     from executorch.runtime import Runtime
 
-    from edgeens.compile.executorch import read_program
+    from edgeens.compile.executorch import load_forward, read_program
 
     program = Runtime.get().load_program(pte if isinstance(pte, bytes) else read_program(pte))
-    method = program.load_method("forward")
+    method = load_forward(program)
 
     def run() -> Any:
         return method.execute(inputs), program  # the program must outlive its method

@@ -132,10 +132,6 @@ class LatencyTable:
                 f"depends on the input size: run edgeens profile --size {height}x{width}"
             )
 
-    def noisy_entries(self) -> list[str]:
-        keys = [f"{s}--{c}" for s, row in self.stages.items() for c, lat in row.items() if lat.noisy]
-        return (["fixed"] if self.fixed.noisy else []) + keys
-
     def filename(self) -> str:
         """`<device>--<runtime>--<HxW>--<space>.json` (DESIGN's name plus the space: presets share a size)."""
         space = self.space_name or f"dim{self.teacher['dim']}"

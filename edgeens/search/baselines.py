@@ -8,8 +8,6 @@ import numpy as np
 from edgeens.models.space import RESTORMER
 from edgeens.search.ens import Objectives, initial_design
 
-METHODS = ("ens", "random", "nsga2", "rule")
-
 
 def random_search(objectives: Objectives, budget: int, seed: int) -> None:
     """Uniform random architectures without repeats. Its first points are ENS's initial design for the same seed,
