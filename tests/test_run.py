@@ -175,7 +175,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
 
 @pytest.mark.parametrize(
     ("degradation", "asset"),
-    [("gaussian_noise", "gaussian25"), ("rain_streaks", "rain-streaks")],  # motion blur's is still training
+    [("gaussian_noise", "gaussian25"), ("rain_streaks", "rain-streaks"), ("motion_blur", "motion-blur")],
 )
 def test_each_catalogue_task_adopts_its_own_embedded_teacher(tmp_path, degradation, asset) -> None:
     from edgeens.run import ASSETS
