@@ -63,7 +63,7 @@ def test_the_training_benchmark_times_each_phase_and_the_old_scan_backward_besid
         timeout=120,
         env=ENV,
     ).stdout.splitlines()
-    assert len(table) == 2 + len(variants) and table[4].startswith("| distill-S | recompute | ")
+    assert len(table) == 2 + len(variants) and table[5].startswith("| distill-S | recompute | ")
 
 
 def test_the_training_benchmark_names_an_unknown_case_and_the_known_ones() -> None:

@@ -135,6 +135,9 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     # `edgeens search` on the run's teacher, pool and table is the same step: the same trials, front and knee.
     search = ["search", "--teacher", str(tmp_path / "teacher.safetensors"), "--pool", str(tmp_path / "run" / "pool")]
     search += ["--table", str(tmp_path / "run" / "search" / "latency-table.json"), "--size", "16", "--budget", "18"]
+    # The run kept to its default 2x bound: the teacher's predicted time halved, less the fixed part, for the stages.
+    space = SearchSpace(teacher.config, parse_families("G"))
+    search += ["--max-penalty", str(table.predict_ms(space.teacher_only) / 2 - table.fixed.median_ms)]
     searched = runner.invoke(app, [*search, "--top-k", "2", "--out", str(tmp_path / "cli-search")])
     assert searched.exit_code == 0, searched.output
     trials = [
