@@ -57,8 +57,9 @@ demo: $(STAMP) photos
 
 # The configuration behind reports/tiny-2x: a 2x latency bound, 6000 fine-tuning iterations on 64-128 px patches (the
 # G blocks' global pooling learns the patches' statistics), the teacher fine-tuned as long beside the ENS hybrid
-# (about an hour: resumable). --baselines all adds the paper's other rows; on a CPU the MambaIR-only
-# and 50/50 rows take 5-10 s per iteration, over 10 hours each at 6000.
+# (about an hour: resumable). --baselines all adds the paper's other rows; on a CPU the MambaIR-only and 50/50 rows
+# train at 3.4 and 1.7 s per step of 8 32-px crops (benchmarks/results/train.txt; 8.1 and 4.0 s before the scan's
+# explicit backward), hours each at 6000.
 DEMO_FULL_BUDGETS := --speedup 2 --finetune-iterations 6000 --top-k 2 --finetune-patch 128 --finetune-min-patch 64 \
   --finetune-batch-pixels 4096 --baselines teacher-finetuned --reports reports
 demo-full: $(STAMP) photos
