@@ -200,6 +200,10 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     summary["config"]["latency_bound"] = config.latency_bound
     if config.latency_bound and config.device == "host":
         _check_speedup_early(config, say)
+    if (config.folder.pool / "manifest.json").is_file():  # before any step writes: a refused re-run changes nothing
+        teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
+        space = SearchSpace(teacher_config, parse_families(config.families))
+        _check_distill_steps(config.folder.pool, space, config.distill_steps)
     task = open_task(run, config.data_request(), say)  # the folder's data.json: other data is refused here
     summary["data"] = task.describe()
     say(f"data: {task.describe()}")
@@ -278,6 +282,23 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     )
     distill_step(request)
     return load_pool(pool_dir, teacher), False
+
+
+def _check_distill_steps(pool_dir: Path, space: SearchSpace, steps: int) -> None:
+    """Refuse a pool whose surrogates were distilled for fewer steps than this run asks: reusing it would report a
+    weaker pool under the new budget (make demo's budgets changed on 2026-12-06: 150 -> 2000 steps)."""
+    from edgeens.train.pool import PoolError, read_manifest
+
+    needed = {(stage.name, token) for stage, token in space.surrogates()}
+    entries = (read_manifest(pool_dir) or {}).get("surrogates", {}).values()
+    fewer = [
+        e.get("steps", 0) for e in entries if (e.get("stage"), e.get("token")) in needed and e.get("steps", 0) < steps
+    ]
+    if fewer:
+        raise PoolError(
+            f"{pool_dir} holds surrogates distilled {min(fewer)} steps and this run asks --distill-steps {steps}: "
+            f"use a new --out folder, give --distill-steps {min(fewer)}, or delete {pool_dir} to distill again"
+        )
 
 
 def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:

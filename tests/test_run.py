@@ -98,6 +98,14 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert {p for p in _tree(tmp_path) - before if not p.startswith("run")} == set()
     summary = json.loads((tmp_path / "run" / "run.json").read_text())
     assert list(summary["steps"]) == list(STEPS) and summary["steps"]["profile"]["reused"]
+    # A re-run asking a longer distillation than its pool had is refused, not answered with the weaker pool.
+    longer_args = list(args)
+    longer_args[args.index("--distill-steps") + 1] = "3"
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.is_file() and p.name != ".lock"}
+    longer = runner.invoke(app, longer_args)
+    text = " ".join(longer.output.split())
+    assert longer.exit_code == 2 and "distilled 2 steps and this run asks --distill-steps 3" in text, text
+    assert {p: p.stat().st_mtime_ns for p in written} == written  # the folder's lock aside, nothing was touched
     report = tmp_path / "run" / "report"
     for name in ("index.html", "report.md", "pareto.png", "restored.png"):
         assert (report / name).is_file(), name
