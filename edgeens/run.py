@@ -200,10 +200,7 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
     summary["config"]["latency_bound"] = config.latency_bound
     if config.latency_bound and config.device == "host":
         _check_speedup_early(config, say)
-    if (config.folder.pool / "manifest.json").is_file():  # before any step writes: a refused re-run changes nothing
-        teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
-        space = SearchSpace(teacher_config, parse_families(config.families))
-        _check_distill_steps(config.folder.pool, space, config.distill_steps)
+    _check_recorded_budgets(config)  # before any step writes: a refused re-run changes nothing
     task = open_task(run, config.data_request(), say)  # the folder's data.json: other data is refused here
     summary["data"] = task.describe()
     say(f"data: {task.describe()}")
@@ -282,6 +279,25 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     )
     distill_step(request)
     return load_pool(pool_dir, teacher), False
+
+
+def _check_recorded_budgets(config: RunConfig) -> None:
+    """Refuse a re-run whose budgets would be answered with a finished step's outputs made with other ones: a pool
+    distilled for fewer steps, fine-tuned models (candidates, the comparison's rows) of another recipe (iterations,
+    patches, warm-up). Only for the steps the run is asked to run: `--steps report` re-draws any folder."""
+    from edgeens.train.finetune import finetune_recipe
+    from edgeens.train.teacher import RECIPE_FILE, check_same_recipe
+
+    run = config.folder
+    if "distill" in config.only_steps and (run.pool / "manifest.json").is_file():
+        teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
+        space = SearchSpace(teacher_config, parse_families(config.families))
+        _check_distill_steps(run.pool, space, config.distill_steps)
+    recipe = finetune_recipe(config.finetune_iterations, config.finetune_patches, precision=config.placement()[1])
+    for step, folder in (("finetune", run.finetune), ("compare", run.compare)):
+        if step in config.only_steps and folder.is_dir():
+            for trained in sorted(p.parent for p in folder.glob(f"*/{RECIPE_FILE}")):
+                check_same_recipe(trained, recipe)
 
 
 def _check_distill_steps(pool_dir: Path, space: SearchSpace, steps: int) -> None:

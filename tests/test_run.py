@@ -106,6 +106,13 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     text = " ".join(longer.output.split())
     assert longer.exit_code == 2 and "distilled 2 steps and this run asks --distill-steps 3" in text, text
     assert {p: p.stat().st_mtime_ns for p in written} == written  # the folder's lock aside, nothing was touched
+    # So is one asking more fine-tuning than its candidates had: their recipe.json says what they were trained with.
+    longer_args = list(args)
+    longer_args[args.index("--finetune-iterations") + 1] = "3"
+    longer = runner.invoke(app, longer_args)
+    text = " ".join(longer.output.split())
+    assert longer.exit_code == 2 and "was trained with another recipe (iterations 2 -> 3" in text, text
+    assert {p: p.stat().st_mtime_ns for p in written} == written
     report = tmp_path / "run" / "report"
     for name in ("index.html", "report.md", "pareto.png", "restored.png"):
         assert (report / name).is_file(), name
