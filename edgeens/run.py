@@ -32,7 +32,7 @@ from edgeens.compare import BASELINES, CompareRequest, compare_rows_labels, comp
 from edgeens.data.task import DataRequest, TaskData, open_task
 from edgeens.errors import EdgeensError
 from edgeens.files import DamagedFileError, folder_lock, now, read_json, write_json
-from edgeens.models.restormer import Restormer
+from edgeens.models.restormer import Restormer, RestormerConfig
 from edgeens.models.space import DEFAULT_FAMILIES, PRESETS, SearchSpace, format_architecture, parse_families
 from edgeens.profile.table import searched_table
 from edgeens.rundir import STEPS, RunFolder
@@ -290,14 +290,19 @@ def _check_recorded_budgets(config: RunConfig) -> None:
 
     run = config.folder
     if "distill" in config.only_steps and (run.pool / "manifest.json").is_file():
-        teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
-        space = SearchSpace(teacher_config, parse_families(config.families))
-        _check_distill_steps(run.pool, space, config.distill_steps)
+        _check_distill_steps(run.pool, _planned_space(config)[1], config.distill_steps)
     recipe = finetune_recipe(config.finetune_iterations, config.finetune_patches, precision=config.placement()[1])
     for step, folder in (("finetune", run.finetune), ("compare", run.compare)):
         if step in config.only_steps and folder.is_dir():
             for trained in sorted(p.parent for p in folder.glob(f"*/{RECIPE_FILE}")):
                 check_same_recipe(trained, recipe)
+
+
+def _planned_space(config: RunConfig) -> tuple[RestormerConfig, SearchSpace]:
+    """The teacher configuration and search space the run will have, read before any step: the adopted checkpoint's,
+    else the preset's (the embedded and the trained teachers are the preset)."""
+    teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
+    return teacher_config, SearchSpace(teacher_config, parse_families(config.families))
 
 
 def _check_distill_steps(pool_dir: Path, space: SearchSpace, steps: int) -> None:
@@ -378,8 +383,7 @@ def _check_speedup_early(config: RunConfig, say: Say) -> None:
 
     from edgeens.profile.table import existing_table
 
-    teacher_config = Restormer.from_checkpoint(config.teacher).config if config.teacher else PRESETS[config.preset]
-    space = SearchSpace(teacher_config, parse_families(config.families))
+    teacher_config, space = _planned_space(config)
     base_name = _space_name(config)
     teacher = SimpleNamespace(config=teacher_config)
     for place in (config.folder.profile, config.profiles):
