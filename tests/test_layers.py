@@ -16,6 +16,7 @@ LAYERS = (
     {"train", "compile"},
     {"search", "profile"},
     {"restore", "classical", "harness", "compare", "serve"},
+    {"precision"},
     {"report"},
     {"run"},
     {"cli", "__main__"},

@@ -11,7 +11,10 @@ import edgeens.cli.views as views
 from edgeens.cli.options import (
     MEASURE,
     PIPELINE,
+    DataFolder,
+    Degradation,
     Jobs,
+    Sigma,
     Size,
     Threads,
     command,
@@ -61,8 +64,17 @@ def compile_command(
     ),
     android_app: Path = typer.Option(Path("android_app"), help="The demo app that android-assets bundles into."),
     backend: str = typer.Option("xnnpack", help="ExecuTorch backend: xnnpack, or qnn (needs QNN_SDK_ROOT)."),
-    int8: bool = typer.Option(False, help="Post-training int8 (PT2E, XNNPACK quantizer) for the ExecuTorch target."),
-    calibration: Path = typer.Option(None, help="Folder of images for int8 calibration (default: bundled photos)."),
+    quantize: str = typer.Option(
+        "none",
+        help="Precision: none (float), w8a8 (ExecuTorch/XNNPACK, ONNX, AI Hub) or w8a16 (ONNX, AI Hub's NPU); "
+        "calibrated on degraded crops of the task's training split (--data, or the photos with --degradation).",
+    ),
+    int8: bool = typer.Option(False, "--int8", hidden=True, help="Deprecated: --quantize w8a8."),
+    data: DataFolder = None,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
+    calibration: Path = typer.Option(None, help="A folder of degraded images to calibrate on instead of the task."),
+    calibration_images: int = typer.Option(16, min=1, help="How many calibration crops."),
     aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
     aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
     aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
@@ -102,18 +114,101 @@ def compile_command(
     name = getattr(model, "architecture_string", None) or type(model).__name__.lower()
     folder = out or Path("exports") / f"{name}-{height}x{width}"
     targets = tuple(target)
-    options = CompileOptions(targets, backend, int8, aihub_device, aihub_runtime, aihub_source)
-    options = dataclasses.replace(options, force=force, android_app=android_app, aihub_compute_unit=compute_unit)
-    options.check()  # bad options fail before anything is lowered
     if int8:
+        console.print("[yellow]--int8 is deprecated: it means --quantize w8a8 (and goes in the next release)[/]")
+        quantize = "w8a8"
+    options = CompileOptions(targets, backend, quantize, aihub_device=aihub_device, aihub_runtime=aihub_runtime)
+    options = dataclasses.replace(
+        options, aihub_source=aihub_source, force=force, android_app=android_app, aihub_compute_unit=compute_unit
+    )
+    options.check()  # bad options fail before anything is lowered
+    inputs = []
+    if options.precision != "fp32":
+        inputs = _calibration(folder, calibration, data, degradation, sigma, height, width, calibration_images)
+    console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
+    compile_model(model, height, width, folder, options, inputs, log=console.print)
+    console.print(f"artifacts and compile.json in {folder}/")
+
+
+@command(MEASURE, "precision")
+def precision_command(
+    checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
+    teacher_path: Path = typer.Option(
+        None, "--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch)."
+    ),
+    pool: Path = typer.Option(None, help="Block pool folder of `edgeens distill` (with --teacher)."),
+    arch: str = typer.Option(None, help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R."),
+    data: DataFolder = None,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
+    size: int = typer.Option(256, min=16, help="Program input size (square); test photos go through in tiles of it."),
+    precisions: str = typer.Option("fp32,w8a8,w8a16", help="Comma-separated: fp32, w8a8, w8a16."),
+    runtimes: str = typer.Option("executorch,onnxruntime", help="Comma-separated: executorch, onnxruntime."),
+    scope: str = typer.Option("all", help="XNNPACK quantizer scope: all (its every pattern) or conv (convs only)."),
+    calibration_images: int = typer.Option(16, min=1, help="Calibration crops of the training split."),
+    out: Path = typer.Option(None, help="Output folder (default: exports/precision-<model>)."),
+    threads: Threads = 1,
+) -> None:
+    """Compile one model at every precision, score each program on the task's test photos (PSNR / SSIM against
+    the clean images) and time them in the same rounds: what quantization costs and buys (precision.json/.md)."""
+    quiet_toolchain()
+    from edgeens.cli.options import open_task_here
+    from edgeens.compile.quantize import parse_precision
+    from edgeens.files import atomic_path
+    from edgeens.precision import PrecisionRequest, compare_precisions, markdown_table
+
+    if size % 8:
+        raise ValueError(f"--size must be a multiple of 8, got {size}")
+    chosen = tuple(dict.fromkeys(parse_precision(p) for p in precisions.split(",") if p.strip()))
+    model = _model_to_compile(checkpoint, teacher_path, pool, arch, None, "restormer")
+    name = getattr(model, "architecture_string", None) or (checkpoint.stem if checkpoint else type(model).__name__)
+    folder = out or Path("exports") / f"precision-{name}"
+    task = open_task_here(folder, data, None, None, degradation, sigma, min_side=size)
+    request = PrecisionRequest(
+        model,
+        name,
+        task,
+        folder,
+        size=size,
+        precisions=chosen,
+        runtimes=tuple(r.strip() for r in runtimes.split(",") if r.strip()),
+        calibration_images=calibration_images,
+        xnnpack_scope=scope,
+        threads=threads,
+    )
+    table = compare_precisions(request, say=console.print)
+    text = markdown_table(table)
+    with atomic_path(folder / "precision.md") as tmp:
+        tmp.write_text(text)
+    console.print(text)
+    console.print(f"precision.json and precision.md in {folder}/")
+
+
+def _calibration(
+    folder: Path,
+    images: Path | None,
+    data: Path | None,
+    degradation: str | None,
+    sigma: float | None,
+    height: int,
+    width: int,
+    count: int,
+) -> list:
+    """Calibration inputs: degraded crops of the task's training split (recorded in the output folder's data.json),
+    or the centre crops of a folder of degraded images the user names."""
+    import torch
+
+    if images is not None:
+        if data is not None or degradation is not None:
+            raise ValueError("--calibration names the images to calibrate on: leave out --data / --degradation")
         from edgeens.data.bundled import calibration_crops
 
-        calibration_images = calibration_crops(calibration, height, width)
-    else:
-        calibration_images = []
-    console.print(f"compiling {type(model).__name__} {name} at {height}x{width} into {folder}/")
-    compile_model(model, height, width, folder, options, calibration_images, log=console.print)
-    console.print(f"artifacts and compile.json in {folder}/")
+        return calibration_crops(images, height, width, count)
+    from edgeens.cli.options import open_task_here
+
+    task = open_task_here(folder, data, None, None, degradation, sigma, min_side=max(height, width))
+    console.print(f"calibrating on {count} training crops of {task.describe()}")
+    return [torch.from_numpy(crop) for crop in task.calibration_inputs(height, width, count)]
 
 
 def _space_teacher(preset: str | None, teacher_path: Path | None, need: str):

@@ -1,4 +1,5 @@
-"""torch.export -> ExecuTorch program (XNNPACK, or QNN when its SDK is installed), optional int8, and running one.
+"""torch.export -> ExecuTorch program (XNNPACK, or QNN when its SDK is installed), and running one (quantized
+programs: edgeens.compile.quantize).
 
 The selective scan is exported in its chunked, functional form (`edgeens/models/scan.py` switches to it under
 torch.export), so MambaIR blocks lower to a fixed graph of matmuls and elementwise ops.
@@ -10,7 +11,7 @@ import operator
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,27 +82,6 @@ def qnn_sdk_root() -> Path:
             "Point QNN_SDK_ROOT at the unpacked qairt/<version> folder."
         )
     return root
-
-
-def quantize_int8(model: nn.Module, example_inputs: tuple[Tensor, ...], calibration: Iterable[Tensor]) -> nn.Module:
-    """Post-training int8 (PT2E): per-channel symmetric weights, activations calibrated on `calibration`."""
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-
-    with torch.no_grad():
-        graph = torch.export.export(model.eval(), example_inputs).module()
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        prepared = prepare_pt2e(graph, quantizer)
-        seen = 0
-        for batch in calibration:
-            prepared(batch)
-            seen += 1
-        if seen == 0:
-            raise CompileError("int8 needs at least one calibration image")
-        return convert_pt2e(prepared)
 
 
 def lower_to_executorch(

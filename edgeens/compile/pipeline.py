@@ -28,7 +28,8 @@ from edgeens.compile.artifact import (
     record,
     tool_versions,
 )
-from edgeens.compile.executorch import lower_to_executorch, quantize_int8, run_program
+from edgeens.compile.executorch import lower_to_executorch, run_program
+from edgeens.compile.quantize import check_precision_for, parse_precision, quantize_for_xnnpack, quantize_onnx
 from edgeens.files import writable_folder
 from edgeens.models import EXPORT_FORM_VERSION
 
@@ -37,11 +38,13 @@ TARGETS = ("executorch", "onnx", "aihub", "android-assets")
 
 @dataclass
 class CompileOptions:
-    """What to build. `aihub_device` is needed only for the aihub target."""
+    """What to build. `aihub_device` is needed only for the aihub target. `precision`: fp32, w8a8 or w8a16
+    (edgeens.compile.quantize); a quantized build also keeps its float ONNX export (the quantizer's source)."""
 
     targets: tuple[str, ...] = ("executorch", "onnx")
     backend: str = "xnnpack"
-    int8: bool = False
+    precision: str = "fp32"
+    xnnpack_scope: str = "all"  # which operators XNNPACK's quantizer takes (edgeens.compile.quantize.XNNPACK_SCOPES)
     aihub_device: str | None = None
     aihub_runtime: str = "tflite"
     aihub_source: str = "export"  # upload the torch.export program ("export") or the ONNX file ("onnx")
@@ -59,8 +62,13 @@ class CompileOptions:
             from edgeens.compile.android import check_app
 
             check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
-            if self.int8:
-                raise CompileError("the demo app runs the float ONNX export: android-assets takes no --int8")
+            if self.precision != "fp32":
+                raise CompileError("the demo app runs the float ONNX export: android-assets takes no --quantize")
+        self.precision = parse_precision(self.precision)
+        if "executorch" in self.targets and self.precision != "fp32":
+            check_precision_for(self.precision, "executorch")
+            if self.backend != "xnnpack":
+                raise CompileError("--quantize uses XNNPACK's quantizer for ExecuTorch; it needs --backend xnnpack")
         if "aihub" in self.targets and not self.aihub_device:
             raise CompileError("the aihub target needs a device: --aihub-device 'Snapdragon 8 Elite QRD'")
         if "aihub" in self.targets:
@@ -92,14 +100,22 @@ def compile_model(
     example = fixed_input(card.in_channels, height, width)
     with torch.no_grad():
         reference = model(example)
+    calibration = list(calibration)
+    if options.precision != "fp32" and not calibration:
+        raise CompileError("quantization needs at least one calibration image (the task's training crops)")
+    quantized = "" if options.precision == "fp32" else f"--{options.precision}"
     if "executorch" in options.targets:
         entry = _executorch(model, example, reference, out, options, calibration)
-        record(out, manifest, "executorch", entry)
-        log(_summary("executorch", entry))
+        record(out, manifest, f"executorch{quantized}", entry)
+        log(_summary(f"executorch{quantized}", entry))
     if "onnx" in options.targets or "android-assets" in options.targets:
         entry = _onnx(model, example, reference, out)
         record(out, manifest, "onnx", entry)
         log(_summary("onnx", entry))
+        if quantized and "onnx" in options.targets:
+            entry = _onnx_quantized(out / entry["file"], example, reference, out, options.precision, calibration)
+            record(out, manifest, f"onnx{quantized}", entry)
+            log(_summary(f"onnx{quantized}", entry))
     if "android-assets" in options.targets:
         from edgeens.compile.android import bundle_for_android
 
@@ -115,14 +131,14 @@ def compile_model(
 
 def _executorch(model, example, reference, out: Path, options: CompileOptions, calibration) -> dict[str, Any]:
     lowered_model: nn.Module = model
-    if options.int8:
-        if options.backend != "xnnpack":
-            raise CompileError("--int8 uses the XNNPACK quantizer; it needs --backend xnnpack")
-        lowered_model = quantize_int8(model, (example,), calibration)
+    precision = options.precision
+    if precision != "fp32":
+        lowered_model = quantize_for_xnnpack(model, (example,), calibration, options.xnnpack_scope)
     program = lower_to_executorch(lowered_model, (example,), options.backend)
-    precision = "int8" if options.int8 else "fp32"
     file = (
-        "model.pte" if options.backend == "xnnpack" and not options.int8 else f"model-{options.backend}-{precision}.pte"
+        "model.pte"
+        if options.backend == "xnnpack" and precision == "fp32"
+        else f"model-{options.backend}-{precision}.pte"
     )
     program.save(out / file)
     entry: dict[str, Any] = {
@@ -134,6 +150,8 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
         "delegated_calls": program.delegated_calls,
         "portable_ops": program.portable_ops,
     }
+    if precision != "fp32":
+        entry["scope"] = options.xnnpack_scope
     if options.backend == "qnn":  # the host runtime has no HTP: QNN programs are checked on the phone
         entry["verification"] = None
     else:
@@ -172,6 +190,33 @@ def _onnx(model, example, reference, out: Path) -> dict[str, Any]:
         "nodes": exported.nodes,
         "operators": exported.operators,
         "verification": {**comparison, "tolerance": FP32_TOLERANCE},
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+    }
+
+
+def _onnx_quantized(
+    float_path: Path, example: Tensor, reference: Tensor, out: Path, precision: str, calibration: list[Tensor]
+) -> dict[str, Any]:
+    """The float export quantized statically by ONNX Runtime, run and compared with eager (reported, not held to
+    the float tolerance: what quantization costs is measured on the task's photos, edgeens.precision)."""
+    import time
+
+    from edgeens.compile.onnx import run_onnx
+
+    path = out / f"model-{precision}.onnx"
+    start = time.perf_counter()
+    quantize_onnx(float_path, path, calibration, precision)
+    seconds = time.perf_counter() - start
+    with _removed_if_refused(out, [path.name]):
+        comparison = compare_outputs(reference, run_onnx(path, (example,))[0])
+        check_tolerance(f"ONNX {path.name}", comparison, None)
+    return {
+        "file": path.name,
+        "precision": precision,
+        "bytes": path.stat().st_size,
+        "export_seconds": round(seconds, 2),
+        "source": float_path.name,
+        "verification": {**comparison, "tolerance": None},
         "peak_rss_gib": round(peak_rss_gib(), 2),
     }
 

@@ -125,6 +125,20 @@ class TaskData:
 
         return SyntheticPairs(training_photos(), self.degradation, self.sigma)
 
+    def calibration_inputs(self, height: int, width: int, count: int = 16, seed: int = 0) -> list[np.ndarray]:
+        """`count` degraded (1, C, height, width) float32 crops of the training split, seeded: what post-training
+        quantization calibrates its activation ranges on (never the test photos, whose scores it would flatter)."""
+        if count < 1:
+            raise ValueError(f"calibration needs at least one image, got count={count}")
+        pairs = self.training()
+        rng = np.random.default_rng(seed)
+        side = max(height, width)
+        inputs = []
+        for _ in range(count):
+            lq, _ = pairs.sample(side, 1, rng)
+            inputs.append(np.ascontiguousarray(lq[:, :, :height, :width]))
+        return inputs
+
     def validation_crops(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Fixed (degraded, clean) crops of the val split: the search's objective and the fine-tuning's selection."""
         if self.source == "folders":

@@ -60,21 +60,47 @@ def test_each_model_kind_compiles_to_pte_and_onnx_that_match_eager(tmp_path, kin
 
 
 @pytest.mark.slow
-def test_int8_program_runs_close_to_float(tmp_path) -> None:
+def test_w8a8_programs_run_close_to_float_beside_their_float_export(tmp_path) -> None:
     torch.manual_seed(0)
     model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
     calibration = [torch.rand(1, 3, 8, 8) for _ in range(4)]
-    options = CompileOptions(targets=("executorch",), int8=True)
+    options = CompileOptions(targets=("executorch", "onnx"), precision="w8a8")
     manifest = compile_model(model, 8, 8, tmp_path, options, calibration, log=lambda _: None)
-    entry = manifest["targets"]["executorch"]
-    assert entry["precision"] == "int8" and (tmp_path / entry["file"]).is_file()
-    assert entry["verification"]["tolerance"] is None  # int8 is reported, not held to the fp32 tolerance
-    assert entry["verification"]["psnr_db"] > 20
+    assert set(manifest["targets"]) == {"executorch--w8a8", "onnx", "onnx--w8a8"}
+    for key in ("executorch--w8a8", "onnx--w8a8"):
+        entry = manifest["targets"][key]
+        assert entry["precision"] == "w8a8" and (tmp_path / entry["file"]).is_file()
+        assert entry["verification"]["tolerance"] is None  # quantized: reported, not held to the fp32 tolerance
+        assert 20 < entry["verification"]["psnr_db"] < 80  # close to float, but not float
+    assert manifest["targets"]["onnx"]["verification"]["max_abs_error"] <= 1e-4  # the float source stays exact
+    assert manifest["targets"]["onnx--w8a8"]["bytes"] < manifest["targets"]["onnx"]["bytes"]
 
 
-def test_int8_without_calibration_images_is_refused(tmp_path) -> None:
-    with pytest.raises(CompileError, match="calibration"):
-        compile_model(micro_restormer(), 16, 16, tmp_path, CompileOptions(targets=("executorch",), int8=True), [])
+@pytest.mark.slow
+def test_w8a16_onnx_is_closer_to_float_than_w8a8(tmp_path) -> None:
+    model = micro_restormer()
+    calibration = [torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    gaps = {}
+    for precision in ("w8a8", "w8a16"):
+        options = CompileOptions(targets=("onnx",), precision=precision)
+        manifest = compile_model(model, 16, 16, tmp_path / precision, options, calibration, log=lambda _: None)
+        gaps[precision] = manifest["targets"][f"onnx--{precision}"]["verification"]["psnr_db"]
+    assert gaps["w8a16"] > gaps["w8a8"] + 3, gaps
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (CompileOptions(targets=("executorch",), precision="w8a8"), "calibration"),
+        (CompileOptions(targets=("onnx",), precision="w8a16"), "calibration"),
+        (CompileOptions(targets=("executorch",), precision="w8a16"), "no 16-bit activations"),
+        (CompileOptions(targets=("executorch",), precision="int4"), "unknown precision"),
+    ],
+)
+def test_quantization_without_what_it_needs_is_refused(tmp_path, options, message) -> None:
+    with pytest.raises(CompileError, match=message):
+        compile_model(micro_restormer(), 16, 16, tmp_path, options, [])
+    assert not list(tmp_path.glob("*.pte")) and not list(tmp_path.glob("*.onnx"))
 
 
 @pytest.mark.parametrize("text", ["250", "256x100", "12x16"])

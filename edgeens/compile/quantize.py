@@ -1,0 +1,131 @@
+"""Post-training quantization, one name per precision: `fp32` (none), `w8a8` and `w8a16` (8-bit weights, 8- or
+16-bit activations), each lowered where a runtime runs it.
+
+- ExecuTorch (XNNPACK): w8a8 through PT2E and XNNPACK's quantizer. XNNPACK has no 16-bit activations: w8a16 is
+  refused there with where it does run.
+- ONNX Runtime: w8a8 and w8a16 by static quantization of the float export (QDQ, per-channel weights).
+- AI Hub: the float upload plus a quantize job on Hub's side (edgeens.compile.aihub).
+
+Calibration images are degraded crops of the task's training split (`TaskData.calibration_inputs`), never the test
+photos: a precision's test score must not have seen them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from edgeens.compile.artifact import CompileError
+
+PRECISIONS = ("fp32", "w8a8", "w8a16")
+_ALIASES = {"none": "fp32", "float": "fp32", "int8": "w8a8"}
+# What XNNPACK's quantizer quantizes: every pattern it knows (convs, linears, adds, muls, concatenations, pooling),
+# or the convolutions and linears alone (the elementwise ops between them stay float, with no quantize/dequantize
+# pair around each).
+XNNPACK_SCOPES = ("all", "conv")
+
+
+def parse_precision(text: str) -> str:
+    """`--quantize` to a precision name: none (= fp32), w8a8 or w8a16."""
+    name = _ALIASES.get(text.strip().lower(), text.strip().lower())
+    if name not in PRECISIONS:
+        raise CompileError(f"unknown precision {text!r}; choose one of: none, w8a8, w8a16")
+    return name
+
+
+def check_precision_for(precision: str, runtime: str) -> None:
+    """Refuse a precision a runtime cannot run, naming where it does run."""
+    if precision == "w8a16" and runtime == "executorch":
+        raise CompileError(
+            "XNNPACK (the ExecuTorch CPU backend) has no 16-bit activations, so it cannot run w8a16: use "
+            "--quantize w8a8 for ExecuTorch, or w8a16 with --target onnx (ONNX Runtime) or --target aihub "
+            "--compute-unit npu (the Snapdragon NPU)"
+        )
+
+
+def quantize_for_xnnpack(
+    model: nn.Module,
+    example_inputs: tuple[Tensor, ...],
+    calibration: Iterable[Tensor],
+    scope: str = "all",
+    modules: Sequence[str] = (),
+) -> nn.Module:
+    """w8a8 by PT2E: per-channel symmetric int8 weights, int8 activations whose ranges are observed on
+    `calibration`. `scope`: which operators (XNNPACK_SCOPES); `modules`: quantize only inside these submodules
+    (by qualified name, e.g. `encoder_level2`): the per-stage sensitivity table quantizes one stage at a time."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    if scope not in XNNPACK_SCOPES:
+        raise CompileError(f"unknown quantization scope {scope!r}; choose one of: {', '.join(XNNPACK_SCOPES)}")
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    quantizer = XNNPACKQuantizer()
+    if modules:
+        for name in modules:
+            quantizer.set_module_name(name, config)
+    elif scope == "conv":
+        quantizer.set_operator_type(torch.ops.aten.conv2d.default, config)
+        quantizer.set_operator_type(torch.ops.aten.linear.default, config)
+    else:
+        quantizer.set_global(config)
+    with torch.no_grad():
+        graph = torch.export.export(model.eval(), example_inputs).module()
+        prepared = prepare_pt2e(graph, quantizer)
+        seen = 0
+        for batch in calibration:
+            prepared(batch)
+            seen += 1
+        if seen == 0:
+            raise CompileError("quantization needs at least one calibration image (the task's training crops)")
+        return convert_pt2e(prepared)
+
+
+def quantize_onnx(float_path: Path, out_path: Path, calibration: Sequence[Tensor], precision: str) -> Path:
+    """Static QDQ quantization of a float ONNX export with ONNX Runtime: per-channel int8 weights, int8 (w8a8) or
+    int16 (w8a16) activations calibrated by min/max on `calibration`."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if precision not in ("w8a8", "w8a16"):
+        raise CompileError(f"ONNX static quantization makes w8a8 or w8a16, not {precision}")
+    if not calibration:
+        raise CompileError("quantization needs at least one calibration image (the task's training crops)")
+    import onnx
+
+    input_name = onnx.load(str(float_path), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{input_name: b.numpy()} for b in calibration])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    activations = QuantType.QInt8 if precision == "w8a8" else QuantType.QInt16
+    # The quantizer logs a warning per bias the exporter computed rather than stored, at the root logger: the
+    # program is checked against eager afterwards, so its lines only bury the step's own.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(
+            str(float_path),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            activation_type=activations,
+            # 16-bit activations need ONNX Runtime's own Q/DQ below opset 21; symmetric int8 activations are what
+            # XNNPACK and the NPU run fastest, so both runtimes see the same kind of int8 model.
+            extra_options={"ActivationSymmetric": True, "UseQDQContribOps": precision == "w8a16"},
+        )
+    finally:
+        root.setLevel(level)
+    return out_path

@@ -1,0 +1,167 @@
+"""What each precision costs in picture and buys in speed: one model compiled float, w8a8 and w8a16 for every host
+runtime that runs each, every program scored on the task's test photos (PSNR / SSIM against the clean images, the
+photos restored in blended tiles of the compiled size) and timed in the same shuffled rounds.
+
+The table answers the deployment question the max-abs-error check of `edgeens compile` cannot: how many dB a
+quantized program loses on real photos, next to how much faster it runs here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeens.compile.artifact import CompileError, now
+from edgeens.compile.pipeline import CompileOptions, compile_model
+from edgeens.compile.quantize import PRECISIONS, check_precision_for
+from edgeens.data.task import TaskData
+from edgeens.files import write_json
+from edgeens.metrics import psnr, ssim
+from edgeens.profile.host import (
+    TimingPolicy,
+    executorch_runner,
+    host_description,
+    measure_programs,
+    onnxruntime_runner,
+    set_threads,
+)
+from edgeens.restore import OVERLAP, eager_restorer, load_restorer, restore_array
+
+TABLE = "precision.json"
+RUNTIMES = ("executorch", "onnxruntime")
+_TARGET = {"executorch": "executorch", "onnxruntime": "onnx"}
+
+
+@dataclass
+class PrecisionRequest:
+    """One model, the task whose training crops calibrate and whose test photos score it, and where to write."""
+
+    model: nn.Module
+    name: str
+    task: TaskData
+    folder: Path
+    size: int = 256
+    precisions: tuple[str, ...] = PRECISIONS
+    runtimes: tuple[str, ...] = RUNTIMES
+    calibration_images: int = 16
+    xnnpack_scope: str = "all"
+    threads: int = 1
+    policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(rounds=3, max_seconds=15.0))
+
+    def programs(self) -> list[tuple[str, str]]:
+        """(runtime, precision) pairs that exist: XNNPACK has no w8a16."""
+        pairs = []
+        for precision in self.precisions:
+            for runtime in self.runtimes:
+                try:
+                    check_precision_for(precision, runtime)
+                except CompileError:
+                    continue
+                pairs.append((runtime, precision))
+        return pairs
+
+
+def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Compile, score and time every (runtime, precision) program of `request.model`; writes precision.json."""
+    unknown = [p for p in request.precisions if p not in PRECISIONS]
+    if unknown:
+        raise CompileError(f"unknown precision {', '.join(unknown)}; choose from: {', '.join(PRECISIONS)}")
+    bad = [r for r in request.runtimes if r not in RUNTIMES]
+    if bad:
+        raise CompileError(f"unknown runtime {', '.join(bad)}; choose from: {', '.join(RUNTIMES)}")
+    set_threads(request.threads)
+    model = request.model.eval()
+    size = request.size
+    calibration = [torch.from_numpy(c) for c in request.task.calibration_inputs(size, size, request.calibration_images)]
+    files: dict[tuple[str, str], Path] = {}
+    for precision in request.precisions:
+        targets = tuple(_TARGET[r] for r, p in request.programs() if p == precision)
+        if not targets:
+            continue
+        folder = request.folder / precision
+        say(f"precision: compiling {precision} for {', '.join(targets)}")
+        options = CompileOptions(targets, precision=precision, xnnpack_scope=request.xnnpack_scope, force=True)
+        manifest = compile_model(model, size, size, folder, options, calibration if precision != "fp32" else [])
+        for runtime, p in request.programs():
+            if p == precision:
+                key = _TARGET[runtime] + ("" if precision == "fp32" else f"--{precision}")
+                files[(runtime, precision)] = folder / manifest["targets"][key]["file"]
+    say(f"precision: scoring {len(files)} programs and eager PyTorch on {request.task.test_count} test photos")
+    scores = {("eager", "fp32"): score_restorer(eager_restorer(model, "eager"), request.task, size)}
+    for key, path in files.items():
+        scores[key] = score_restorer(load_restorer(path, request.threads), request.task, size)
+    inputs = (torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)),)
+    runners = {
+        f"{runtime}/{precision}": partial(_runner(runtime), path, inputs, request.threads)
+        for (runtime, precision), path in files.items()
+    }
+    say(
+        f"precision: timing {len(runners)} programs ({request.policy.rounds} shuffled rounds, {request.threads} thread)"
+    )
+    samples = measure_programs(runners, request.policy)
+    rows = []
+    for (runtime, precision), (mean_psnr, mean_ssim) in scores.items():
+        key = f"{runtime}/{precision}"
+        row: dict[str, Any] = {"runtime": runtime, "precision": precision, "psnr": mean_psnr, "ssim": mean_ssim}
+        if key in samples:
+            row |= {"ms": float(np.median(samples[key])), "file": str(files[(runtime, precision)])}
+            float_key = f"{runtime}/fp32"
+            if float_key in samples:
+                row["speedup"] = float(np.median(samples[float_key])) / row["ms"]
+                row["psnr_vs_float"] = mean_psnr - scores[(runtime, "fp32")][0]
+        rows.append(row)
+    table = {
+        "model": request.name,
+        "size": size,
+        "data": request.task.describe(),
+        "calibration": f"{len(calibration)} degraded {size}x{size} crops of the training split (seed 0)",
+        "xnnpack_scope": request.xnnpack_scope,
+        "threads": request.threads,
+        "policy": request.policy.to_dict(),
+        "host": host_description(),
+        "measured": now(),
+        "rows": rows,
+    }
+    write_json(request.folder / TABLE, table)
+    return table
+
+
+def score_restorer(restorer: Any, task: TaskData, tile: int) -> tuple[float, float]:
+    """Mean PSNR and SSIM of a restorer on the task's test photos, restored in blended tiles."""
+    psnrs, ssims = [], []
+    for _, lq, gt in task.test_pairs():
+        out = restore_array(restorer, lq, tile, min(OVERLAP, tile // 4))  # small toy tiles: a smaller overlap
+        psnrs.append(psnr(out, gt))
+        ssims.append(ssim(out, gt))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def _runner(runtime: str) -> Callable[..., Callable[[], Any]]:
+    if runtime == "executorch":
+        return lambda path, inputs, _threads: executorch_runner(path, inputs)
+    return onnxruntime_runner
+
+
+def markdown_table(table: dict[str, Any]) -> str:
+    """precision.json as a markdown table, one row per program."""
+    lines = [
+        f"{table['model']} at {table['size']}x{table['size']}, {table['threads']} thread(s), on {table['data']}; "
+        f"calibration: {table['calibration']}.",
+        "",
+        "| runtime | precision | PSNR dB | vs float dB | SSIM | ms | speed-up vs float |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        gap = f"{row['psnr_vs_float']:+.2f}" if "psnr_vs_float" in row else ""
+        ms = f"{row['ms']:.1f}" if "ms" in row else ""
+        speed = f"{row['speedup']:.2f}x" if "speedup" in row else ""
+        scores = f"{row['psnr']:.2f} | {gap} | {row['ssim']:.4f}"
+        lines.append(f"| {row['runtime']} | {row['precision']} | {scores} | {ms} | {speed} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,59 @@
+"""edgeens precision: every precision compiled, scored on the task's test photos and timed, at toy size."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from edgeens.cli import app
+from edgeens.models import Restormer
+from tests.data.layouts import make_layout
+
+
+@pytest.mark.slow
+def test_precision_table_scores_and_times_every_program(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
+    checkpoint = tmp_path / "micro.safetensors"
+    save_file(model.state_dict(), str(checkpoint))
+    data = make_layout(tmp_path / "pairs", "restormer", count=10)
+    out = tmp_path / "precision"
+    args = ["precision", str(checkpoint), "--data", str(data), "--size", "32", "--out", str(out)]
+    # ExecuTorch's w8a8 lowering is covered by tests/compile/test_pipeline.py (and takes a minute here): one
+    # runtime with all three precisions, plus ExecuTorch's float program, keeps this test short
+    result = CliRunner().invoke(app, [*args, "--calibration-images", "4", "--runtimes", "onnxruntime"])
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "precision.json").read_text())
+    rows = {(r["runtime"], r["precision"]): r for r in table["rows"]}
+    assert set(rows) == {("eager", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "w8a8"), ("onnxruntime", "w8a16")}
+    eager = rows[("eager", "fp32")]["psnr"]
+    assert rows[("onnxruntime", "fp32")]["psnr"] == pytest.approx(eager, abs=0.01)  # float restores as eager does
+    assert rows[("onnxruntime", "fp32")]["speedup"] == pytest.approx(1.0)
+    for key in (("onnxruntime", "w8a8"), ("onnxruntime", "w8a16")):
+        assert rows[key]["ms"] > 0 and rows[key]["speedup"] > 0
+        assert abs(rows[key]["psnr_vs_float"]) < 3  # quantized, but still the same restoration
+    assert abs(rows[("onnxruntime", "w8a16")]["psnr_vs_float"]) <= abs(rows[("onnxruntime", "w8a8")]["psnr_vs_float"])
+    assert "| onnxruntime | w8a8 |" in (out / "precision.md").read_text()
+    assert "test" not in table["calibration"] and "training split" in table["calibration"]
+
+
+def test_unknown_precision_is_one_clear_error(tmp_path) -> None:
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "micro.safetensors"
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2])
+    save_file(model.state_dict(), str(checkpoint))
+    result = CliRunner().invoke(app, ["precision", str(checkpoint), "--precisions", "w4a8", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown precision 'w4a8'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_executorch_offers_no_w8a16_program() -> None:
+    from edgeens.precision import PrecisionRequest
+
+    request = PrecisionRequest(torch.nn.Identity(), "x", None, None)  # type: ignore[arg-type]
+    assert ("executorch", "w8a16") not in request.programs()  # XNNPACK has no 16-bit activations
+    assert {("executorch", "w8a8"), ("onnxruntime", "w8a16")} <= set(request.programs())
