@@ -53,6 +53,7 @@ class PrecisionRequest:
     calibration_images: int = 16
     xnnpack_scope: str = "all"
     threads: int = 1
+    stages: tuple[str, ...] = ()  # the sensitivity table's stages (edgeens.models.space.STAGE_NAMES; empty: all)
     policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(rounds=3, max_seconds=15.0))
 
     def programs(self) -> list[tuple[str, str]]:
@@ -133,6 +134,58 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
     return table
 
 
+SENSITIVITY = "sensitivity.json"
+
+
+def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """w8a8 one stage at a time (XNNPACK's quantizer inside that stage only, everything else float): the PSNR each
+    stage costs on the test photos, against the float model and against every stage quantized. The quantized graph
+    is scored as PyTorch runs it (quantize / dequantize ops around int8-rounded values), so no program is lowered;
+    `sensitivity.json` in the request's folder."""
+    from edgeens.compile.quantize import quantize_for_xnnpack
+    from edgeens.models.space import STAGE_MODULES
+    from edgeens.restore import Restorer
+
+    set_threads(request.threads)
+    model = request.model.eval()
+    size = request.size
+    calibration = [torch.from_numpy(c) for c in request.task.calibration_inputs(size, size, request.calibration_images)]
+    example = (calibration[0],)
+    present = {name for name, _ in model.named_children()}
+    unknown = [s for s in request.stages if s not in STAGE_MODULES]
+    if unknown:
+        raise CompileError(f"unknown stage {', '.join(unknown)}; choose from: {', '.join(STAGE_MODULES)}")
+    chosen = request.stages or tuple(STAGE_MODULES)
+    stages = [(stage, module) for stage, module in STAGE_MODULES.items() if module in present and stage in chosen]
+    plans: list[tuple[str, tuple[str, ...]]] = [("none (float)", ()), *((s, (m,)) for s, m in stages)]
+    plans.append(("every stage" if not request.stages else "these stages", tuple(m for _, m in stages)))
+    rows = []
+    for label, modules in plans:
+        say(f"sensitivity: w8a8 in {label}")
+        if modules:
+            graph = quantize_for_xnnpack(model, example, calibration, request.xnnpack_scope, modules=modules)
+            runner = Restorer(label, lambda x, g=graph: g(x), (size, size))
+        else:
+            runner = Restorer(label, lambda x: model(x), (size, size))
+        with torch.no_grad():
+            mean_psnr, mean_ssim = score_restorer(runner, request.task, size)
+        rows.append({"quantized": label, "modules": list(modules), "psnr": mean_psnr, "ssim": mean_ssim})
+    float_psnr = rows[0]["psnr"]
+    for row in rows:
+        row["drop"] = float_psnr - row["psnr"]
+    table = {
+        "model": request.name,
+        "size": size,
+        "data": request.task.describe(),
+        "xnnpack_scope": request.xnnpack_scope,
+        "calibration": f"{len(calibration)} degraded {size}x{size} crops of the training split (seed 0)",
+        "measured": now(),
+        "rows": rows,
+    }
+    write_json(request.folder / SENSITIVITY, table)
+    return table
+
+
 def score_restorer(restorer: Any, task: TaskData, tile: int) -> tuple[float, float]:
     """Mean PSNR and SSIM of a restorer on the task's test photos, restored in blended tiles."""
     psnrs, ssims = [], []
@@ -164,4 +217,17 @@ def markdown_table(table: dict[str, Any]) -> str:
         speed = f"{row['speedup']:.2f}x" if "speedup" in row else ""
         scores = f"{row['psnr']:.2f} | {gap} | {row['ssim']:.4f}"
         lines.append(f"| {row['runtime']} | {row['precision']} | {scores} | {ms} | {speed} |")
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity_markdown(table: dict[str, Any]) -> str:
+    """sensitivity.json as a markdown table: PSNR drop per stage quantized alone."""
+    lines = [
+        f"w8a8 one stage at a time ({table['model']}, {table['size']}x{table['size']} tiles, {table['data']}):",
+        "",
+        "| quantized | PSNR dB | drop dB | SSIM |",
+        "|---|---|---|---|",
+    ]
+    for row in table["rows"]:
+        lines.append(f"| {row['quantized']} | {row['psnr']:.2f} | {row['drop']:.2f} | {row['ssim']:.4f} |")
     return "\n".join(lines) + "\n"

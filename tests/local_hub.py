@@ -50,9 +50,16 @@ class Device:
     attributes: str | list[str] = field(default_factory=list)
 
 
+class QuantizeDtype(enum.Enum):
+    INT8 = 1
+    INT16 = 2
+    INT4 = 3
+
+
 class State(enum.Enum):
     CREATED = 0
     OPTIMIZING_MODEL = 1
+    QUANTIZING_MODEL = 2
     PROVISIONING_DEVICE = 3
     MEASURING_PERFORMANCE = 4
     SUCCESS = 8
@@ -145,6 +152,15 @@ class TargetModel:
     compute_unit: str
 
 
+@dataclass
+class QuantizedModel:
+    """What a quantize job produced: a QDQ ONNX model (made here by ONNX Runtime's static quantizer, as the
+    service makes one by its own), which a compile job takes as its source."""
+
+    model_id: str
+    path: Path
+
+
 class Job:
     def __init__(
         self, hub: LocalHub, job_id: str, kind: str, model: Any, device: Device, options: dict, name: str, spec=None
@@ -161,7 +177,9 @@ class Job:
         self.url = f"https://workbench.aihub.qualcomm.com/jobs/{job_id}/"
         self._state = State.CREATED
         self._fail_with = next((reason for key, reason in hub.fail_jobs.items() if key in name), None)
-        running = State.OPTIMIZING_MODEL if kind == "compile" else State.MEASURING_PERFORMANCE
+        running = {"compile": State.OPTIMIZING_MODEL, "quantize": State.QUANTIZING_MODEL}.get(
+            kind, State.MEASURING_PERFORMANCE
+        )
         if any(key in name for key in hub.slow_jobs):
             self._states = iter([running] * 1_000_000)
         else:
@@ -182,9 +200,15 @@ class Job:
         return JobStatus(self._state)
 
     def _run(self) -> str | None:
+        if self.kind == "quantize":
+            if self._target is None:
+                self._target = self.hub.quantize(self)
+            return None
         if self.kind == "compile":
             if self._target is None:
                 model, (shape, _) = self.model, self.input_spec
+                if isinstance(model, QuantizedModel):
+                    model = model.path
                 actual = _input_shape(model)
                 if actual is not None and tuple(actual) != tuple(shape):
                     return f"Compilation failed: input spec shape {tuple(shape)} does not match the model's {actual}"
@@ -234,6 +258,7 @@ class LocalHub:
 
     Error, UserError, InternalError = Error, UserError, InternalError
     Device = Device
+    QuantizeDtype = QuantizeDtype
 
     def __init__(self, steps_to_finish: int = 3, max_iterations: int = 20) -> None:
         self.fail_jobs: dict[str, str] = {}
@@ -281,7 +306,9 @@ class LocalHub:
         self.call()
         if isinstance(model, torch.nn.Module):
             raise UserError("The torch model must be exported.")
-        if isinstance(model, (str, Path)):
+        if isinstance(model, QuantizedModel):
+            pass
+        elif isinstance(model, (str, Path)):
             path = Path(model)
             if path.suffix != ".onnx" or not path.is_file():
                 raise UserError(f"{model} is not a model file AI Hub accepts (.onnx, .pt2, .tflite, ...)")
@@ -303,6 +330,64 @@ class LocalHub:
         if not all(isinstance(d, int) and d >= 1 for d in shape):
             raise UserError(f"Input spec {tuple(shape)}: every dimension must be a positive integer")
         return self._submit("compile", model, device, parsed, name or "", (tuple(shape), dtype))
+
+    def submit_quantize_job(
+        self,
+        model: Any,
+        calibration_data: Any,
+        weights_dtype: QuantizeDtype = QuantizeDtype.INT8,
+        activations_dtype: QuantizeDtype = QuantizeDtype.INT8,
+        name: str | None = None,
+        options: str = "",
+        **kwargs,
+    ) -> Job:
+        """The service quantizes ONNX models only, with calibration data for the model's one input."""
+        self.call()
+        path = Path(model) if isinstance(model, (str, Path)) else None
+        if path is None or path.suffix != ".onnx" or not path.is_file():
+            raise UserError("Quantize jobs take an ONNX model (a float model compiled or exported to ONNX)")
+        if weights_dtype not in (QuantizeDtype.INT8, QuantizeDtype.INT4):
+            raise UserError(f"Unsupported weights_dtype {weights_dtype}")
+        if activations_dtype not in (QuantizeDtype.INT8, QuantizeDtype.INT16):
+            raise UserError(f"Unsupported activations_dtype {activations_dtype}")
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+        expected = tuple(d.dim_value for d in graph.input[0].type.tensor_type.shape.dim)
+        if not isinstance(calibration_data, dict) or len(calibration_data) != 1:
+            raise UserError("calibration_data must name the model's one input: {name: [arrays]}")
+        samples = next(iter(calibration_data.values()))
+        if not samples or any(tuple(np.shape(a)) != expected for a in samples):
+            raise UserError(f"calibration_data: every sample must have the model's input shape {expected}")
+        job = self._submit("quantize", path, DEVICES[0], {}, name or "")
+        job.calibration = [np.asarray(a, dtype=np.float32) for a in samples]
+        job.dtypes = (weights_dtype, activations_dtype)
+        return job
+
+    def quantize(self, job: Job) -> QuantizedModel:
+        import onnx
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+        input_name = onnx.load(str(job.model), load_external_data=False).graph.input[0].name
+        batches = iter([{input_name: a} for a in job.calibration])
+
+        class Reader(CalibrationDataReader):
+            def get_next(self):
+                return next(batches, None)
+
+        sixteen = job.dtypes[1] == QuantizeDtype.INT16
+        out = Path(job.model).with_name(f"{Path(job.model).stem}-hub-{job.job_id}.onnx")
+        quantize_static(
+            str(job.model),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt16 if sixteen else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={"UseQDQContribOps": sixteen},
+        )
+        return QuantizedModel(f"q{job.job_id[1:]}", out)
 
     def submit_inference_job(
         self,

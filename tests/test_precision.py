@@ -25,7 +25,8 @@ def test_precision_table_scores_and_times_every_program(tmp_path) -> None:
     args = ["precision", str(checkpoint), "--data", str(data), "--size", "32", "--out", str(out)]
     # ExecuTorch's w8a8 lowering is covered by tests/compile/test_pipeline.py (and takes a minute here): one
     # runtime with all three precisions, plus ExecuTorch's float program, keeps this test short
-    result = CliRunner().invoke(app, [*args, "--calibration-images", "4", "--runtimes", "onnxruntime"])
+    sensitivity = ["--sensitivity", "--stages", "encoder1,latent"]
+    result = CliRunner().invoke(app, [*args, "--calibration-images", "4", "--runtimes", "onnxruntime", *sensitivity])
     assert result.exit_code == 0, result.output
     table = json.loads((out / "precision.json").read_text())
     rows = {(r["runtime"], r["precision"]): r for r in table["rows"]}
@@ -39,6 +40,12 @@ def test_precision_table_scores_and_times_every_program(tmp_path) -> None:
     assert abs(rows[("onnxruntime", "w8a16")]["psnr_vs_float"]) <= abs(rows[("onnxruntime", "w8a8")]["psnr_vs_float"])
     assert "| onnxruntime | w8a8 |" in (out / "precision.md").read_text()
     assert "test" not in table["calibration"] and "training split" in table["calibration"]
+    stages = json.loads((out / "sensitivity.json").read_text())["rows"]
+    assert [r["quantized"] for r in stages] == ["none (float)", "encoder1", "latent", "these stages"]
+    assert stages[0]["drop"] == 0 and stages[0]["psnr"] == pytest.approx(eager, abs=0.01)
+    assert all(r["psnr"] != stages[0]["psnr"] for r in stages[1:])  # each plan quantized something
+    assert stages[1]["modules"] == ["encoder_level1"] and stages[3]["modules"] == ["encoder_level1", "latent"]
+    assert "| latent |" in (out / "precision.md").read_text()
 
 
 def test_unknown_precision_is_one_clear_error(tmp_path) -> None:

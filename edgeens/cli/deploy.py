@@ -146,6 +146,8 @@ def precision_command(
     runtimes: str = typer.Option("executorch,onnxruntime", help="Comma-separated: executorch, onnxruntime."),
     scope: str = typer.Option("all", help="XNNPACK quantizer scope: all (its every pattern) or conv (convs only)."),
     calibration_images: int = typer.Option(16, min=1, help="Calibration crops of the training split."),
+    sensitivity: bool = typer.Option(False, help="Also the per-stage table: w8a8 one stage at a time."),
+    stages: str = typer.Option(None, help="With --sensitivity: only these stages (e.g. encoder1,latent)."),
     out: Path = typer.Option(None, help="Output folder (default: exports/precision-<model>)."),
     threads: Threads = 1,
 ) -> None:
@@ -155,7 +157,13 @@ def precision_command(
     from edgeens.cli.options import open_task_here
     from edgeens.compile.quantize import parse_precision
     from edgeens.files import atomic_path
-    from edgeens.precision import PrecisionRequest, compare_precisions, markdown_table
+    from edgeens.precision import (
+        PrecisionRequest,
+        compare_precisions,
+        markdown_table,
+        sensitivity_markdown,
+        stage_sensitivity,
+    )
 
     if size % 8:
         raise ValueError(f"--size must be a multiple of 8, got {size}")
@@ -175,13 +183,16 @@ def precision_command(
         calibration_images=calibration_images,
         xnnpack_scope=scope,
         threads=threads,
+        stages=tuple(s.strip() for s in (stages or "").split(",") if s.strip()),
     )
     table = compare_precisions(request, say=console.print)
     text = markdown_table(table)
+    if sensitivity:
+        text += "\n" + sensitivity_markdown(stage_sensitivity(request, say=console.print))
     with atomic_path(folder / "precision.md") as tmp:
         tmp.write_text(text)
     console.print(text)
-    console.print(f"precision.json and precision.md in {folder}/")
+    console.print(f"precision.json{', sensitivity.json' if sensitivity else ''} and precision.md in {folder}/")
 
 
 def _calibration(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgeens.compile.artifact import CompileError, now, write_json
@@ -212,6 +213,45 @@ def check_compute_unit(compute_unit: str) -> str:
     return compute_unit
 
 
+# AI Hub's quantize job: (weights, activations) per edgeens precision name (edgeens.compile.quantize.PRECISIONS).
+HUB_PRECISIONS = {"w8a8": ("INT8", "INT8"), "w8a16": ("INT8", "INT16")}
+
+
+def quantize_on_hub(
+    onnx_path: Path,
+    calibration: list[Any],
+    precision: str,
+    out_dir: str | Path,
+    timeout_s: float = 3600.0,
+    poll_s: float = 10.0,
+) -> tuple[Any, dict[str, Any]]:
+    """Quantize a float ONNX export on AI Hub (its quantize job, as ai-hub-models does for the NPU): `calibration`
+    is a list of (1, C, H, W) arrays of the task's training crops. Returns the quantized model (for a compile job)
+    and the ledger entry's summary."""
+    if precision not in HUB_PRECISIONS:
+        raise AIHubError(f"AI Hub quantizes to {', '.join(HUB_PRECISIONS)}, not {precision!r}")
+    if not calibration:
+        raise AIHubError("an AI Hub quantize job needs calibration images (the task's training crops)")
+    hub = connect()
+    ledger = JobLedger(out_dir)
+    key = f"quantize--{precision}"
+    weights, activations = (getattr(hub.QuantizeDtype, name) for name in HUB_PRECISIONS[precision])
+
+    def submit() -> Any:
+        return hub.submit_quantize_job(
+            model=str(onnx_path),
+            calibration_data={"image": [np.asarray(c, dtype=np.float32) for c in calibration]},
+            weights_dtype=weights,
+            activations_dtype=activations,
+            name=f"edgeens {Path(out_dir).name} {precision}",
+        )
+
+    job = submit_once(hub, ledger, key, f"submit a {precision} quantize job", submit)
+    wait_for(hub, ledger, key, job, timeout_s, poll_s)
+    model = call(hub, f"get the quantized model of job {job.job_id}", job.get_target_model)
+    return model, {"quantize_job_id": job.job_id, "calibration_images": len(calibration)}
+
+
 def compile_on_hub(
     source: Any,
     input_shape: tuple[int, ...],
@@ -221,9 +261,11 @@ def compile_on_hub(
     timeout_s: float = 3600.0,
     poll_s: float = 10.0,
     compute_unit: str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Compile `source` (a torch.export program or an ONNX path) for `device_name`, `runtime` and `compute_unit`,
-    wait, and download the compiled model into `out_dir`. Returns the entry for compile.json."""
+    """Compile `source` (a torch.export program, an ONNX path, or a quantize job's model of `precision`) for
+    `device_name`, `runtime` and `compute_unit`, wait, and download the compiled model into `out_dir`. Returns the
+    entry for compile.json."""
     if runtime not in RUNTIMES:
         raise AIHubError(f"unknown AI Hub runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     check_compute_unit(compute_unit)
@@ -231,7 +273,7 @@ def compile_on_hub(
     device = resolve_device(hub, device_name)
     label = device_label(device)
     ledger = JobLedger(out_dir)
-    key = f"compile--{label}--{runtime}--{compute_unit}"
+    key = f"compile--{label}--{runtime}--{compute_unit}" + ("" if precision == "fp32" else f"--{precision}")
 
     def submit() -> Any:
         return hub.submit_compile_job(
@@ -244,13 +286,15 @@ def compile_on_hub(
 
     job = submit_once(hub, ledger, key, f"submit a compile job for {label}", submit)
     wait_for(hub, ledger, key, job, timeout_s, poll_s)
-    target = Path(out_dir) / f"aihub-{runtime}{RUNTIMES[runtime]}"
+    suffix = "" if precision == "fp32" else f"-{precision}"
+    target = Path(out_dir) / f"aihub-{runtime}{suffix}{RUNTIMES[runtime]}"
     downloaded = call(hub, f"download the model of job {job.job_id}", job.download_target_model, str(target))
     path = Path(downloaded or target)
     return {
         "device": label,
         "runtime": runtime,
         "compute_unit": compute_unit,
+        "precision": precision,
         "job_id": job.job_id,
         "url": getattr(job, "url", None),
         "file": path.name,

@@ -108,7 +108,8 @@ def compile_model(
         entry = _executorch(model, example, reference, out, options, calibration)
         record(out, manifest, f"executorch{quantized}", entry)
         log(_summary(f"executorch{quantized}", entry))
-    if "onnx" in options.targets or "android-assets" in options.targets:
+    hub_quantizes = "aihub" in options.targets and bool(quantized)  # Hub quantizes the float ONNX export
+    if "onnx" in options.targets or "android-assets" in options.targets or hub_quantizes:
         entry = _onnx(model, example, reference, out)
         record(out, manifest, "onnx", entry)
         log(_summary("onnx", entry))
@@ -123,8 +124,9 @@ def compile_model(
         record(out, manifest, "android-assets", {"bundle": str(bundled)})  # not "file": outside the folder
         log(f"android-assets: {bundled} and its model, for the demo app")
     if "aihub" in options.targets:
-        entry = _aihub(model, example, out, options, manifest)
-        record(out, manifest, f"aihub--{options.aihub_runtime}--{options.aihub_compute_unit}", entry)
+        entry = _aihub(model, example, out, options, manifest, calibration)
+        key = f"aihub--{options.aihub_runtime}--{options.aihub_compute_unit}{quantized}"
+        record(out, manifest, key, entry)
         log(f"aihub: {entry['device']} / {entry['runtime']}: job {entry['job_id']} -> {entry['file']}")
     return manifest
 
@@ -221,17 +223,28 @@ def _onnx_quantized(
     }
 
 
-def _aihub(model, example, out: Path, options: CompileOptions, manifest: dict[str, Any]) -> dict[str, Any]:
-    from edgeens.compile.aihub import compile_on_hub
+def _aihub(
+    model: nn.Module, example: Tensor, out: Path, options: CompileOptions, manifest: dict[str, Any], calibration
+) -> dict[str, Any]:
+    from edgeens.compile.aihub import compile_on_hub, quantize_on_hub
 
-    if options.aihub_source == "onnx":
+    quantize: dict[str, Any] = {}
+    if options.precision != "fp32":  # Hub quantizes the float ONNX export, then compiles its quantized model
+        if "onnx" not in manifest["targets"]:
+            raise CompileError("AI Hub quantizes the float ONNX export: add the onnx target (--target onnx)")
+        float_onnx = out / manifest["targets"]["onnx"]["file"]
+        inputs = [c.numpy() for c in calibration]
+        source, quantize = quantize_on_hub(
+            float_onnx, inputs, options.precision, out, options.aihub_timeout_s, options.aihub_poll_s
+        )
+    elif options.aihub_source == "onnx":
         if "onnx" not in manifest["targets"]:
             raise CompileError("--aihub-source onnx uploads model.onnx: add the onnx target (--target onnx)")
-        source: Any = out / manifest["targets"]["onnx"]["file"]
+        source = out / manifest["targets"]["onnx"]["file"]
     else:
         with torch.no_grad():
             source = torch.export.export(model, (example,))
-    return compile_on_hub(
+    entry = compile_on_hub(
         source,
         tuple(example.shape),
         options.aihub_device or "",
@@ -240,7 +253,9 @@ def _aihub(model, example, out: Path, options: CompileOptions, manifest: dict[st
         timeout_s=options.aihub_timeout_s,
         poll_s=options.aihub_poll_s,
         compute_unit=options.aihub_compute_unit,
+        precision=options.precision,
     )
+    return entry | quantize
 
 
 def _summary(target: str, entry: dict[str, Any]) -> str:

@@ -122,9 +122,10 @@ def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -
 
 def set_threads(threads: int) -> None:
     """Thread counts of every runtime in this process (ExecuTorch's pool defaults to all cores)."""
-    from executorch.extension.pybindings import portable_lib
-
     from edgeens.workers import native_stderr_silenced
+
+    with native_stderr_silenced():  # loading the runtime probes the CPU aloud (cpuinfo's lines on stderr)
+        from executorch.extension.pybindings import portable_lib
 
     torch.set_num_threads(threads)
     if portable_lib._threadpool_get_thread_count() != threads:

@@ -131,6 +131,51 @@ def test_compile_model_aihub_target_records_the_job(hub, tmp_path) -> None:
     assert entry["file"] in manifest["files"]
 
 
+@pytest.mark.parametrize("precision, activations", [("w8a8", "INT8"), ("w8a16", "INT16")])
+def test_a_quantized_hub_target_quantizes_the_float_onnx_export_on_hub_then_compiles_it(
+    hub, tmp_path, precision, activations
+) -> None:
+    from edgeens.compile.pipeline import CompileOptions, compile_model
+    from tests.compile.test_pipeline import micro_restormer
+
+    options = CompileOptions(
+        targets=("aihub",),
+        precision=precision,
+        aihub_device="Snapdragon 8 Elite QRD",
+        aihub_runtime="qnn_context_binary",
+        aihub_compute_unit="npu",
+        aihub_poll_s=0,
+    )
+    calibration = [torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    manifest = compile_model(micro_restormer(), 16, 16, tmp_path, options, calibration, log=lambda _: None)
+    quantize_job, compile_job = hub.submitted
+    assert quantize_job.kind == "quantize" and quantize_job.model.name == "model.onnx"  # the float export
+    assert quantize_job.dtypes[1].name == activations and len(quantize_job.calibration) == 3
+    assert type(compile_job.model).__name__ == "QuantizedModel"  # the compile job takes Hub's quantized model
+    entry = manifest["targets"][f"aihub--qnn_context_binary--npu--{precision}"]
+    assert entry["precision"] == precision and entry["quantize_job_id"] == quantize_job.job_id
+    assert entry["file"] == f"aihub-qnn_context_binary-{precision}.bin"
+    ledger = json.loads((tmp_path / LEDGER).read_text())["jobs"]
+    assert ledger[f"quantize--{precision}"]["state"] == "SUCCESS"
+    # a re-run waits on the recorded jobs instead of paying for new ones
+    compile_model(micro_restormer(), 16, 16, tmp_path, options, calibration, log=lambda _: None)
+    assert len(hub.submitted) == 2
+
+
+def test_the_test_hubs_quantize_job_refuses_what_the_service_refuses(hub, tmp_path) -> None:
+    from edgeens.compile.onnx import export_onnx
+
+    path = tmp_path / "m.onnx"
+    export_onnx(torch.nn.Conv2d(3, 3, 1).eval(), (torch.rand(1, 3, 8, 8),), path)
+    good = {"image": [torch.rand(1, 3, 8, 8).numpy()]}
+    with pytest.raises(hub.UserError, match="ONNX model"):
+        hub.submit_quantize_job(exported(), good)
+    with pytest.raises(hub.UserError, match="input shape"):
+        hub.submit_quantize_job(str(path), {"image": [torch.rand(1, 3, 4, 4).numpy()]})
+    with pytest.raises(hub.UserError, match="activations_dtype"):
+        hub.submit_quantize_job(str(path), good, activations_dtype=hub.QuantizeDtype.INT4)
+
+
 def test_without_a_network_the_hub_is_named_unreachable_within_seconds(token, tmp_path, monkeypatch) -> None:
     import time
     import types
