@@ -33,6 +33,7 @@ from edgeens.profile.host import (
     set_threads,
 )
 from edgeens.restore import OVERLAP, eager_restorer, load_restorer, restore_array
+from edgeens.train.qat import QATRecipe, quantization_aware_finetune
 
 TABLE = "precision.json"
 RUNTIMES = ("executorch", "onnxruntime")
@@ -51,8 +52,9 @@ class PrecisionRequest:
     precisions: tuple[str, ...] = PRECISIONS
     runtimes: tuple[str, ...] = RUNTIMES
     calibration_images: int = 16
-    xnnpack_scope: str = "all"
+    quantize_scope: str = "conv"
     threads: int = 1
+    qat: QATRecipe | None = None  # quantization-aware fine-tuning, when post-training w8a8 loses > its threshold
     stages: tuple[str, ...] = ()  # the sensitivity table's stages (edgeens.models.space.STAGE_NAMES; empty: all)
     policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(rounds=3, max_seconds=15.0))
 
@@ -81,23 +83,24 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
     model = request.model.eval()
     size = request.size
     calibration = [torch.from_numpy(c) for c in request.task.calibration_inputs(size, size, request.calibration_images)]
-    files: dict[tuple[str, str], Path] = {}
-    for precision in request.precisions:
-        targets = tuple(_TARGET[r] for r, p in request.programs() if p == precision)
-        if not targets:
-            continue
-        folder = request.folder / precision
-        say(f"precision: compiling {precision} for {', '.join(targets)}")
-        options = CompileOptions(targets, precision=precision, xnnpack_scope=request.xnnpack_scope, force=True)
-        manifest = compile_model(model, size, size, folder, options, calibration if precision != "fp32" else [])
-        for runtime, p in request.programs():
-            if p == precision:
-                key = _TARGET[runtime] + ("" if precision == "fp32" else f"--{precision}")
-                files[(runtime, precision)] = folder / manifest["targets"][key]["file"]
+    files = _compile_programs(request, model, request.precisions, calibration, "", say)
     say(f"precision: scoring {len(files)} programs and eager PyTorch on {request.task.test_count} test photos")
     scores = {("eager", "fp32"): score_restorer(eager_restorer(model, "eager"), request.task, size)}
     for key, path in files.items():
         scores[key] = score_restorer(load_restorer(path, request.threads), request.task, size)
+    qat_note = None
+    if request.qat is not None:
+        worst = max((scores[("eager", "fp32")][0] - v[0] for (r, p), v in scores.items() if p == "w8a8"), default=0)
+        if worst <= request.qat.threshold_db:
+            qat_note = f"not run: post-training w8a8 loses {worst:.2f} dB, within {request.qat.threshold_db} dB"
+        else:
+            say(f"precision: w8a8 loses {worst:.2f} dB: quantization-aware fine-tuning ({request.qat.iterations} its)")
+            tuned = quantization_aware_finetune(model, request.task, request.qat, say)
+            qat_files = _compile_programs(request, tuned, ("w8a8",), calibration, "-qat", say)
+            for key, path in qat_files.items():
+                scores[key] = score_restorer(load_restorer(path, request.threads), request.task, size)
+            files |= qat_files
+            qat_note = f"run: {request.qat}"
     inputs = (torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)),)
     runners = {
         f"{runtime}/{precision}": partial(_runner(runtime), path, inputs, request.threads)
@@ -113,7 +116,7 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
         row: dict[str, Any] = {"runtime": runtime, "precision": precision, "psnr": mean_psnr, "ssim": mean_ssim}
         if key in samples:
             row |= {"ms": float(np.median(samples[key])), "file": str(files[(runtime, precision)])}
-            float_key = f"{runtime}/fp32"
+            float_key = f"{runtime}/fp32"  # a QAT row is compared with the float model it started from
             if float_key in samples:
                 row["speedup"] = float(np.median(samples[float_key])) / row["ms"]
                 row["psnr_vs_float"] = mean_psnr - scores[(runtime, "fp32")][0]
@@ -123,8 +126,9 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
         "size": size,
         "data": request.task.describe(),
         "calibration": f"{len(calibration)} degraded {size}x{size} crops of the training split (seed 0)",
-        "xnnpack_scope": request.xnnpack_scope,
+        "quantize_scope": request.quantize_scope,
         "threads": request.threads,
+        "qat": qat_note,
         "policy": request.policy.to_dict(),
         "host": host_description(),
         "measured": now(),
@@ -135,6 +139,33 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
 
 
 SENSITIVITY = "sensitivity.json"
+
+
+def _compile_programs(
+    request: PrecisionRequest,
+    model: nn.Module,
+    precisions: tuple[str, ...],
+    calibration: list[torch.Tensor],
+    label: str,
+    say: Callable[[str], None],
+) -> dict[tuple[str, str], Path]:
+    """Every (runtime, precision) program of `model` the request asks for, compiled into `<folder>/<precision>
+    <label>/`; keyed (runtime, precision + label)."""
+    files: dict[tuple[str, str], Path] = {}
+    for precision in precisions:
+        runtimes = [r for r, p in request.programs() if p == precision]
+        if not runtimes:
+            continue
+        folder = request.folder / f"{precision}{label}"
+        say(f"precision: compiling {precision}{label} for {', '.join(runtimes)}")
+        options = CompileOptions(
+            tuple(_TARGET[r] for r in runtimes), precision=precision, quantize_scope=request.quantize_scope, force=True
+        )
+        manifest = compile_model(model, request.size, request.size, folder, options, calibration, log=lambda _: None)
+        for runtime in runtimes:
+            key = _TARGET[runtime] + ("" if precision == "fp32" else f"--{precision}")
+            files[(runtime, f"{precision}{label}")] = folder / manifest["targets"][key]["file"]
+    return files
 
 
 def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -163,7 +194,7 @@ def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = pr
     for label, modules in plans:
         say(f"sensitivity: w8a8 in {label}")
         if modules:
-            graph = quantize_for_xnnpack(model, example, calibration, request.xnnpack_scope, modules=modules)
+            graph = quantize_for_xnnpack(model, example, calibration, request.quantize_scope, modules=modules)
             runner = Restorer(label, lambda x, g=graph: g(x), (size, size))
         else:
             runner = Restorer(label, lambda x: model(x), (size, size))
@@ -177,7 +208,7 @@ def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = pr
         "model": request.name,
         "size": size,
         "data": request.task.describe(),
-        "xnnpack_scope": request.xnnpack_scope,
+        "quantize_scope": request.quantize_scope,
         "calibration": f"{len(calibration)} degraded {size}x{size} crops of the training split (seed 0)",
         "measured": now(),
         "rows": rows,

@@ -64,3 +64,50 @@ def test_executorch_offers_no_w8a16_program() -> None:
     request = PrecisionRequest(torch.nn.Identity(), "x", None, None)  # type: ignore[arg-type]
     assert ("executorch", "w8a16") not in request.programs()  # XNNPACK has no 16-bit activations
     assert {("executorch", "w8a8"), ("onnxruntime", "w8a16")} <= set(request.programs())
+
+
+@pytest.mark.slow
+def test_qat_rows_join_the_table_when_post_training_w8a8_loses_more_than_the_threshold(tmp_path) -> None:
+    from edgeens.data.task import DataRequest, open_task
+    from edgeens.precision import PrecisionRequest, compare_precisions
+    from edgeens.profile.host import TimingPolicy
+    from edgeens.train.qat import QATRecipe
+
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
+    data = make_layout(tmp_path / "pairs", "restormer", count=10)
+    task = open_task(tmp_path / "out", DataRequest(data=data, min_side=32), say=lambda _: None)
+    quick = TimingPolicy(rounds=1, min_repeats=2, max_repeats=3, max_seconds=1.0, min_samples=2)
+    qat = QATRecipe(iterations=4, patch=32, batch=2, threshold_db=-100.0)  # any loss at all runs it
+    request = PrecisionRequest(
+        model,
+        "micro",
+        task,
+        tmp_path / "out",
+        size=32,
+        precisions=("fp32", "w8a8"),
+        runtimes=("onnxruntime",),
+        calibration_images=2,
+        qat=qat,
+        policy=quick,
+    )
+    table = compare_precisions(request, say=lambda _: None)
+    rows = {(r["runtime"], r["precision"]): r for r in table["rows"]}
+    assert ("onnxruntime", "w8a8-qat") in rows and table["qat"].startswith("run")
+    assert "speedup" in rows[("onnxruntime", "w8a8-qat")] and "psnr_vs_float" in rows[("onnxruntime", "w8a8-qat")]
+    skipped = compare_precisions(
+        PrecisionRequest(
+            model,
+            "micro",
+            task,
+            tmp_path / "out2",
+            size=32,
+            precisions=("fp32", "w8a8"),
+            runtimes=("onnxruntime",),
+            calibration_images=2,
+            qat=QATRecipe(iterations=4, patch=32, batch=2, threshold_db=100.0),
+            policy=quick,
+        ),
+        say=lambda _: None,
+    )
+    assert skipped["qat"].startswith("not run") and not any(r["precision"].endswith("qat") for r in skipped["rows"])

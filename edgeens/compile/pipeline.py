@@ -44,7 +44,7 @@ class CompileOptions:
     targets: tuple[str, ...] = ("executorch", "onnx")
     backend: str = "xnnpack"
     precision: str = "fp32"
-    xnnpack_scope: str = "all"  # which operators XNNPACK's quantizer takes (edgeens.compile.quantize.XNNPACK_SCOPES)
+    quantize_scope: str = "conv"  # which operators are quantized (edgeens.compile.quantize.QUANTIZE_SCOPES)
     aihub_device: str | None = None
     aihub_runtime: str = "tflite"
     aihub_source: str = "export"  # upload the torch.export program ("export") or the ONNX file ("onnx")
@@ -114,7 +114,7 @@ def compile_model(
         record(out, manifest, "onnx", entry)
         log(_summary("onnx", entry))
         if quantized and "onnx" in options.targets:
-            entry = _onnx_quantized(out / entry["file"], example, reference, out, options.precision, calibration)
+            entry = _onnx_quantized(out / entry["file"], example, reference, out, options, calibration)
             record(out, manifest, f"onnx{quantized}", entry)
             log(_summary(f"onnx{quantized}", entry))
     if "android-assets" in options.targets:
@@ -135,7 +135,7 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
     lowered_model: nn.Module = model
     precision = options.precision
     if precision != "fp32":
-        lowered_model = quantize_for_xnnpack(model, (example,), calibration, options.xnnpack_scope)
+        lowered_model = quantize_for_xnnpack(model, (example,), calibration, options.quantize_scope)
     program = lower_to_executorch(lowered_model, (example,), options.backend)
     file = (
         "model.pte"
@@ -153,7 +153,7 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
         "portable_ops": program.portable_ops,
     }
     if precision != "fp32":
-        entry["scope"] = options.xnnpack_scope
+        entry["scope"] = options.quantize_scope
     if options.backend == "qnn":  # the host runtime has no HTP: QNN programs are checked on the phone
         entry["verification"] = None
     else:
@@ -197,7 +197,7 @@ def _onnx(model, example, reference, out: Path) -> dict[str, Any]:
 
 
 def _onnx_quantized(
-    float_path: Path, example: Tensor, reference: Tensor, out: Path, precision: str, calibration: list[Tensor]
+    float_path: Path, example: Tensor, reference: Tensor, out: Path, options: CompileOptions, calibration: list[Tensor]
 ) -> dict[str, Any]:
     """The float export quantized statically by ONNX Runtime, run and compared with eager (reported, not held to
     the float tolerance: what quantization costs is measured on the task's photos, edgeens.precision)."""
@@ -205,9 +205,10 @@ def _onnx_quantized(
 
     from edgeens.compile.onnx import run_onnx
 
+    precision = options.precision
     path = out / f"model-{precision}.onnx"
     start = time.perf_counter()
-    quantize_onnx(float_path, path, calibration, precision)
+    quantize_onnx(float_path, path, calibration, precision, options.quantize_scope)
     seconds = time.perf_counter() - start
     with _removed_if_refused(out, [path.name]):
         comparison = compare_outputs(reference, run_onnx(path, (example,))[0])
@@ -218,6 +219,7 @@ def _onnx_quantized(
         "bytes": path.stat().st_size,
         "export_seconds": round(seconds, 2),
         "source": float_path.name,
+        "scope": options.quantize_scope,
         "verification": {**comparison, "tolerance": None},
         "peak_rss_gib": round(peak_rss_gib(), 2),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -23,10 +24,11 @@ from edgeens.compile.artifact import CompileError
 
 PRECISIONS = ("fp32", "w8a8", "w8a16")
 _ALIASES = {"none": "fp32", "float": "fp32", "int8": "w8a8"}
-# What XNNPACK's quantizer quantizes: every pattern it knows (convs, linears, adds, muls, concatenations, pooling),
-# or the convolutions and linears alone (the elementwise ops between them stay float, with no quantize/dequantize
-# pair around each).
-XNNPACK_SCOPES = ("all", "conv")
+# What is quantized, by XNNPACK's quantizer and ONNX Runtime's alike: the convolutions and linears alone ("conv",
+# the default: the elementwise ops between them stay float), or every pattern the quantizer knows ("all": adds,
+# muls, concatenations and pooling too). "all" quantizes the add inside each layer norm's sqrt(var + eps): a small
+# variance rounds to zero there and the normalisation divides by zero (found as NaN gradients in QAT).
+QUANTIZE_SCOPES = ("conv", "all")
 
 
 def parse_precision(text: str) -> str:
@@ -47,25 +49,18 @@ def check_precision_for(precision: str, runtime: str) -> None:
         )
 
 
-def quantize_for_xnnpack(
-    model: nn.Module,
-    example_inputs: tuple[Tensor, ...],
-    calibration: Iterable[Tensor],
-    scope: str = "all",
-    modules: Sequence[str] = (),
-) -> nn.Module:
-    """w8a8 by PT2E: per-channel symmetric int8 weights, int8 activations whose ranges are observed on
-    `calibration`. `scope`: which operators (XNNPACK_SCOPES); `modules`: quantize only inside these submodules
-    (by qualified name, e.g. `encoder_level2`): the per-stage sensitivity table quantizes one stage at a time."""
+def xnnpack_quantizer(scope: str = "conv", modules: Sequence[str] = (), qat: bool = False) -> Any:
+    """XNNPACK's PT2E quantizer for w8a8 (per-channel symmetric int8 weights, int8 activations): `scope` says which
+    operators (QUANTIZE_SCOPES), `modules` limits it to these submodules (qualified names, e.g. `encoder_level2`:
+    the per-stage sensitivity table quantizes one stage at a time), `qat` gives its fake-quantizing form."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    if scope not in XNNPACK_SCOPES:
-        raise CompileError(f"unknown quantization scope {scope!r}; choose one of: {', '.join(XNNPACK_SCOPES)}")
-    config = get_symmetric_quantization_config(is_per_channel=True)
+    if scope not in QUANTIZE_SCOPES:
+        raise CompileError(f"unknown quantization scope {scope!r}; choose one of: {', '.join(QUANTIZE_SCOPES)}")
+    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     quantizer = XNNPACKQuantizer()
     if modules:
         for name in modules:
@@ -75,6 +70,20 @@ def quantize_for_xnnpack(
         quantizer.set_operator_type(torch.ops.aten.linear.default, config)
     else:
         quantizer.set_global(config)
+    return quantizer
+
+
+def quantize_for_xnnpack(
+    model: nn.Module,
+    example_inputs: tuple[Tensor, ...],
+    calibration: Iterable[Tensor],
+    scope: str = "conv",
+    modules: Sequence[str] = (),
+) -> nn.Module:
+    """w8a8 by PT2E (`xnnpack_quantizer`), activation ranges observed on `calibration`."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = xnnpack_quantizer(scope, modules)
     with torch.no_grad():
         graph = torch.export.export(model.eval(), example_inputs).module()
         prepared = prepare_pt2e(graph, quantizer)
@@ -87,15 +96,20 @@ def quantize_for_xnnpack(
         return convert_pt2e(prepared)
 
 
-def quantize_onnx(float_path: Path, out_path: Path, calibration: Sequence[Tensor], precision: str) -> Path:
+def quantize_onnx(
+    float_path: Path, out_path: Path, calibration: Sequence[Tensor], precision: str, scope: str = "conv"
+) -> Path:
     """Static QDQ quantization of a float ONNX export with ONNX Runtime: per-channel int8 weights, int8 (w8a8) or
-    int16 (w8a16) activations calibrated by min/max on `calibration`."""
+    int16 (w8a16) activations calibrated by min/max on `calibration`; `scope` as XNNPACK's (convolutions and
+    matrix products only, or every operator ONNX Runtime quantizes)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     if precision not in ("w8a8", "w8a16"):
         raise CompileError(f"ONNX static quantization makes w8a8 or w8a16, not {precision}")
     if not calibration:
         raise CompileError("quantization needs at least one calibration image (the task's training crops)")
+    if scope not in QUANTIZE_SCOPES:
+        raise CompileError(f"unknown quantization scope {scope!r}; choose one of: {', '.join(QUANTIZE_SCOPES)}")
     import onnx
 
     input_name = onnx.load(str(float_path), load_external_data=False).graph.input[0].name
@@ -122,6 +136,7 @@ def quantize_onnx(float_path: Path, out_path: Path, calibration: Sequence[Tensor
             per_channel=True,
             weight_type=QuantType.QInt8,
             activation_type=activations,
+            op_types_to_quantize=["Conv", "MatMul", "Gemm"] if scope == "conv" else None,
             # 16-bit activations need ONNX Runtime's own Q/DQ below opset 21; symmetric int8 activations are what
             # XNNPACK and the NPU run fastest, so both runtimes see the same kind of int8 model.
             extra_options={"ActivationSymmetric": True, "UseQDQContribOps": precision == "w8a16"},
