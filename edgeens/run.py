@@ -438,7 +438,9 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
     # One bar, not a line per evaluation (the trial log, trials.jsonl, records each); drawn only on a terminal.
     with Progress(TextColumn("search"), BarColumn(), TextColumn("{task.description}"), transient=True) as bar:
-        task = bar.add_task("", total=config.budget)
+        trials = folder / "trials.jsonl"  # a resumed search starts its bar at the evaluations already logged
+        done = sum(1 for line in trials.read_bytes().splitlines() if line.strip()) if trials.is_file() else 0
+        task = bar.add_task("", total=config.budget, completed=min(done, config.budget))
         front = search_step(request, progress=lambda line: bar.update(task, advance=1, description=line)).front
     table.save(config.folder.searched_table)
     return front, False

@@ -113,7 +113,8 @@ def main(run_dir: Path, command: str, milestone: bool = False) -> None:
         "iterations": iterations,
         **({"milestone": f"iteration {iterations} of {recipe['iterations']}; training continues"} if milestone else {}),
         "ranks": summary.get("ranks", 1),
-        "threads_per_rank": summary.get("threads", 1),
+        # a milestone has no summary yet: its command says how many threads it trained with
+        "threads_per_rank": summary.get("threads") or int((re.findall(r"--threads (\d+)", command) or ["1"])[-1]),
         "config": summary.get("config", config or model16.config.to_dict()),
         "recipe": recipe,
         "data": f"photo catalogue (edgeens/data/photos.py): train split, {task.degradation}{level}",
