@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -114,6 +116,24 @@ def test_compile_writes_a_checked_onnx_artifact(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "onnx: model.onnx" in result.output and "max abs error" in result.output
     assert (tmp_path / "compile.json").is_file() and (tmp_path / "model.onnx").is_file()
+
+
+def test_compile_quantizes_on_the_tasks_training_crops_and_int8_is_a_deprecated_alias(tmp_path) -> None:
+    from tests.data.layouts import make_layout
+
+    checkpoint = FIXTURES / "restormer_small_withbias.state_dict.safetensors"
+    data = make_layout(tmp_path / "pairs", "restormer", count=10)
+    args = ["compile", str(checkpoint), "--size", "16", "--target", "onnx", "--data", str(data)]
+    result = runner.invoke(app, [*args, "--quantize", "w8a16", "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert "calibrating on 16 training crops of paired folders" in " ".join(result.output.split())
+    manifest = json.loads((tmp_path / "a" / "compile.json").read_text())
+    assert manifest["targets"]["onnx--w8a16"]["precision"] == "w8a16" and "onnx" in manifest["targets"]
+    old = runner.invoke(app, [*args, "--int8", "--calibration-images", "2", "--out", str(tmp_path / "b")])
+    assert old.exit_code == 0 and "--int8 is deprecated" in old.output, old.output
+    assert "onnx--w8a8" in json.loads((tmp_path / "b" / "compile.json").read_text())["targets"]
+    refused = runner.invoke(app, [*args, "--quantize", "w8a16", "--target", "executorch", "--out", str(tmp_path / "c")])
+    assert refused.exit_code == 2 and "no 16-bit activations" in " ".join(refused.output.split())
 
 
 def test_compile_bad_inputs_exit_with_a_message(tmp_path, monkeypatch) -> None:
