@@ -153,6 +153,7 @@ def precision_command(
     ),
     qat_lr: float = typer.Option(2e-5, min=0, help="Learning rate of the quantization-aware fine-tuning."),
     sensitivity: bool = typer.Option(False, help="Also the per-stage table: w8a8 one stage at a time."),
+    table: bool = typer.Option(True, help="The precision table (--no-table with --sensitivity: the stages alone)."),
     stages: str = typer.Option(None, help="With --sensitivity: only these stages (e.g. encoder1,latent)."),
     out: Path = typer.Option(None, help="Output folder (default: exports/precision-<model>)."),
     threads: Threads = 1,
@@ -193,14 +194,17 @@ def precision_command(
         stages=tuple(s.strip() for s in (stages or "").split(",") if s.strip()),
         qat=QATRecipe(iterations=qat_iterations, lr=qat_lr, scope=scope) if qat_iterations else None,
     )
-    table = compare_precisions(request, say=console.print)
-    text = markdown_table(table)
+    if not table and not sensitivity:
+        raise ValueError("--no-table leaves nothing to do: add --sensitivity")
+    text = markdown_table(compare_precisions(request, say=console.print)) if table else ""
     if sensitivity:
         text += "\n" + sensitivity_markdown(stage_sensitivity(request, say=console.print))
-    with atomic_path(folder / "precision.md") as tmp:
+    written = [name for name, made in (("precision.json", table), ("sensitivity.json", sensitivity)) if made]
+    markdown = "precision.md" if table else "sensitivity.md"
+    with atomic_path(folder / markdown) as tmp:
         tmp.write_text(text)
     console.print(text)
-    console.print(f"precision.json{', sensitivity.json' if sensitivity else ''} and precision.md in {folder}/")
+    console.print(f"{', '.join(written)} and {markdown} in {folder}/")
 
 
 def _calibration(
