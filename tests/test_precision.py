@@ -56,6 +56,8 @@ def test_unknown_precision_is_one_clear_error(tmp_path) -> None:
     result = CliRunner().invoke(app, ["precision", str(checkpoint), "--precisions", "w4a8", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown precision 'w4a8'" in result.output
     assert "Traceback" not in result.output
+    nothing = CliRunner().invoke(app, ["precision", str(checkpoint), "--no-table", "--out", str(tmp_path)])
+    assert nothing.exit_code == 2 and "add --sensitivity" in nothing.output
 
 
 def test_executorch_offers_no_w8a16_program() -> None:

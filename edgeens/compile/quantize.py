@@ -60,12 +60,15 @@ def xnnpack_quantizer(scope: str = "conv", modules: Sequence[str] = (), qat: boo
 
     if scope not in QUANTIZE_SCOPES:
         raise CompileError(f"unknown quantization scope {scope!r}; choose one of: {', '.join(QUANTIZE_SCOPES)}")
+    from torchao.quantization.pt2e.quantizer import get_module_name_filter
+
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     quantizer = XNNPACKQuantizer()
-    if modules:
-        for name in modules:
-            quantizer.set_module_name(name, config)
-    elif scope == "conv":
+    if modules:  # a filter, not set_module_name: that quantizes every pattern inside, whatever the scope
+        inside = [get_module_name_filter(name) for name in modules]
+        # an operator's weights (get_attr nodes) carry no module stack: they go with the operator
+        quantizer.set_filter_function(lambda node: node.op != "call_function" or any(f(node) for f in inside))
+    if scope == "conv":
         quantizer.set_operator_type(torch.ops.aten.conv2d.default, config)
         quantizer.set_operator_type(torch.ops.aten.linear.default, config)
     else:
