@@ -55,6 +55,7 @@ class CompileOptions:
     android_app: Path = Path("android_app")  # where android-assets puts the program
 
     def check(self) -> None:
+        self.precision = parse_precision(self.precision)  # "none" and the aliases first: every check below reads it
         unknown = [t for t in self.targets if t not in TARGETS]
         if unknown or not self.targets:
             raise CompileError(f"unknown target {', '.join(unknown) or '(none)'}; choose from: {', '.join(TARGETS)}")
@@ -64,7 +65,6 @@ class CompileOptions:
             check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
             if self.precision != "fp32":
                 raise CompileError("the demo app runs the float ONNX export: android-assets takes no --quantize")
-        self.precision = parse_precision(self.precision)
         if "executorch" in self.targets and self.precision != "fp32":
             check_precision_for(self.precision, "executorch")
             if self.backend != "xnnpack":

@@ -209,3 +209,10 @@ def test_a_refused_onnx_export_leaves_nothing_behind(tmp_path) -> None:
     with pytest.raises(CompileError):
         compile_model(model, 16, 16, tmp_path, CompileOptions(targets=("onnx",)), log=lambda _: None)
     assert not list(tmp_path.glob("model.onnx*"))
+
+
+@pytest.mark.parametrize("name, precision", [("none", "fp32"), ("NONE", "fp32"), ("int8", "w8a8"), ("w8a16", "w8a16")])
+def test_precision_names_resolve_before_any_check_reads_them(name, precision) -> None:
+    options = CompileOptions(targets=("onnx",), precision=name)
+    options.check()
+    assert options.precision == precision
