@@ -25,6 +25,7 @@ from edgeens.data.task import TaskData
 from edgeens.files import write_json
 from edgeens.metrics import psnr, ssim
 from edgeens.profile.host import (
+    RUNTIMES,
     TimingPolicy,
     executorch_runner,
     host_description,
@@ -36,7 +37,6 @@ from edgeens.restore import OVERLAP, eager_restorer, load_restorer, restore_arra
 from edgeens.train.qat import QATRecipe, quantization_aware_finetune
 
 TABLE = "precision.json"
-RUNTIMES = ("executorch", "onnxruntime")
 _TARGET = {"executorch": "executorch", "onnxruntime": "onnx"}
 
 
