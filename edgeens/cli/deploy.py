@@ -283,11 +283,24 @@ def profile(
     hub_poll: float = typer.Option(10.0, help="Seconds between AI Hub job status checks."),
     compute_unit: str = typer.Option("cpu", help="Where AI Hub runs the programs: cpu (the paper's), gpu or npu."),
     max_jobs: int = typer.Option(None, min=0, help="Refuse to submit more than this many new AI Hub jobs."),
+    quantize: str = typer.Option(
+        "none",
+        help="Precision of the timed programs: none (float), w8a8 (ExecuTorch, ONNX Runtime) or w8a16 (ONNX "
+        "Runtime); each stage calibrated on the teacher's features for degraded training crops (--data/--degradation).",
+    ),
+    scope: str = typer.Option("conv", help="With --quantize: conv (convolutions and linears) or all operators."),
+    data: DataFolder = None,
+    degradation: Degradation = None,
+    sigma: Sigma = None,
+    calibration: Path = typer.Option(None, help="A folder of degraded images to calibrate on instead of the task."),
+    calibration_images: int = typer.Option(16, min=1, help="How many calibration crops."),
 ) -> None:
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
-    the search's calibrated penalty. `--validate N` checks the table against N whole architectures."""
+    the search's calibrated penalty. `--validate N` checks the table against N whole architectures; `--quantize`
+    times the programs in that precision (the table a search for an int8 deployment needs)."""
     quiet_toolchain()
     from edgeens.compile.artifact import parse_size
+    from edgeens.compile.quantize import Quantization, parse_precision
     from edgeens.files import writable_folder
     from edgeens.profile.host import TimingPolicy
     from edgeens.profile.step import ProfileRequest, check_repeatability, profile_step, validate_table
@@ -305,12 +318,18 @@ def profile(
     policy = TimingPolicy(
         min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats), min_samples=min_samples, rounds=rounds
     )
+    folder = programs or stage_programs_folder("exports", base_name, height, width)
+    quantization = Quantization(parse_precision(quantize), scope)
+    quantization.check_runtime(runtime)  # before the calibration crops are made
+    if quantization.quantized:
+        images = _calibration(folder, calibration, data, degradation, sigma, height, width, calibration_images)
+        quantization = Quantization(quantization.precision, scope, tuple(images))
     request = ProfileRequest(
         teacher_model,
         space,
         base_name + space.name_suffix,  # one table per family set, one programs folder per teacher and size
         (height, width),
-        programs or stage_programs_folder("exports", base_name, height, width),
+        folder,
         out,
         ("--preset", preset) if preset else ("--teacher", str(teacher_path)),
         surrogates,
@@ -328,7 +347,9 @@ def profile(
         hub_poll=hub_poll,
         compute_unit=compute_unit,
         max_jobs=max_jobs,
+        quantization=quantization,
     )
+    request.check()  # before minutes of calibrating or lowering
     with console.status("profiling on Qualcomm AI Hub" if device != "host" else "profiling") as status:
         result = profile_step(request, progress=status.update, say=console.print)
     if result.reused:

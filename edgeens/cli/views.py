@@ -60,7 +60,7 @@ def latency_view(table: LatencyTable, path: Path) -> Table:
         )
         for stage, choice, lat in entries
     ]
-    title = f"{path}  ({table.runtime}, {table.threads} thread(s), {table.height}x{table.width})"
+    title = f"{path}  ({table.runtime_label}, {table.threads} thread(s), {table.height}x{table.width})"
     return _table(title, ("stage", "choice", "median ms", "p10-p90 ms", "runs", ""), rows)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,40 @@ def check_precision_for(precision: str, runtime: str) -> None:
             "--quantize w8a8 for ExecuTorch, or w8a16 with --target onnx (ONNX Runtime) or --target aihub "
             "--compute-unit npu (the Snapdragon NPU)"
         )
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """A precision with what it needs: the operators quantized (`scope`) and the calibration images (degraded
+    crops of the task's training split, at the program's input size). `fp32` needs neither."""
+
+    precision: str = "fp32"
+    scope: str = "conv"
+    calibration: tuple[Tensor, ...] = ()
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision != "fp32"
+
+    @property
+    def suffix(self) -> str:
+        """What a quantized program's name or key carries (`-w8a8`), nothing for float."""
+        return f"-{self.precision}" if self.quantized else ""
+
+    def check_runtime(self, runtime: str) -> None:
+        """Refuse an unknown precision or scope, or a precision `runtime` cannot run."""
+        if parse_precision(self.precision) != self.precision:
+            raise CompileError(f"precision {self.precision!r} is spelled {parse_precision(self.precision)!r} here")
+        if self.scope not in QUANTIZE_SCOPES:
+            known = ", ".join(QUANTIZE_SCOPES)
+            raise CompileError(f"unknown quantization scope {self.scope!r}; choose one of: {known}")
+        check_precision_for(self.precision, runtime)
+
+    def check(self, runtime: str) -> None:
+        """`check_runtime`, and refuse quantization without calibration images."""
+        self.check_runtime(runtime)
+        if self.quantized and not self.calibration:
+            raise CompileError("quantization needs at least one calibration image (the task's training crops)")
 
 
 def xnnpack_quantizer(scope: str = "conv", modules: Sequence[str] = (), qat: bool = False) -> Any:

@@ -4,6 +4,10 @@ A stage program is the stack alone (the teacher's Restormer blocks, or a surroga
 shape that stage sees for a given input size. The fixed part is the whole network with every stage replaced by
 the identity: patch embedding, down/upsampling, channel reduction and the output conv, which every architecture
 pays for. The predicted latency of an architecture is the fixed part plus its eight stage programs.
+
+Quantized stage programs (`-w8a8.pte`, `-w8a8.onnx`) are calibrated on what each stage sees: the teacher's features
+at that stage for the task's calibration crops (a surrogate stands where the teacher's stack stood, so it sees
+the same features), and the fixed part on the crops themselves.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from edgeens.compile.artifact import (
     write_json,
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
+from edgeens.compile.quantize import Quantization, quantize_for_xnnpack, quantize_onnx
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.restormer import Restormer
@@ -105,6 +110,33 @@ def program_module(
     return module, torch.randn(shape, generator=generator)
 
 
+def stage_calibration(
+    teacher: Restormer, space: SearchSpace, images: tuple[Tensor, ...]
+) -> dict[str, tuple[Tensor, ...]]:
+    """Calibration inputs of every program key's module: the teacher's input to each stage for each of `images`
+    (one forward each, the inputs caught by pre-hooks), and the images themselves for the fixed part."""
+    seen: dict[str, list[Tensor]] = {stage.name: [] for stage in space.stages}
+    hooks = [
+        getattr(teacher, stage.module).register_forward_pre_hook(
+            lambda _, args, name=stage.name: seen[name].append(args[0].detach().clone())
+        )
+        for stage in space.stages
+    ]
+    try:
+        with torch.no_grad():
+            for image in images:
+                teacher.eval()(image)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {FIXED: tuple(images), **{name: tuple(features) for name, features in seen.items()}}
+
+
+def program_field(target: str, quantization: Quantization) -> str:
+    """The manifest field naming a program's file: `file` / `onnx_file`, `file-w8a8` / `onnx_file-w8a16`."""
+    return ("file" if target == "executorch" else "onnx_file") + quantization.suffix
+
+
 def build_stage_programs(
     teacher: Restormer,
     height: int,
@@ -116,11 +148,12 @@ def build_stage_programs(
     targets: tuple[str, ...] = ("executorch",),
     jobs: int = 1,
     space: SearchSpace | None = None,
+    quantization: Quantization = Quantization(),
 ) -> dict[str, Any]:
     """Build, run and check every stage program of `space` (default: the pool's, else the teacher's MambaIR-only
-    one) into `out_dir` as `.pte` (and `.onnx` with the onnx target), `jobs` at a time. Resumes: programs already
-    recorded in stages.json are kept, so a folder grows when a family is added. `only` restricts to some keys
-    (`encoder1--M2`, `fixed`)."""
+    one) into `out_dir` as `.pte` (and `.onnx` with the onnx target), `jobs` at a time, in `quantization`'s
+    precision. Resumes: programs already recorded in stages.json are kept, so a folder grows when a family or a
+    precision is added. `only` restricts to some keys (`encoder1--M2`, `fixed`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
@@ -129,12 +162,17 @@ def build_stage_programs(
     unknown = set(only or ()) - {p.key for p in stage_programs(space)}
     if unknown:
         raise CompileError(f"no stage program {', '.join(sorted(unknown))}; keys look like 'fixed' or 'latent--M4'")
+    for target in targets:
+        quantization.check("onnxruntime" if target == "onnx" else target)
     missing = [
         (teacher, space, program, height, width, out, surrogates, target)
         for program in programs
-        for target, field_name in (("executorch", "file"), ("onnx", "onnx_file"))
-        if target in targets and not _built(out, manifest["programs"].get(program.key, {}), field_name)
+        for target in ("executorch", "onnx")
+        if target in targets
+        and not _built(out, manifest["programs"].get(program.key, {}), program_field(target, quantization))
     ]
+    features = stage_calibration(teacher, space, quantization.calibration) if missing and quantization.quantized else {}
+    missing = [(*task, _with_features(quantization, features, task[2])) for task in missing]
     with _progress(show_progress) as progress:
         task = progress.add_task(f"stage programs ({jobs} at a time)", total=len(missing))
         for (_, _, program, *_), built in run_in_processes(_build_one, missing, jobs):
@@ -148,8 +186,20 @@ def _built(out: Path, entry: dict[str, Any], field_name: str) -> bool:
     return field_name in entry and (out / entry[field_name]).is_file()
 
 
-def _build_one(teacher, space, program, height, width, out, surrogates, target: str) -> dict[str, Any]:
+def _with_features(quantization: Quantization, features: dict[str, tuple[Tensor, ...]], program) -> Quantization:
+    """`quantization` with the calibration inputs of `program`'s own module."""
+    if not quantization.quantized:
+        return quantization
+    name = FIXED if program.stage is None else program.stage.name
+    return Quantization(quantization.precision, quantization.scope, features[name])
+
+
+def _build_one(
+    teacher, space, program, height, width, out, surrogates, target: str, quantization: Quantization
+) -> dict[str, Any]:
     module, example = program_module(teacher, space, program, height, width, surrogates)
+    if quantization.quantized:  # a real feature map: the drift recorded is what quantization does to this stage
+        example = quantization.calibration[0]
     with torch.no_grad():
         reference = module(example)
     common = {
@@ -157,6 +207,8 @@ def _build_one(teacher, space, program, height, width, out, surrogates, target: 
         "choice": program.choice,
         "input_shape": list(example.shape),
     }
+    if quantization.quantized:
+        return {**common, **_build_quantized(module, example, reference, out, program.key, target, quantization)}
     if target == "onnx":
         from edgeens.compile.onnx import export_onnx, run_onnx
 
@@ -177,6 +229,37 @@ def _build_one(teacher, space, program, height, width, out, surrogates, target: 
         "delegated_calls": lowered.delegated_calls,
         "portable_ops": lowered.portable_ops,
         "verification": comparison,
+    }
+
+
+def _build_quantized(
+    module: nn.Module, example: Tensor, reference: Tensor, out: Path, key: str, target: str, quantization: Quantization
+) -> dict[str, Any]:
+    """A stage program in `quantization`'s precision; its drift from the float module is recorded, not held to a
+    tolerance (what quantization costs is measured on whole models and the task's photos, edgeens.precision)."""
+    suffix, precision = quantization.suffix, quantization.precision
+    if target == "onnx":
+        from edgeens.compile.onnx import export_onnx, run_onnx
+
+        float_file = out / f"{key}.onnx"
+        if not float_file.is_file():
+            export_onnx(module, (example,), float_file)
+        path = out / f"{key}{suffix}.onnx"
+        quantize_onnx(float_file, path, quantization.calibration, precision, quantization.scope)
+        comparison = compare_outputs(reference, run_onnx(path, (example,))[0])
+        check_tolerance(f"stage program {path.name}", comparison, None)
+        return {f"onnx_file{suffix}": path.name, f"onnx_verification{suffix}": comparison}
+    graph = quantize_for_xnnpack(module, (example,), quantization.calibration, quantization.scope)
+    lowered = lower_to_executorch(graph, (example,))
+    file = f"{key}{suffix}.pte"
+    lowered.save(out / file)
+    comparison = compare_outputs(reference, run_program(lowered.buffer, (example,))[0])
+    check_tolerance(f"stage program {file}", comparison, None)
+    return {
+        f"file{suffix}": file,
+        f"bytes{suffix}": len(lowered.buffer),
+        f"export_seconds{suffix}": round(lowered.export_seconds, 2),
+        f"verification{suffix}": comparison,
     }
 
 

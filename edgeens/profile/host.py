@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from edgeens.compile.quantize import Quantization
 from edgeens.files import write_json
 
 RUNTIMES = ("executorch", "onnxruntime")
@@ -241,6 +242,7 @@ def profile_host(
     jobs: int = 1,
     space: Any = None,
     architectures: list[str] | None = None,
+    quantization: Quantization = Quantization(),
 ) -> Any:
     """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on this machine:
     builds the stage programs that are missing (see edgeens.compile.stages; `jobs` at a time), then times every
@@ -249,9 +251,12 @@ def profile_host(
     With `architectures` (ExecuTorch only), each is also linked whole from the stage programs (edgeens.compile.link)
     and timed in the same shuffled rounds as the stage programs, into `end_to_end`: slow drift of the machine
     (an hour apart, this VM ran 1.1-1.4x slower) then falls on the prediction and the measurement alike, so the
-    validation measures additivity, not the drift."""
+    validation measures additivity, not the drift.
+
+    With a `quantization` other than fp32, the stage programs and the table are in its precision (edgeens.compile.
+    stages calibrates each stage on the teacher's features there)."""
     from edgeens.compile.artifact import now, tool_versions
-    from edgeens.compile.stages import build_stage_programs, stage_programs
+    from edgeens.compile.stages import build_stage_programs, program_field, stage_programs
     from edgeens.models.space import SearchSpace, families_to_dict
     from edgeens.profile.table import Latency, LatencyTable
 
@@ -261,6 +266,8 @@ def profile_host(
         raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     if architectures and runtime != "executorch":
         raise ValueError(f"linked architectures run in ExecuTorch; this table's runtime is {runtime}")
+    if architectures and quantization.quantized:
+        raise ValueError("linked architectures join float glue programs: validate a quantized table with lowered ones")
     target = "onnx" if runtime == "onnxruntime" else "executorch"
     manifest = build_stage_programs(
         teacher,
@@ -272,6 +279,7 @@ def profile_host(
         targets=(target,),
         jobs=jobs,
         space=space,
+        quantization=quantization,
     )
     set_threads(threads)
     folder = Path(programs_dir)
@@ -280,10 +288,11 @@ def profile_host(
     programs = {key: entry for key, entry in manifest["programs"].items() if key in wanted}
     for key, entry in programs.items():
         example = (torch.randn(entry["input_shape"], generator=torch.Generator().manual_seed(0)),)
+        file = folder / entry[program_field(target, quantization)]
         if runtime == "executorch":
-            runners[key] = lambda path=folder / entry["file"], x=example: executorch_runner(path, x)
+            runners[key] = lambda path=file, x=example: executorch_runner(path, x)
         else:
-            runners[key] = lambda path=folder / entry["onnx_file"], x=example: onnxruntime_runner(path, x, threads)
+            runners[key] = lambda path=file, x=example: onnxruntime_runner(path, x, threads)
     for architecture, program in _linked_programs(teacher, space, architectures or [], folder, progress).items():
         runners[END_TO_END + architecture] = lambda pte=program: executorch_runner(pte, _image(teacher, height, width))
     context = {
@@ -292,8 +301,9 @@ def profile_host(
         "height": height,
         "width": width,
         "cpu": host_description()["cpu"],
+        "precision": quantization.precision,
     }
-    checkpoint = folder / f"timing--{runtime}--{threads}t--{space_name or 'space'}.partial.json"
+    checkpoint = folder / f"timing--{runtime}{quantization.suffix}--{threads}t--{space_name or 'space'}.partial.json"
     samples = measure_programs(runners, policy, progress=progress, checkpoint=checkpoint, context=context)
     stages: dict[str, dict[str, Latency]] = {}
     for key, entry in programs.items():
@@ -320,6 +330,8 @@ def profile_host(
         families=families_to_dict(space.families),
         end_to_end=end_to_end,
         end_to_end_programs=INTERLEAVED if end_to_end else "lowered",
+        precision=quantization.precision,
+        quantize_scope=quantization.scope if quantization.quantized else None,
     )
 
 
@@ -359,6 +371,7 @@ def measure_architectures(
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
     linked: bool = False,
+    quantization: Quantization = Quantization(),
 ) -> None:
     """Measure whole architectures end to end into `table.end_to_end`, saving the table after each one, so an
     interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
@@ -367,12 +380,19 @@ def measure_architectures(
 
     With `linked`, each architecture is instead linked from the table's own stage programs and glue programs
     (edgeens.compile.link: seconds, where lowering a paper-size hybrid takes up to an hour): one program running
-    exactly the delegates the table timed, so the check isolates what running them together costs."""
+    exactly the delegates the table timed, so the check isolates what running them together costs.
+
+    A quantized table (`quantization`, whose images are at the table's size) is validated on architectures
+    quantized whole with the same calibration, as `edgeens compile --quantize` makes them."""
     from edgeens.profile.table import Latency
     from edgeens.workers import run_in_processes
 
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
+    if linked and quantization.quantized:
+        raise ValueError("linked architectures join float glue programs: validate a quantized table with lowered ones")
+    if quantization.precision != table.precision:
+        raise ValueError(f"this table is {table.precision}, its validation programs {quantization.precision}")
     programs = "linked" if linked else "lowered"
     pending = [a for a in architectures if a not in table.end_to_end]
     if not pending:
@@ -399,8 +419,9 @@ def measure_architectures(
             table.save(table_path)
         return
     families = table.space.families
-    to_lower = [(teacher, a, surrogates, families, example, folder / f"{a}.pte") for a in pending]
-    to_lower = [task for task in to_lower if not task[-1].is_file()]
+    name = "{}" + quantization.suffix + ".pte"
+    to_lower = [(teacher, a, surrogates, families, example, folder / name.format(a), quantization) for a in pending]
+    to_lower = [task for task in to_lower if not task[5].is_file()]
     for done, ((_, architecture, *_), _) in enumerate(run_in_processes(_lower_architecture, to_lower, jobs), 1):
         if progress:
             progress(f"lowered {done}/{len(to_lower)}: {architecture}")
@@ -408,16 +429,25 @@ def measure_architectures(
     for index, architecture in enumerate(pending):
         if progress:
             progress(f"[{index + 1}/{len(pending)}] timing {architecture}")
-        samples = time_runs(executorch_runner(folder / f"{architecture}.pte", example), policy)
+        samples = time_runs(executorch_runner(folder / name.format(architecture), example), policy)
         table.end_to_end[architecture] = Latency.of(samples)
         table.save(table_path)
 
 
 def _lower_architecture(
-    teacher: Any, architecture: str, surrogates: Any, families: Any, example: tuple[Tensor], path: Path
+    teacher: Any,
+    architecture: str,
+    surrogates: Any,
+    families: Any,
+    example: tuple[Tensor],
+    path: Path,
+    quantization: Quantization,
 ) -> None:
     from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.compile.quantize import quantize_for_xnnpack
     from edgeens.models.hybrid import HybridUNet
 
-    model = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
+    model: torch.nn.Module = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
+    if quantization.quantized:
+        model = quantize_for_xnnpack(model, example, quantization.calibration, quantization.scope)
     lower_to_executorch(model, example).save(path)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeens.compile.quantize import Quantization
 from edgeens.errors import EdgeensError
 from edgeens.files import writable_folder
 from edgeens.models.restormer import Restormer
@@ -50,6 +51,7 @@ class ProfileRequest:
     hub_poll: float = 10.0
     compute_unit: str = "cpu"  # AI Hub's --compute_unit
     max_jobs: int | None = None  # AI Hub jobs one command may submit (None: no bound)
+    quantization: Quantization = field(default_factory=Quantization)  # the programs' precision (host tables)
 
     @property
     def command(self) -> str:
@@ -59,9 +61,12 @@ class ProfileRequest:
         height, width = self.size
         pool = str(self.pool_path) if self.pool_path else None
         policy = self.policy
-        return profile_command(
+        command = profile_command(
             self.device, list(self.space_args), families, height, width, runtime, self.threads, policy, pool
         )
+        if self.quantization.quantized:  # calibrated on the task's training crops: the task is part of the table
+            command += f" --quantize {self.quantization.precision} --scope {self.quantization.scope}"
+        return command
 
     def check(self) -> None:
         if self.validate_programs not in ("lowered", "linked"):
@@ -70,6 +75,17 @@ class ProfileRequest:
             raise EdgeensError(
                 "--validate-programs linked links ExecuTorch programs on this machine: on AI Hub use lowered"
             )
+        if self.quantization.quantized:
+            if self.device != "host":
+                raise EdgeensError(
+                    "quantized latency tables are measured on this machine (--device host); for a phone, compile "
+                    "the model with edgeens compile --target aihub --quantize w8a8|w8a16 and profile it whole"
+                )
+            if self.validate and self.validate_programs == "linked":
+                raise EdgeensError(
+                    "--validate-programs linked joins float glue programs: validate a quantized table with lowered"
+                )
+            self.quantization.check(self.runtime)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,7 @@ def profile_step(
             request.space_name,
             request.space,
             say,
+            request.quantization.precision,
         )
         if existing is not None:
             if not request.remeasure:
@@ -162,6 +179,7 @@ def measure_table(
         jobs=request.jobs,
         space=request.space,
         architectures=architectures,
+        quantization=request.quantization,
     )
 
 
@@ -224,6 +242,7 @@ def validate_table(
         progress=progress,
         jobs=request.jobs,
         linked=request.validate_programs == "linked",
+        quantization=request.quantization,
     )
     return _write_validation(table, result.path, reports)
 

@@ -86,6 +86,13 @@ class LatencyTable:
     compute_unit: str | None = None  # AI Hub's --compute_unit (None: this machine's CPU)
     # AI Hub tables: how many layers each unit ran, and the share that fell back to the CPU from another unit.
     placement: dict[str, Any] | None = None
+    precision: str = "fp32"  # of the programs timed (edgeens.compile.quantize.PRECISIONS)
+    quantize_scope: str | None = None  # what was quantized, for a precision other than fp32
+
+    @property
+    def runtime_label(self) -> str:
+        """The runtime with the precision of its programs, where it is not float: `executorch-xnnpack w8a8`."""
+        return self.runtime if self.precision == "fp32" else f"{self.runtime} {self.precision}"
 
     @property
     def space(self) -> SearchSpace:
@@ -133,9 +140,10 @@ class LatencyTable:
             )
 
     def filename(self) -> str:
-        """`<device>--<runtime>--<HxW>--<space>.json` (DESIGN's name plus the space: presets share a size)."""
+        """`<device>--<runtime>--<HxW>--<space>.json` (DESIGN's name plus the space: presets share a size); a
+        quantized table's runtime carries its precision (`executorch-xnnpack-w8a8`)."""
         space = self.space_name or f"dim{self.teacher['dim']}"
-        return f"{slug(self.device)}--{slug(self.runtime)}--{self.height}x{self.width}--{slug(space)}.json"
+        return f"{slug(self.device)}--{slug(self.runtime_label)}--{self.height}x{self.width}--{slug(space)}.json"
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -189,17 +197,26 @@ def existing_table(
     space_name: str | None,
     space: SearchSpace | None = None,
     say: Callable[[str], None] | None = None,
+    precision: str = "fp32",
 ) -> LatencyTable | None:
     """A host table in `folder` for this teacher configuration, size, runtime and thread count that covers every
     (stage, choice) of `space` (a table of more families serves a space of fewer): the one named for `space_name`
     first, else any other that fits. A damaged table of the same size and runtime is said (to `say`), not passed
-    over in silence: the user may have meant it to be reused."""
+    over in silence: the user may have meant it to be reused. Only tables of programs in `precision` fit."""
     runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
     probe = LatencyTable(
-        "host", runtime_name, height, width, teacher.config.to_dict(), Latency(1, 1, 1, 1), {}, space_name=space_name
+        "host",
+        runtime_name,
+        height,
+        width,
+        teacher.config.to_dict(),
+        Latency(1, 1, 1, 1),
+        {},
+        space_name=space_name,
+        precision=precision,
     )
     named = Path(folder) / probe.filename()
-    others = sorted(Path(folder).glob(f"host--{slug(runtime_name)}--{height}x{width}--*.json"))
+    others = sorted(Path(folder).glob(f"host--{slug(probe.runtime_label)}--{height}x{width}--*.json"))
     for path in [named, *(p for p in others if p != named)]:
         if not path.is_file():
             continue
@@ -211,7 +228,7 @@ def existing_table(
             if say:
                 say(f"profile: {err}; it is not used")
             continue
-        if table.teacher != probe.teacher or table.threads != threads:
+        if table.teacher != probe.teacher or table.threads != threads or table.precision != precision:
             continue
         try:
             table.check_fits(space or table.space, height, width)
@@ -303,10 +320,10 @@ def searched_table(run_dir: str | Path, current: LatencyTable) -> LatencyTable:
     if not pinned.is_file():
         return current
     table = LatencyTable.load(pinned)
-    if (table.device, table.runtime) != (current.device, current.runtime):  # e.g. searched for the CPU, now NPU
+    if (table.device, table.runtime_label) != (current.device, current.runtime_label):  # e.g. CPU, now NPU
         raise ProfileError(
-            f"{run_dir}'s search used the table of {table.device} / {table.runtime}, not {current.device} / "
-            f"{current.runtime}: use a new --out folder for another device or compute unit"
+            f"{run_dir}'s search used the table of {table.device} / {table.runtime_label}, not {current.device} / "
+            f"{current.runtime_label}: use a new --out folder for another device, compute unit or precision"
         )
     return table
 

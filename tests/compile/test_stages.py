@@ -108,3 +108,58 @@ def test_a_programs_folder_grows_by_family_but_never_mixes_two_meanings_of_a_let
     assert list(grown["families"]) == ["M", "G"]
     with pytest.raises(ArchitectureError, match="defines family G as"):
         _add_families(grown, preset_space("tiny", parse_families("G=mambair:d_state=2")), tmp_path)
+
+
+@pytest.mark.slow
+def test_quantized_stage_programs_are_calibrated_on_the_features_each_stage_sees(tmp_path) -> None:
+    from edgeens.compile.quantize import Quantization
+    from edgeens.compile.stages import stage_calibration
+
+    torch.manual_seed(0)
+    teacher = Restormer(**SMALL_TEACHER).eval()
+    space = SearchSpace(teacher.config, parse_families("G"))
+    images = tuple(torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)) for i in range(2))
+    features = stage_calibration(teacher, space, images)
+    stages = {s.name: s for s in space.stages}
+    assert features["fixed"] == images
+    for name, seen in features.items():
+        if name != "fixed":
+            assert len(seen) == 2 and tuple(seen[0].shape) == stage_input_shape(stages[name], 16, 16)
+    only = ["fixed", "latent--R"]  # an untrained G1 stack starts as the identity: nothing to quantize
+    quantization = Quantization("w8a8", "conv", images)
+    manifest = build_stage_programs(
+        teacher, 16, 16, tmp_path, only=only, show_progress=False, space=space, quantization=quantization
+    )
+    for key in only:
+        entry = manifest["programs"][key]
+        assert "file" not in entry and (tmp_path / entry["file-w8a8"]).is_file()
+        assert 0 < entry["verification-w8a8"]["max_abs_error"] < 0.5  # on a real feature map: close, not equal
+    onnx = build_stage_programs(
+        teacher,
+        16,
+        16,
+        tmp_path,
+        only=["latent--R"],
+        show_progress=False,
+        space=space,
+        quantization=Quantization("w8a16", "conv", images),
+        targets=("onnx",),
+    )
+    entry = onnx["programs"]["latent--R"]
+    assert (tmp_path / entry["onnx_file-w8a16"]).is_file() and "file-w8a8" in entry  # the int8 .pte is kept
+    assert entry["onnx_verification-w8a16"]["max_abs_error"] < entry["verification-w8a8"]["max_abs_error"]
+    with pytest.raises(CompileError, match="no 16-bit activations"):
+        build_stage_programs(
+            teacher,
+            16,
+            16,
+            tmp_path,
+            only=only,
+            show_progress=False,
+            space=space,
+            quantization=Quantization("w8a16", "conv", images),
+        )
+    with pytest.raises(CompileError, match="calibration image"):
+        build_stage_programs(
+            teacher, 16, 16, tmp_path, only=only, show_progress=False, space=space, quantization=Quantization("w8a8")
+        )

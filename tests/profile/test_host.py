@@ -223,3 +223,79 @@ def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
+
+
+def _copy_float_as_quantized(module, example, reference, out, key, target, quantization):
+    """Stands in for quantizing a stage program (seconds each): the session's float program under the quantized
+    name. What is checked with it is the table's side: names, precision, reuse, validation."""
+    file = f"{key}{quantization.suffix}.pte"
+    shutil.copy(out / f"{key}.pte", out / file)
+    return {f"file{quantization.suffix}": file}
+
+
+@pytest.mark.slow
+def test_a_quantized_table_is_its_own_table_of_its_own_programs(small_stage_programs, tmp_path, monkeypatch) -> None:
+    import edgeens.compile.stages as stages
+    from tests.data.layouts import make_layout
+
+    _, session_folder, _, checkpoint = small_stage_programs
+    programs, profiles = tmp_path / "programs", tmp_path / "profiles"
+    shutil.copytree(session_folder, programs)
+    monkeypatch.setattr(stages, "_build_quantized", _copy_float_as_quantized)
+    data = make_layout(tmp_path / "pairs", "restormer", count=10)
+    args = ["profile", "--teacher", str(checkpoint), "--families", "G", "--size", "8", "--programs", str(programs)]
+    args += ["--out", str(profiles), "--min-repeats", "3", "--max-repeats", "3", "--rounds", "1", "--data", str(data)]
+    quantized = [*args, "--quantize", "w8a8", "--calibration-images", "2"]
+    result = runner.invoke(app, quantized)
+    assert result.exit_code == 0, result.output
+    table = LatencyTable.load(profiles / "host--executorch-xnnpack-w8a8--8x8--small-g.json")
+    assert table.precision == "w8a8" and table.quantize_scope == "conv" and "--quantize w8a8" in table.command
+    assert "executorch-xnnpack w8a8" in " ".join(result.output.split())
+    entries = json.loads((programs / "stages.json").read_text())["programs"]
+    assert all("file-w8a8" in entries[p.key] for p in stage_programs(table.space))
+    # No float table is taken for it, nor it for a float one; each is found again by its precision.
+    assert not list(profiles.glob("host--executorch-xnnpack--*"))
+    float_result = runner.invoke(app, args)
+    assert float_result.exit_code == 0 and "reusing" not in float_result.output, float_result.output
+    assert LatencyTable.load(profiles / "host--executorch-xnnpack--8x8--small-g.json").precision == "fp32"
+    again = runner.invoke(app, quantized)
+    assert again.exit_code == 0 and "reusing" in again.output, again.output
+    refusals = [
+        (["--quantize", "w8a16"], "no 16-bit activations"),
+        (["--quantize", "w8a8", "--device", "Snapdragon 8 Elite QRD"], "measured on this machine"),
+        (["--quantize", "w8a8", "--validate", "3", "--validate-programs", "linked"], "validate a quantized table"),
+        (["--quantize", "w4a4"], "unknown precision"),
+        (["--quantize", "w8a8", "--scope", "most"], "unknown quantization scope"),
+    ]
+    for extra, message in refusals:
+        refused = runner.invoke(app, [*args, *extra])
+        assert refused.exit_code == 2 and message in " ".join(refused.output.split()), (extra, refused.output)
+
+
+@pytest.mark.slow
+def test_a_quantized_tables_validation_quantizes_each_architecture_whole(small_stage_programs, tmp_path) -> None:
+    from edgeens.compile.quantize import Quantization
+    from tests.conftest import SMALL_TEACHER
+    from tests.profile.test_table import synthetic_table
+
+    teacher, _, _, _ = small_stage_programs
+    table = synthetic_table(config=SMALL_TEACHER, height=8, families="G")
+    table.precision = "w8a8"
+    images = tuple(torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(2))
+    policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
+    architecture = "G1-R-R-R-G1-R-R-R"
+    with pytest.raises(ValueError, match="validation programs fp32"):
+        measure_architectures(table, [architecture], teacher, tmp_path, tmp_path / "table.json", policy)
+    quantization = Quantization("w8a8", "conv", images)
+    measure_architectures(
+        table, [architecture], teacher, tmp_path, tmp_path / "table.json", policy, quantization=quantization
+    )
+    program = tmp_path / "end_to_end" / f"{architecture}-w8a8.pte"
+    assert program.is_file() and LatencyTable.load(tmp_path / "table.json").end_to_end[architecture].samples == 3
+    from edgeens.compile.executorch import read_program, run_program
+    from edgeens.models.hybrid import HybridUNet
+
+    with torch.no_grad():
+        eager = HybridUNet.from_teacher(teacher, architecture, None, table.space.families).eval()(images[0])
+    error = (run_program(read_program(program), (images[0],))[0] - eager).abs().max().item()
+    assert 0 < error < 0.5  # int8: near the float hybrid, not equal to it
