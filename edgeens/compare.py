@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeens.compile.quantize import Quantization
 from edgeens.data.task import TaskData
 from edgeens.devices import on_device
 from edgeens.files import atomic_path, now, write_json
@@ -67,6 +68,10 @@ class CompareRequest:
     baselines: tuple[str, ...] = tuple(BASELINES)  # which alternatives to train and score (names of BASELINES)
     device: torch.device = torch.device("cpu")  # where the rows train and are scored
     precision: str = "fp32"  # their training's forward pass
+    # A quantized deployment: the ENS hybrid's program in that precision (the compile step's) and the calibration
+    # the teacher's is made with; both are timed and scored beside the float programs.
+    quantized_program: Path | None = None
+    quantization: Quantization = Quantization()
 
 
 def parse_baselines(text: str) -> tuple[str, ...]:
@@ -142,6 +147,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say, request.device)
     task = request.task
     measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
+    quantized = quantized_rows(request, measured, say) if request.quantized_program else []
     models = {
         label: (teacher if label == "teacher" else best) if how is None else HybridUNet.load(folders[label] / RESULT)
         for label, _, how in rows_spec
@@ -177,6 +183,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
             rows[0]["measured_ms"] / row["measured_ms"] if both else rows[0]["predicted_ms"] / row["predicted_ms"]
         )
         row["speedup_from"] = "measured" if both else "predicted"
+    rows += quantized
     say("compare: scoring the references (the degraded input and the task's classical methods)")
     references = score_references(task)
     result = {
@@ -187,6 +194,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         "iterations": request.iterations,
         "schedule": {"patch_sizes": recipe.schedule.patch_sizes, "batch_sizes": recipe.schedule.batch_sizes},
         "timing": timing,
+        "predicted_precision": request.table.precision,  # every row's predicted_ms is of programs in this precision
         "created": now(),
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -233,21 +241,21 @@ def save_crops(folder: RunFolder, teacher: torch.nn.Module, hybrid: torch.nn.Mod
 
 
 def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None]) -> tuple[dict, dict]:
-    """Median ms of the teacher and the compiled ENS hybrid, whole programs timed in the same shuffled rounds (a
-    speed-up from two timings taken at different times would carry the machine's drift between them)."""
-    from edgeens.compile.executorch import lower_to_executorch
+    """Median ms of the teacher and the compiled ENS hybrid (and of both in the quantized precision, when the run
+    deploys one), whole programs timed in the same shuffled rounds (a speed-up from two timings taken at different
+    times would carry the machine's drift between them)."""
     from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs, set_threads
 
     threads = 1
     set_threads(threads)
     example = (torch.rand(1, 3, request.size, request.size, generator=torch.Generator().manual_seed(0)),)
-    teacher_program = request.folder.compare / "teacher.pte"
-    if not teacher_program.is_file():
-        teacher_program.parent.mkdir(parents=True, exist_ok=True)
-        lower_to_executorch(request.teacher, example).save(teacher_program)
-    programs = {"teacher": teacher_program, "ENS hybrid": request.hybrid_program}
+    programs = {"teacher": teacher_program(request, Quantization()), "ENS hybrid": request.hybrid_program}
+    if request.quantized_program is not None:
+        label = request.quantization.precision
+        programs[f"teacher {label}"] = teacher_program(request, request.quantization)
+        programs[f"ENS hybrid {label}"] = request.quantized_program
     policy = TimingPolicy(rounds=4, max_seconds=20.0)
-    say(f"compare: timing the teacher and the ENS hybrid end to end ({policy.rounds} shuffled rounds, 1 thread)")
+    say(f"compare: timing {', '.join(programs)} end to end ({policy.rounds} shuffled rounds, 1 thread)")
     samples = measure_programs({k: partial(executorch_runner, p, example) for k, p in programs.items()}, policy)
     timing = {
         "runtime": "executorch-xnnpack",
@@ -258,6 +266,58 @@ def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None])
         "spread_ms": {k: [float(np.percentile(v, 10)), float(np.percentile(v, 90))] for k, v in samples.items()},
     }
     return {k: float(np.median(v)) for k, v in samples.items()}, timing
+
+
+def teacher_program(request: CompareRequest, quantization: Quantization) -> Path:
+    """The teacher lowered as the ENS hybrid was (`compare/teacher.pte`, `teacher-w8a8.pte`), made once."""
+    from edgeens.compile.executorch import lower_to_executorch
+    from edgeens.compile.quantize import quantize_for_xnnpack
+
+    path = request.folder.compare / f"teacher{quantization.suffix}.pte"
+    if not path.is_file():
+        example = (torch.rand(1, 3, request.size, request.size, generator=torch.Generator().manual_seed(0)),)
+        model: torch.nn.Module = request.teacher.eval()
+        if quantization.quantized:
+            model = quantize_for_xnnpack(model, example, quantization.calibration, quantization.scope)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            lower_to_executorch(model, example).save(tmp)
+    return path
+
+
+def quantized_rows(request: CompareRequest, measured: dict[str, float], say: Callable[[str], None]) -> list[dict]:
+    """The teacher's and the ENS hybrid's rows in the deployed precision: their programs scored on the test images
+    in blended tiles of the program's size beside the float programs scored the same way (the gap is the
+    quantization's alone), timed in the float programs' rounds (`measured`)."""
+    from edgeens.restore import load_restorer
+
+    label = request.quantization.precision
+    programs = {
+        "teacher": (teacher_program(request, Quantization()), teacher_program(request, request.quantization)),
+        "ENS hybrid": (request.hybrid_program, request.quantized_program),
+    }
+    architectures = {"teacher": format_architecture(request.space.teacher_only), "ENS hybrid": None}
+    say(f"compare: scoring the float and {label} programs on the test images in {request.size}-px tiles")
+    rows = []
+    for name, (float_path, quantized_path) in programs.items():
+        float_psnr, _ = score_restorer(load_restorer(float_path), request.task.test_pairs(), request.size)
+        psnr_value, ssim_value = score_restorer(load_restorer(quantized_path), request.task.test_pairs(), request.size)
+        architecture = architectures[name] or request.hybrid.architecture_string
+        row = {
+            "model": f"{name} {label}",
+            "architecture": architecture,
+            "psnr": psnr_value,
+            "ssim": ssim_value,
+            "psnr_vs_float": psnr_value - float_psnr,  # against the same model's float program, tiled alike
+            "precision": label,
+            "predicted_ms": request.table.predict_ms(architecture) if request.table.precision == label else None,
+            "measured_ms": measured.get(f"{name} {label}"),
+        }
+        teacher_ms = measured.get("teacher")
+        row["speedup"] = teacher_ms / row["measured_ms"] if teacher_ms and row["measured_ms"] else None
+        row["speedup_from"] = "measured against the float teacher"
+        rows.append(row)
+    return rows
 
 
 def _labelled_score(label: str, model: torch.nn.Module, task: TaskData, tile: int) -> tuple[float, float]:
@@ -280,6 +340,20 @@ def score(model: torch.nn.Module, pairs: Pairs, tile: int = 256) -> tuple[float,
             out = restore_whole(model, lq)
         else:
             out = restore_array(tiled, lq, tile, SCORE_OVERLAP)
+        psnrs.append(psnr(out, gt))
+        ssims.append(ssim(out, gt))
+    return float(np.mean(psnrs)), float(np.mean(ssims))
+
+
+def score_restorer(restorer: Any, pairs: Pairs, tile: int) -> tuple[float, float]:
+    """Mean PSNR and SSIM of a restorer (a compiled program, or eager) on (name, degraded, clean) pairs, restored
+    in blended `tile`-px tiles as `edgeens restore` and the phone do."""
+    from edgeens.metrics import psnr, ssim
+    from edgeens.restore import OVERLAP, restore_array
+
+    psnrs, ssims = [], []
+    for _, lq, gt in pairs:
+        out = restore_array(restorer, lq, tile, min(OVERLAP, tile // 4))  # small toy tiles: a smaller overlap
         psnrs.append(psnr(out, gt))
         ssims.append(ssim(out, gt))
     return float(np.mean(psnrs)), float(np.mean(ssims))

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgeens.compare import score_restorer
 from edgeens.compile.artifact import CompileError, now
 from edgeens.compile.pipeline import CompileOptions, compile_model
 from edgeens.compile.quantize import PRECISIONS, check_precision_for
 from edgeens.data.task import TaskData
 from edgeens.files import write_json
-from edgeens.metrics import psnr, ssim
 from edgeens.profile.host import (
     RUNTIMES,
     TimingPolicy,
@@ -33,7 +33,7 @@ from edgeens.profile.host import (
     onnxruntime_runner,
     set_threads,
 )
-from edgeens.restore import OVERLAP, eager_restorer, load_restorer, restore_array
+from edgeens.restore import eager_restorer, load_restorer
 from edgeens.train.qat import QATRecipe, quantization_aware_finetune
 
 TABLE = "precision.json"
@@ -85,9 +85,9 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
     calibration = [torch.from_numpy(c) for c in request.task.calibration_inputs(size, size, request.calibration_images)]
     files = _compile_programs(request, model, request.precisions, calibration, "", say)
     say(f"precision: scoring {len(files)} programs and eager PyTorch on {request.task.test_count} test photos")
-    scores = {("eager", "fp32"): score_restorer(eager_restorer(model, "eager"), request.task, size)}
+    scores = {("eager", "fp32"): score_restorer(eager_restorer(model, "eager"), request.task.test_pairs(), size)}
     for key, path in files.items():
-        scores[key] = score_restorer(load_restorer(path, request.threads), request.task, size)
+        scores[key] = score_restorer(load_restorer(path, request.threads), request.task.test_pairs(), size)
     qat_note = None
     if request.qat is not None:
         worst = max((scores[("eager", "fp32")][0] - v[0] for (r, p), v in scores.items() if p == "w8a8"), default=0)
@@ -98,7 +98,7 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
             tuned = quantization_aware_finetune(model, request.task, request.qat, say)
             qat_files = _compile_programs(request, tuned, ("w8a8",), calibration, "-qat", say)
             for key, path in qat_files.items():
-                scores[key] = score_restorer(load_restorer(path, request.threads), request.task, size)
+                scores[key] = score_restorer(load_restorer(path, request.threads), request.task.test_pairs(), size)
             files |= qat_files
             qat_note = f"run: {request.qat}"
     inputs = (torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)),)
@@ -199,7 +199,7 @@ def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = pr
         else:
             runner = Restorer(label, lambda x: model(x), (size, size))
         with torch.no_grad():
-            mean_psnr, mean_ssim = score_restorer(runner, request.task, size)
+            mean_psnr, mean_ssim = score_restorer(runner, request.task.test_pairs(), size)
         rows.append({"quantized": label, "modules": list(modules), "psnr": mean_psnr, "ssim": mean_ssim})
     float_psnr = rows[0]["psnr"]
     for row in rows:
@@ -215,16 +215,6 @@ def stage_sensitivity(request: PrecisionRequest, say: Callable[[str], None] = pr
     }
     write_json(request.folder / SENSITIVITY, table)
     return table
-
-
-def score_restorer(restorer: Any, task: TaskData, tile: int) -> tuple[float, float]:
-    """Mean PSNR and SSIM of a restorer on the task's test photos, restored in blended tiles."""
-    psnrs, ssims = [], []
-    for _, lq, gt in task.test_pairs():
-        out = restore_array(restorer, lq, tile, min(OVERLAP, tile // 4))  # small toy tiles: a smaller overlap
-        psnrs.append(psnr(out, gt))
-        ssims.append(ssim(out, gt))
-    return float(np.mean(psnrs)), float(np.mean(ssims))
 
 
 def _runner(runtime: str) -> Callable[..., Callable[[], Any]]:

@@ -99,6 +99,10 @@ class RunConfig:
     only_steps: tuple[str, ...] = field(default=STEPS)
     torch_device: str = "auto"  # where training, distillation, search evaluation and scoring run (--torch-device)
     precision: str = "auto"  # the training steps' forward pass (edgeens.devices.resolve_precision)
+    # The deployed program's precision (edgeens.compile.quantize): the latency table, the search's penalty and the
+    # compiled ENS hybrid are in it; the comparison adds the teacher's and the hybrid's quantized rows.
+    quantize: str = "fp32"
+    calibration_images: int = 16  # degraded training crops that calibrate a quantized deployment
 
     @property
     def latency_bound(self) -> float | None:
@@ -150,6 +154,14 @@ class RunConfig:
         if self.penalty not in ("calibrated", "heuristic"):
             raise ValueError(f"--penalty must be calibrated or heuristic, not {self.penalty!r}")
         self.placement()  # a device or precision this machine lacks: refused before any step runs
+        from edgeens.compile.quantize import Quantization
+
+        Quantization(self.quantize).check_runtime("executorch")
+        if self.quantize != "fp32" and self.device != "host":
+            raise ValueError(
+                f"--quantize {self.quantize} runs on this machine's tables (--device host): for {self.device}, "
+                f"compile the run's hybrid with edgeens compile --target aihub --quantize {self.quantize}"
+            )
         unknown = set(self.only_steps) - set(STEPS)
         if unknown:
             raise ValueError(f"unknown step(s) {', '.join(sorted(unknown))}; the steps are {', '.join(STEPS)}")
@@ -296,6 +308,15 @@ def _check_recorded_budgets(config: RunConfig) -> None:
         if step in config.only_steps and folder.is_dir():
             for trained in sorted(p.parent for p in folder.glob(f"*/{RECIPE_FILE}")):
                 check_same_recipe(trained, recipe)
+    if run.searched_table.is_file():  # the search's choice was made for programs of one precision
+        from edgeens.profile.table import LatencyTable
+
+        searched = LatencyTable.load(run.searched_table).precision
+        if searched != config.quantize:
+            raise ValueError(
+                f"{config.run_dir} searched for {searched} programs; --quantize {config.quantize} needs its own "
+                f"search: use a new --out folder (or give --quantize {searched.replace('fp32', 'none')})"
+            )
 
 
 def _planned_space(config: RunConfig) -> tuple[RestormerConfig, SearchSpace]:
@@ -344,6 +365,7 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         compute_unit=config.compute_unit,
         reuse_from=(run.profile, config.profiles),
         also_save=(config.profiles,) if config.save_profiles else (),
+        quantization=_quantization(config, state),
     )
     say(f"profile: {request.space_name} at {config.size}x{config.size}: a table that fits, else measured here")
     result = profile_step(request, say=say)
@@ -354,6 +376,16 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         if result.note:
             say(f"profile: note: {result.note}")
     return result.table, result.reused
+
+
+def _quantization(config: RunConfig, state: RunState) -> Any:
+    """The run's deployed precision with its calibration: degraded crops of the training split at the run's size."""
+    from edgeens.compile.quantize import Quantization
+
+    if config.quantize == "fp32":
+        return Quantization()
+    crops = state.task.calibration_inputs(config.size, config.size, config.calibration_images)
+    return Quantization(config.quantize, "conv", tuple(torch.from_numpy(crop) for crop in crops))
 
 
 def _space_name(config: RunConfig) -> str:
@@ -387,8 +419,9 @@ def _check_speedup_early(config: RunConfig, say: Say) -> None:
     base_name = _space_name(config)
     teacher = SimpleNamespace(config=teacher_config)
     for place in (config.folder.profile, config.profiles):
+        name = base_name + space.name_suffix
         table = existing_table(
-            place, teacher, config.size, config.size, "executorch", 1, base_name + space.name_suffix, space, say
+            place, teacher, config.size, config.size, "executorch", 1, name, space, say, config.quantize
         )
         if table is not None:
             check_speedup(config.latency_bound or 1.0, table, space)
@@ -481,15 +514,24 @@ def _compile(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     folder = config.folder.export
     manifest_path = folder / "compile.json"
     card = ModelCard.of(model, config.size, config.size)
+    quantized = f"executorch--{config.quantize}" if config.quantize != "fp32" else None
+    manifest: dict[str, Any] = {}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("model", {}).get("weights_sha256") == card.weights_sha256 and {
-            "executorch",
-            "onnx",
-        } <= set(manifest.get("targets", {})):
-            return manifest, True
-    say(f"compile: {model.architecture_string} at {config.size}x{config.size} to .pte and .onnx (checked)")
-    return compile_model(model, config.size, config.size, folder, CompileOptions(force=True), log=say), False
+        if manifest.get("model", {}).get("weights_sha256") != card.weights_sha256:
+            manifest = {}
+    have = set(manifest.get("targets", {}))
+    if {"executorch", "onnx"} <= have and (quantized is None or quantized in have):
+        return manifest, True
+    if not {"executorch", "onnx"} <= have:
+        say(f"compile: {model.architecture_string} at {config.size}x{config.size} to .pte and .onnx (checked)")
+        manifest = compile_model(model, config.size, config.size, folder, CompileOptions(force=True), log=say)
+    if quantized is not None:  # the deployed program, beside the float ones the comparison measures it against
+        say(f"compile: the same hybrid in {config.quantize}, calibrated on {config.calibration_images} training crops")
+        options = CompileOptions(("executorch",), precision=config.quantize, force=True)
+        calibration = _quantization(config, state).calibration
+        manifest = compile_model(model, config.size, config.size, folder, options, calibration, log=say)
+    return manifest, False
 
 
 def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
@@ -499,7 +541,10 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         if not config.folder.crops.is_file():  # a run folder from before the crops were saved
             save_crops(config.folder, state["teacher"], state["finetune"], state.task)
         return done, True
-    program = config.folder.export / state["compile"]["targets"]["executorch"]["file"]
+    targets = state["compile"]["targets"]
+    program = config.folder.export / targets["executorch"]["file"]
+    quantization = _quantization(config, state)
+    quantized = targets.get(f"executorch--{config.quantize}") if quantization.quantized else None
     request = CompareRequest(
         config.folder,
         state["teacher"],
@@ -516,6 +561,8 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         config.jobs,
         config.baselines,
         *config.placement(),
+        quantized_program=config.folder.export / quantized["file"] if quantized and config.device == "host" else None,
+        quantization=quantization,
     )
     return compare_step(request, say), False
 

@@ -189,6 +189,42 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert [r["model"] for r in compare["rows"]] == [*labels[:3], "random hybrid", labels[3]]
     bad = runner.invoke(app, [*args[:-1], "random,everything"])
     assert bad.exit_code == 2 and "unknown --baselines everything" in " ".join(bad.output.split())
+    _a_quantized_deployment(tmp_path, teacher, args)
+
+
+def _a_quantized_deployment(tmp_path, teacher: Restormer, args: list[str]) -> None:
+    """--quantize w8a8 on the run above: refused in its folder (its search chose for float programs); in a new
+    folder with its teacher and pool, the search uses the int8 table and the comparison gets int8 rows."""
+    refused = runner.invoke(app, [*args, "--quantize", "w8a8"])
+    assert refused.exit_code == 2 and "searched for fp32 programs" in " ".join(refused.output.split()), refused.output
+    table = _made_up_table(teacher, "teacher")
+    table.precision, table.quantize_scope = "w8a8", "conv"
+    table.save(tmp_path / "profiles")  # beside the float one, under its own name
+    quantized_run = tmp_path / "run-w8a8"
+    for part in ("teacher", "pool", "features", "data.json"):  # distillation is not what this checks
+        source = tmp_path / "run" / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, quantized_run / part)
+    quantized_args = [*args[:-1], "none", "--quantize", "w8a8", "--calibration-images", "2"]
+    quantized_args[args.index("--out") + 1] = str(quantized_run)
+    result = runner.invoke(app, quantized_args)
+    assert result.exit_code == 0, result.output
+    assert LatencyTable.load(quantized_run / "search" / "latency-table.json").precision == "w8a8"
+    compiled = json.loads((quantized_run / "export" / "compile.json").read_text())["targets"]
+    assert {"executorch", "onnx", "executorch--w8a8"} <= set(compiled)
+    compare = json.loads((quantized_run / "compare" / "compare.json").read_text())
+    assert [r["model"] for r in compare["rows"]] == ["teacher", "ENS hybrid", "teacher w8a8", "ENS hybrid w8a8"]
+    assert compare["predicted_precision"] == "w8a8" and set(compare["timing"]["samples"]) == {
+        "teacher",
+        "ENS hybrid",
+        "teacher w8a8",
+        "ENS hybrid w8a8",
+    }
+    for row in compare["rows"][2:]:
+        assert row["measured_ms"] > 0 and row["speedup"] > 0 and row["psnr_vs_float"] != 0
+        assert abs(row["psnr_vs_float"]) < 3  # int8: the same restoration, not another one
+    assert compare["rows"][2]["predicted_ms"] == table.predict_ms(compare["rows"][2]["architecture"])
+    report = (quantized_run / "report" / "report.md").read_text()
+    assert "Deployed in w8a8" in report and "executorch-xnnpack w8a8" in report
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,12 @@ def run_command(
         callback=workers_check("--jobs"),
         help="Worker processes (one thread each) for distillation, training, lowering.",
     ),
+    quantize: str = typer.Option(
+        "none",
+        help="Deploy in this precision: none (float) or w8a8 (int8, XNNPACK). The latency table, the search and the "
+        "compiled hybrid are in it; the comparison adds the teacher's and the hybrid's int8 rows.",
+    ),
+    calibration_images: int = typer.Option(16, min=1, help="Degraded training crops that calibrate --quantize."),
 ) -> None:
     """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
     compare -> report. Every step is skipped when its outputs exist, so a re-run continues an interrupted one."""
@@ -254,6 +260,7 @@ def run_command(
     import torch
 
     from edgeens.compare import parse_baselines
+    from edgeens.compile.quantize import parse_precision
     from edgeens.run import RunConfig, run_pipeline
     from edgeens.train.finetune import FinetunePatches
 
@@ -287,6 +294,8 @@ def run_command(
         jobs=jobs,
         torch_device=torch_device,
         precision=precision,
+        quantize=parse_precision(quantize),
+        calibration_images=calibration_images,
         only_steps=tuple(s.strip() for s in steps.split(",") if s.strip()),
     )
     try:

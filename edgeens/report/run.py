@@ -134,11 +134,33 @@ def _result(compare: dict[str, Any], table: Any, degradation: str | None = None)
             *_against_references(teacher, compare.get("references", [])),
             f"ENS chose **{ens['architecture']}**: {ens['psnr']:.2f} dB on the whole test images against the "
             f"teacher's {teacher['psnr']:.2f} dB ({ens['psnr'] - teacher['psnr']:+.2f} dB){against_retrained}; "
-            f"{_ms(ens)} against {_ms(teacher)} on {table.device} ({table.runtime}, {threads} thread(s), "
+            f"{_ms(ens)} against {_ms(teacher)} on {table.device} "
+            f"({table.runtime if ens['measured_ms'] else table.runtime_label}, {threads} thread(s), "
             f"{table.height}x{table.width}): a {ens['speedup_from']} speed-up of {ens['speedup']:.2f}x.",
+            *_quantized(rows),
             *_against_paper(degradation, ens["speedup"]),
         ],
     )
+
+
+def _quantized(rows: list[dict[str, Any]]) -> list[str]:
+    """One line on the deployed precision's programs, where the run deploys one (rows with a `precision`)."""
+    quantized = {r["model"].rsplit(" ", 1)[0]: r for r in rows if r.get("precision")}
+    if "ENS hybrid" not in quantized:
+        return []
+    ens, teacher = quantized["ENS hybrid"], quantized.get("teacher")
+    speed = f"{ens['speedup']:.2f}x the float teacher's speed" if ens.get("speedup") else "not timed"
+    line = (
+        f"Deployed in {ens['precision']}: the ENS hybrid's program restores to {ens['psnr']:.2f} dB "
+        f"({ens['psnr_vs_float']:+.2f} dB against its float program, both in tiles), {speed}"
+    )
+    if teacher and teacher.get("speedup"):
+        line += (
+            f"; the teacher in {teacher['precision']}: {teacher['psnr_vs_float']:+.2f} dB, "
+            f"{teacher['speedup']:.2f}x (so the search and quantization together: "
+            f"{ens['speedup']:.2f}x at {ens['psnr'] - teacher['psnr'] + teacher['psnr_vs_float']:+.2f} dB)"
+        )
+    return [line + "."]
 
 
 def _against_references(teacher: dict[str, Any], references: list[dict[str, Any]]) -> list[str]:
@@ -181,7 +203,7 @@ def _comparison(compare: dict[str, Any]) -> Section:
     timing = compare.get("timing") or {}
     comparison = [["model", "architecture", "PSNR dB", "SSIM", "latency ms", "speed-up"]]
     for r in compare["rows"]:
-        speedup = f"{r['speedup']:.2f}x ({r['speedup_from'][0]})"
+        speedup = f"{r['speedup']:.2f}x ({r['speedup_from'][0]})" if r.get("speedup") else ""
         comparison.append([r["model"], r["architecture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", _ms(r), speedup])
     for r in compare.get("references", []):
         comparison.append([r["model"], r["note"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "", ""])
@@ -200,6 +222,15 @@ def _comparison(compare: dict[str, Any]) -> Section:
         batches = str(most) if most == fewest else f"{most}-{fewest}"
         patches = f" (patches {schedule['patch_sizes'][0]}-{schedule['patch_sizes'][-1]} px, mini-batch {batches})"
 
+    quantized = [r for r in compare["rows"] if r.get("precision")]
+    if quantized:
+        timed += (
+            f" Rows marked {quantized[0]['precision']} are the teacher's and the ENS hybrid's quantized programs "
+            "(XNNPACK, calibrated on degraded training crops), scored in blended tiles of the deployment size, timed "
+            "in the same rounds; their speed-up is against the float teacher's program."
+        )
+    if compare.get("predicted_precision", "fp32") != "fp32":
+        timed += f" Predictions (p) are of {compare['predicted_precision']} programs (the searched table's)."
     text = (
         f"The teacher is the run's starting point as it was trained; every model below it, the teacher "
         f"fine-tuned further included, was trained for {compare['iterations']} iterations with the fine-tuning "
@@ -234,7 +265,10 @@ def _latency(table: Any, families: str, target: Path) -> Section:
     latency_rows.append(["fixed part", f"{table.fixed.median_ms:.1f}"] + [""] * (len(latency_rows[0]) - 2))
     for stage, row in table.stages.items():
         latency_rows.append([stage] + [f"{row[c].median_ms:.1f}" if c in row else "" for c in latency_rows[0][1:]])
-    items: list[Any] = [f"Median ms per stage choice, from `{table.command}` ({table.date}).", latency_rows]
+    items: list[Any] = [
+        f"Median ms per stage choice ({table.runtime_label}), from `{table.command}` ({table.date}).",
+        latency_rows,
+    ]
     if len(table.end_to_end) >= 3:
         report = validation_report(table)
         plot_validation(table, report, str(target / "latency-validation.png"))
@@ -249,12 +283,19 @@ def _latency(table: Any, families: str, target: Path) -> Section:
 
 def _deployment(compiled: dict[str, Any], export: Path) -> Section:
     executorch, onnx = compiled["targets"]["executorch"], compiled["targets"]["onnx"]
+    quantized = [
+        f" The deployed {entry['precision']} program: `{entry['file']}` ({entry['bytes'] / 2**20:.1f} MiB, max abs "
+        f"difference to the float model {entry['verification']['max_abs_error']:.1e}: quantization, measured on the "
+        "test images above)."
+        for key, entry in compiled["targets"].items()
+        if key.startswith("executorch--")
+    ]
     return (
         "Deployment",
         [
             f"`{executorch['file']}` ({executorch['bytes'] / 2**20:.1f} MiB, max abs error vs eager "
             f"{executorch['verification']['max_abs_error']:.1e}) and `{onnx['file']}` (max abs error "
-            f"{onnx['verification']['max_abs_error']:.1e}) in `{export}`.",
+            f"{onnx['verification']['max_abs_error']:.1e}) in `{export}`." + "".join(quantized),
         ],
     )
 
