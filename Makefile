@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 # Natural photographs from Debian packages and wheels, split into train / val / test (edgeens/data/photos.py).
 PHOTOS := $(or $(EDGEENS_PHOTOS),$(HOME)/.cache/edgeens/photos)
 
-.PHONY: install photos web android apk test demo demo-full demo-deblur demo-derain lint bench clean
+.PHONY: install photos web android apk test demo demo-int8 demo-full demo-deblur demo-derain lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -54,6 +54,11 @@ DEMO_BUDGETS := --families G --distill-steps 2000 --finetune-iterations 1000 --f
   --finetune-min-patch 64 --finetune-batch-pixels 4096 --top-k 2 --baselines teacher-finetuned,random-init
 demo: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo --reports reports $(DEMO_BUDGETS)
+
+# make demo deployed in int8: the search on the int8 latency table (profiles/, from `edgeens profile --quantize
+# w8a8`), the ENS hybrid compiled in w8a8, and the teacher's and the hybrid's int8 programs in the comparison.
+demo-int8: $(STAMP) photos
+	$(VENV)/bin/edgeens run --out runs/demo-w8a8 --reports reports $(DEMO_BUDGETS) --quantize w8a8
 
 # The configuration behind reports/tiny-2x: a 2x latency bound, 6000 fine-tuning iterations on 64-128 px patches (the
 # G blocks' global pooling learns the patches' statistics), the teacher fine-tuned as long beside the ENS hybrid

@@ -134,6 +134,8 @@ def test_compile_quantizes_on_the_tasks_training_crops_and_int8_is_a_deprecated_
     assert "onnx--w8a8" in json.loads((tmp_path / "b" / "compile.json").read_text())["targets"]
     refused = runner.invoke(app, [*args, "--quantize", "w8a16", "--target", "executorch", "--out", str(tmp_path / "c")])
     assert refused.exit_code == 2 and "no 16-bit activations" in " ".join(refused.output.split())
+    scoped = runner.invoke(app, [*args, "--quantize", "w8a8", "--scope", "most", "--out", str(tmp_path / "d")])
+    assert scoped.exit_code == 2 and "unknown quantization scope 'most'" in scoped.output, scoped.output
 
 
 def test_compile_bad_inputs_exit_with_a_message(tmp_path, monkeypatch) -> None:

@@ -11,9 +11,16 @@ import edgeens.cli.views as views
 from edgeens.cli.options import (
     MEASURE,
     PIPELINE,
+    Architecture,
+    CalibrationFolder,
+    CalibrationImages,
     DataFolder,
     Degradation,
+    HybridPool,
+    HybridTeacher,
     Jobs,
+    ModelCheckpoint,
+    QuantizeScope,
     Sigma,
     Size,
     Threads,
@@ -49,12 +56,10 @@ def _model_to_compile(
 
 @command(PIPELINE, "compile")
 def compile_command(
-    checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
-    teacher_path: Path = typer.Option(
-        None, "--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch)."
-    ),
-    pool: Path = typer.Option(None, help="Block pool folder of `edgeens distill` (with --teacher)."),
-    arch: str = typer.Option(None, help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R."),
+    checkpoint: ModelCheckpoint = None,
+    teacher_path: HybridTeacher = None,
+    pool: HybridPool = None,
+    arch: Architecture = None,
     untrained: str = typer.Option(None, help="Random weights at a preset size (tiny, paper): export checks only."),
     kind: str = typer.Option("restormer", help="With --untrained: restormer, mambairunet or hybrid (needs --arch)."),
     size: Size = "256",
@@ -73,8 +78,9 @@ def compile_command(
     data: DataFolder = None,
     degradation: Degradation = None,
     sigma: Sigma = None,
-    calibration: Path = typer.Option(None, help="A folder of degraded images to calibrate on instead of the task."),
-    calibration_images: int = typer.Option(16, min=1, help="How many calibration crops."),
+    scope: QuantizeScope = "conv",
+    calibration: CalibrationFolder = None,
+    calibration_images: CalibrationImages = 16,
     aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
     aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
     aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
@@ -119,7 +125,12 @@ def compile_command(
         quantize = "w8a8"
     options = CompileOptions(targets, backend, quantize, aihub_device=aihub_device, aihub_runtime=aihub_runtime)
     options = dataclasses.replace(
-        options, aihub_source=aihub_source, force=force, android_app=android_app, aihub_compute_unit=compute_unit
+        options,
+        aihub_source=aihub_source,
+        force=force,
+        android_app=android_app,
+        aihub_compute_unit=compute_unit,
+        quantize_scope=scope,
     )
     options.check()  # bad options fail before anything is lowered
     inputs = []
@@ -132,20 +143,18 @@ def compile_command(
 
 @command(MEASURE, "precision")
 def precision_command(
-    checkpoint: Path = typer.Argument(None, help="Restormer / MambaIRUNet checkpoint, or a saved hybrid."),
-    teacher_path: Path = typer.Option(
-        None, "--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch)."
-    ),
-    pool: Path = typer.Option(None, help="Block pool folder of `edgeens distill` (with --teacher)."),
-    arch: str = typer.Option(None, help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R."),
+    checkpoint: ModelCheckpoint = None,
+    teacher_path: HybridTeacher = None,
+    pool: HybridPool = None,
+    arch: Architecture = None,
     data: DataFolder = None,
     degradation: Degradation = None,
     sigma: Sigma = None,
     size: int = typer.Option(256, min=16, help="Program input size (square); test photos go through in tiles of it."),
     precisions: str = typer.Option("fp32,w8a8,w8a16", help="Comma-separated: fp32, w8a8, w8a16."),
     runtimes: str = typer.Option("executorch,onnxruntime", help="Comma-separated: executorch, onnxruntime."),
-    scope: str = typer.Option("conv", help="XNNPACK quantizer scope: conv (convs only) or all (its every pattern)."),
-    calibration_images: int = typer.Option(16, min=1, help="Calibration crops of the training split."),
+    scope: QuantizeScope = "conv",
+    calibration_images: CalibrationImages = 16,
     qat_iterations: int = typer.Option(
         0,
         min=0,
@@ -288,12 +297,12 @@ def profile(
         help="Precision of the timed programs: none (float), w8a8 (ExecuTorch, ONNX Runtime) or w8a16 (ONNX "
         "Runtime); each stage calibrated on the teacher's features for degraded training crops (--data/--degradation).",
     ),
-    scope: str = typer.Option("conv", help="With --quantize: conv (convolutions and linears) or all operators."),
+    scope: QuantizeScope = "conv",
     data: DataFolder = None,
     degradation: Degradation = None,
     sigma: Sigma = None,
-    calibration: Path = typer.Option(None, help="A folder of degraded images to calibrate on instead of the task."),
-    calibration_images: int = typer.Option(16, min=1, help="How many calibration crops."),
+    calibration: CalibrationFolder = None,
+    calibration_images: CalibrationImages = 16,
 ) -> None:
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures; `--quantize`

@@ -88,6 +88,27 @@ Degradation = Annotated[
     ),
 ]
 Sigma = Annotated[float | None, typer.Option(help="Noise level for gaussian_noise (0-255 scale; default 25).")]
+# The model options of the commands that take one model (compile, precision): a checkpoint, or a hybrid composed
+# from a teacher, its pool and an architecture string.
+ModelCheckpoint = Annotated[Path | None, typer.Argument(help="Restormer / MambaIRUNet checkpoint, or a saved hybrid.")]
+HybridTeacher = Annotated[
+    Path | None, typer.Option("--teacher", help="Teacher checkpoint, to compose a hybrid (with --pool, --arch).")
+]
+HybridPool = Annotated[
+    Path | None, typer.Option("--pool", help="Block pool folder of `edgeens distill` (with --teacher).")
+]
+Architecture = Annotated[str | None, typer.Option("--arch", help="Architecture string, e.g. R-M2-M4-R-M6-R-M2-R.")]
+# Quantization (compile, precision, profile, run): which operators, and how many training crops calibrate them.
+QuantizeScope = Annotated[
+    str, typer.Option("--scope", help="With quantization: conv (convolutions and linears) or all operators.")
+]
+CalibrationImages = Annotated[
+    int, typer.Option("--calibration-images", min=1, help="Degraded training crops that calibrate quantization.")
+]
+CalibrationFolder = Annotated[
+    Path | None,
+    typer.Option("--calibration", help="A folder of degraded images to calibrate on instead of the task's crops."),
+]
 DataFolder = Annotated[
     Path | None,
     typer.Option(

@@ -29,7 +29,13 @@ from edgeens.compile.artifact import (
     tool_versions,
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
-from edgeens.compile.quantize import check_precision_for, parse_precision, quantize_for_xnnpack, quantize_onnx
+from edgeens.compile.quantize import (
+    QUANTIZE_SCOPES,
+    check_precision_for,
+    parse_precision,
+    quantize_for_xnnpack,
+    quantize_onnx,
+)
 from edgeens.files import writable_folder
 from edgeens.models import EXPORT_FORM_VERSION
 
@@ -65,6 +71,9 @@ class CompileOptions:
             check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
             if self.precision != "fp32":
                 raise CompileError("the demo app runs the float ONNX export: android-assets takes no --quantize")
+        if self.quantize_scope not in QUANTIZE_SCOPES:
+            known = ", ".join(QUANTIZE_SCOPES)
+            raise CompileError(f"unknown quantization scope {self.quantize_scope!r}; choose one of: {known}")
         if "executorch" in self.targets and self.precision != "fp32":
             check_precision_for(self.precision, "executorch")
             if self.backend != "xnnpack":
