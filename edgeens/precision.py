@@ -56,6 +56,7 @@ class PrecisionRequest:
     threads: int = 1
     qat: QATRecipe | None = None  # quantization-aware fine-tuning, when post-training w8a8 loses > its threshold
     stages: tuple[str, ...] = ()  # the sensitivity table's stages (edgeens.models.space.STAGE_NAMES; empty: all)
+    float_stages: tuple[str, ...] = ()  # mixed precision: a further ExecuTorch w8a8 row with these stages in float
     policy: TimingPolicy = field(default_factory=lambda: TimingPolicy(rounds=3, max_seconds=15.0))
 
     def programs(self) -> list[tuple[str, str]]:
@@ -79,11 +80,17 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
     bad = [r for r in request.runtimes if r not in RUNTIMES]
     if bad:
         raise CompileError(f"unknown runtime {', '.join(bad)}; choose from: {', '.join(RUNTIMES)}")
+    from edgeens.models.space import STAGE_MODULES
+
+    if unknown := [s for s in request.float_stages if s not in STAGE_MODULES]:
+        raise CompileError(f"unknown stage {', '.join(unknown)}; choose from: {', '.join(STAGE_MODULES)}")
     set_threads(request.threads)
     model = request.model.eval()
     size = request.size
     calibration = [torch.from_numpy(c) for c in request.task.calibration_inputs(size, size, request.calibration_images)]
     files = _compile_programs(request, model, request.precisions, calibration, "", say)
+    if request.float_stages and ("executorch", "w8a8") in request.programs():
+        files |= _compile_programs(request, model, ("w8a8",), calibration, "-mixed", say, request.float_stages)
     say(f"precision: scoring {len(files)} programs and eager PyTorch on {request.task.test_count} test photos")
     scores = {("eager", "fp32"): score_restorer(eager_restorer(model, "eager"), request.task.test_pairs(), size)}
     for key, path in files.items():
@@ -129,6 +136,7 @@ def compare_precisions(request: PrecisionRequest, say: Callable[[str], None] = p
         "quantize_scope": request.quantize_scope,
         "threads": request.threads,
         "qat": qat_note,
+        "float_stages": list(request.float_stages),  # of the w8a8-mixed row
         "policy": request.policy.to_dict(),
         "host": host_description(),
         "measured": now(),
@@ -148,18 +156,23 @@ def _compile_programs(
     calibration: list[torch.Tensor],
     label: str,
     say: Callable[[str], None],
+    float_stages: tuple[str, ...] = (),
 ) -> dict[tuple[str, str], Path]:
     """Every (runtime, precision) program of `model` the request asks for, compiled into `<folder>/<precision>
-    <label>/`; keyed (runtime, precision + label)."""
+    <label>/`; keyed (runtime, precision + label). With `float_stages`: ExecuTorch alone, those stages in float."""
     files: dict[tuple[str, str], Path] = {}
     for precision in precisions:
-        runtimes = [r for r, p in request.programs() if p == precision]
+        runtimes = [r for r, p in request.programs() if p == precision and (r == "executorch" or not float_stages)]
         if not runtimes:
             continue
         folder = request.folder / f"{precision}{label}"
         say(f"precision: compiling {precision}{label} for {', '.join(runtimes)}")
         options = CompileOptions(
-            tuple(_TARGET[r] for r in runtimes), precision=precision, quantize_scope=request.quantize_scope, force=True
+            tuple(_TARGET[r] for r in runtimes),
+            precision=precision,
+            quantize_scope=request.quantize_scope,
+            force=True,
+            float_stages=float_stages,
         )
         manifest = compile_model(model, request.size, request.size, folder, options, calibration, log=lambda _: None)
         for runtime in runtimes:

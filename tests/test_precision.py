@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -58,6 +59,8 @@ def test_unknown_precision_is_one_clear_error(tmp_path) -> None:
     assert "Traceback" not in result.output
     nothing = CliRunner().invoke(app, ["precision", str(checkpoint), "--no-table", "--out", str(tmp_path)])
     assert nothing.exit_code == 2 and "add --sensitivity" in nothing.output
+    stage = CliRunner().invoke(app, ["precision", str(checkpoint), "--float-stages", "middle", "--out", str(tmp_path)])
+    assert stage.exit_code == 2 and "unknown stage middle" in stage.output, stage.output
 
 
 def test_executorch_offers_no_w8a16_program() -> None:
@@ -97,19 +100,6 @@ def test_qat_rows_join_the_table_when_post_training_w8a8_loses_more_than_the_thr
     rows = {(r["runtime"], r["precision"]): r for r in table["rows"]}
     assert ("onnxruntime", "w8a8-qat") in rows and table["qat"].startswith("run")
     assert "speedup" in rows[("onnxruntime", "w8a8-qat")] and "psnr_vs_float" in rows[("onnxruntime", "w8a8-qat")]
-    skipped = compare_precisions(
-        PrecisionRequest(
-            model,
-            "micro",
-            task,
-            tmp_path / "out2",
-            size=32,
-            precisions=("fp32", "w8a8"),
-            runtimes=("onnxruntime",),
-            calibration_images=2,
-            qat=QATRecipe(iterations=4, patch=32, batch=2, threshold_db=100.0),
-            policy=quick,
-        ),
-        say=lambda _: None,
-    )
+    within = QATRecipe(iterations=4, patch=32, batch=2, threshold_db=100.0)  # no loss is large enough
+    skipped = compare_precisions(replace(request, folder=tmp_path / "out2", qat=within), say=lambda _: None)
     assert skipped["qat"].startswith("not run") and not any(r["precision"].endswith("qat") for r in skipped["rows"])

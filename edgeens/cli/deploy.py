@@ -16,6 +16,7 @@ from edgeens.cli.options import (
     CalibrationImages,
     DataFolder,
     Degradation,
+    FloatStages,
     HybridPool,
     HybridTeacher,
     Jobs,
@@ -81,6 +82,7 @@ def compile_command(
     scope: QuantizeScope = "conv",
     calibration: CalibrationFolder = None,
     calibration_images: CalibrationImages = 16,
+    float_stages: FloatStages = None,
     aihub_device: str = typer.Option(None, help="Qualcomm AI Hub device or chipset, e.g. 'Snapdragon 8 Elite QRD'."),
     aihub_runtime: str = typer.Option("tflite", help="AI Hub target runtime: tflite, qnn_context_binary, onnx."),
     aihub_source: str = typer.Option("export", help="Upload the torch.export program (export) or model.onnx (onnx)."),
@@ -131,6 +133,7 @@ def compile_command(
         android_app=android_app,
         aihub_compute_unit=compute_unit,
         quantize_scope=scope,
+        float_stages=_names(float_stages),
     )
     options.check()  # bad options fail before anything is lowered
     inputs = []
@@ -155,6 +158,7 @@ def precision_command(
     runtimes: str = typer.Option("executorch,onnxruntime", help="Comma-separated: executorch, onnxruntime."),
     scope: QuantizeScope = "conv",
     calibration_images: CalibrationImages = 16,
+    float_stages: FloatStages = None,
     qat_iterations: int = typer.Option(
         0,
         min=0,
@@ -200,8 +204,9 @@ def precision_command(
         calibration_images=calibration_images,
         quantize_scope=scope,
         threads=threads,
-        stages=tuple(s.strip() for s in (stages or "").split(",") if s.strip()),
+        stages=_names(stages),
         qat=QATRecipe(iterations=qat_iterations, lr=qat_lr, scope=scope) if qat_iterations else None,
+        float_stages=_names(float_stages),
     )
     if not table and not sensitivity:
         raise ValueError("--no-table leaves nothing to do: add --sensitivity")
@@ -214,6 +219,11 @@ def precision_command(
         tmp.write_text(text)
     console.print(text)
     console.print(f"{', '.join(written)} and {markdown} in {folder}/")
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """A comma-separated option as its names."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
 def _calibration(

@@ -105,6 +105,14 @@ QuantizeScope = Annotated[
 CalibrationImages = Annotated[
     int, typer.Option("--calibration-images", min=1, help="Degraded training crops that calibrate quantization.")
 ]
+FloatStages = Annotated[
+    str | None,
+    typer.Option(
+        "--float-stages",
+        help="Mixed precision: stages left in float in the w8a8 ExecuTorch program, e.g. decoder1,refinement "
+        "(the ones the sensitivity table finds costly).",
+    ),
+]
 CalibrationFolder = Annotated[
     Path | None,
     typer.Option("--calibration", help="A folder of degraded images to calibrate on instead of the task's crops."),

@@ -51,6 +51,7 @@ class CompileOptions:
     backend: str = "xnnpack"
     precision: str = "fp32"
     quantize_scope: str = "conv"  # which operators are quantized (edgeens.compile.quantize.QUANTIZE_SCOPES)
+    float_stages: tuple[str, ...] = ()  # stages left in float in a quantized ExecuTorch program (mixed precision)
     aihub_device: str | None = None
     aihub_runtime: str = "tflite"
     aihub_source: str = "export"  # upload the torch.export program ("export") or the ONNX file ("onnx")
@@ -71,6 +72,17 @@ class CompileOptions:
             check_app(self.android_app)  # before any lowering: a wrong path should not cost an export
             if self.precision != "fp32":
                 raise CompileError("the demo app runs the float ONNX export: android-assets takes no --quantize")
+        if self.float_stages:
+            from edgeens.models.space import STAGE_MODULES
+
+            unknown = [s for s in self.float_stages if s not in STAGE_MODULES]
+            if unknown:
+                raise CompileError(f"unknown stage {', '.join(unknown)}; choose from: {', '.join(STAGE_MODULES)}")
+            if self.precision == "fp32" or set(self.targets) != {"executorch"}:
+                raise CompileError(
+                    "--float-stages leaves stages of a quantized ExecuTorch program in float: give --quantize w8a8 "
+                    "--target executorch"
+                )
         if self.quantize_scope not in QUANTIZE_SCOPES:
             known = ", ".join(QUANTIZE_SCOPES)
             raise CompileError(f"unknown quantization scope {self.quantize_scope!r}; choose one of: {known}")
@@ -144,7 +156,10 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
     lowered_model: nn.Module = model
     precision = options.precision
     if precision != "fp32":
-        lowered_model = quantize_for_xnnpack(model, (example,), calibration, options.quantize_scope)
+        from edgeens.models.space import STAGE_MODULES
+
+        keep = [STAGE_MODULES[stage] for stage in options.float_stages]
+        lowered_model = quantize_for_xnnpack(model, (example,), calibration, options.quantize_scope, keep_float=keep)
     program = lower_to_executorch(lowered_model, (example,), options.backend)
     file = (
         "model.pte"
@@ -163,6 +178,7 @@ def _executorch(model, example, reference, out: Path, options: CompileOptions, c
     }
     if precision != "fp32":
         entry["scope"] = options.quantize_scope
+        entry["float_stages"] = list(options.float_stages)
     if options.backend == "qnn":  # the host runtime has no HTP: QNN programs are checked on the phone
         entry["verification"] = None
     else:

@@ -84,10 +84,13 @@ class Quantization:
             raise CompileError("quantization needs at least one calibration image (the task's training crops)")
 
 
-def xnnpack_quantizer(scope: str = "conv", modules: Sequence[str] = (), qat: bool = False) -> Any:
+def xnnpack_quantizer(
+    scope: str = "conv", modules: Sequence[str] = (), qat: bool = False, keep_float: Sequence[str] = ()
+) -> Any:
     """XNNPACK's PT2E quantizer for w8a8 (per-channel symmetric int8 weights, int8 activations): `scope` says which
     operators (QUANTIZE_SCOPES), `modules` limits it to these submodules (qualified names, e.g. `encoder_level2`:
-    the per-stage sensitivity table quantizes one stage at a time), `qat` gives its fake-quantizing form."""
+    the per-stage sensitivity table quantizes one stage at a time), `keep_float` leaves these submodules in float
+    (mixed precision: the stages that carry the loss), `qat` gives its fake-quantizing form."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -99,10 +102,16 @@ def xnnpack_quantizer(scope: str = "conv", modules: Sequence[str] = (), qat: boo
 
     config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     quantizer = XNNPACKQuantizer()
-    if modules:  # a filter, not set_module_name: that quantizes every pattern inside, whatever the scope
-        inside = [get_module_name_filter(name) for name in modules]
+    inside = [get_module_name_filter(name) for name in modules]
+    outside = [get_module_name_filter(name) for name in keep_float]
+    if inside or outside:  # a filter, not set_module_name: that quantizes every pattern inside, whatever the scope
         # an operator's weights (get_attr nodes) carry no module stack: they go with the operator
-        quantizer.set_filter_function(lambda node: node.op != "call_function" or any(f(node) for f in inside))
+        quantizer.set_filter_function(
+            lambda node: (
+                node.op != "call_function"
+                or ((not inside or any(f(node) for f in inside)) and not any(f(node) for f in outside))
+            )
+        )
     if scope == "conv":
         quantizer.set_operator_type(torch.ops.aten.conv2d.default, config)
         quantizer.set_operator_type(torch.ops.aten.linear.default, config)
@@ -117,11 +126,12 @@ def quantize_for_xnnpack(
     calibration: Iterable[Tensor],
     scope: str = "conv",
     modules: Sequence[str] = (),
+    keep_float: Sequence[str] = (),
 ) -> nn.Module:
     """w8a8 by PT2E (`xnnpack_quantizer`), activation ranges observed on `calibration`."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = xnnpack_quantizer(scope, modules)
+    quantizer = xnnpack_quantizer(scope, modules, keep_float=keep_float)
     with torch.no_grad():
         graph = torch.export.export(model.eval(), example_inputs).module()
         prepared = prepare_pt2e(graph, quantizer)

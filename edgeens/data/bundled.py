@@ -39,18 +39,16 @@ def bundled_split(split: str) -> dict[str, np.ndarray]:
     return {name: bundled_photo(name) for name in names}
 
 
-def calibration_crops(folder: Path | None, height: int, width: int, limit: int = 8) -> list[torch.Tensor]:
-    """Calibration batches for int8: (1, 3, H, W) centre crops of a folder's images (the first `limit`), or of the
-    bundled training photos; images smaller than the input are left out."""
+def calibration_crops(folder: Path, height: int, width: int, limit: int = 8) -> list[torch.Tensor]:
+    """Calibration batches for int8: (1, 3, H, W) centre crops of a folder's images (the first `limit`; `compile
+    --calibration`); images smaller than the input are left out. Without a folder, calibration comes from the
+    task's training split (TaskData.calibration_inputs)."""
     from edgeens.data.images import read_image
 
-    if folder is None:
-        images = list(bundled_split("train").values())
-    else:
-        files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
-        if not files:
-            raise ValueError(f"calibration folder {folder} holds no .png/.jpg images")
-        images = [read_image(p) for p in files[:limit]]
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    if not files:
+        raise ValueError(f"calibration folder {folder} holds no .png/.jpg images")
+    images = [read_image(p) for p in files[:limit]]
     batches = []
     for image in images:
         h, w = image.shape[:2]

@@ -76,6 +76,31 @@ def test_w8a8_programs_run_close_to_float_beside_their_float_export(tmp_path) ->
     assert manifest["targets"]["onnx--w8a8"]["bytes"] < manifest["targets"]["onnx"]["bytes"]
 
 
+def test_stages_kept_float_are_left_out_of_the_quantized_graph() -> None:
+    from edgeens.compile.quantize import quantize_for_xnnpack
+
+    torch.manual_seed(0)
+    model = Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
+    images = [torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+
+    def int8_convolutions(**kwargs) -> list[tuple[str, bool]]:
+        """Each convolution's module, and whether its weight is int8 (dequantized per channel before it)."""
+        graph = quantize_for_xnnpack(model, (images[0],), images, **kwargs)
+        return [
+            (list(node.meta["nn_module_stack"].values())[-1][0], "dequantize_per_channel" in str(node.args[1].target))
+            for node in graph.graph.nodes
+            if "conv2d" in str(node.target)
+        ]
+
+    every = int8_convolutions()
+    assert sum(int8 for _, int8 in every) > len(every) // 2  # the conv scope (a layer norm's mean stays float)
+    mixed = int8_convolutions(keep_float=["refinement", "latent"])
+    assert [module for module, _ in mixed] == [module for module, _ in every]
+    for (module, int8), (_, before) in zip(mixed, every, strict=True):
+        assert int8 == (before and not module.startswith(("refinement.", "latent."))), module
+    assert sum(int8 for _, int8 in mixed) < sum(int8 for _, int8 in every)
+
+
 @pytest.mark.slow
 def test_w8a16_onnx_is_closer_to_float_than_w8a8(tmp_path) -> None:
     model = micro_restormer()
@@ -95,6 +120,9 @@ def test_w8a16_onnx_is_closer_to_float_than_w8a8(tmp_path) -> None:
         (CompileOptions(targets=("onnx",), precision="w8a16"), "calibration"),
         (CompileOptions(targets=("executorch",), precision="w8a16"), "no 16-bit activations"),
         (CompileOptions(targets=("executorch",), precision="int4"), "unknown precision"),
+        (CompileOptions(targets=("executorch",), precision="w8a8", float_stages=("middle",)), "unknown stage"),
+        (CompileOptions(targets=("onnx",), precision="w8a8", float_stages=("latent",)), "--target executorch"),
+        (CompileOptions(targets=("executorch",), float_stages=("latent",)), "--quantize w8a8"),
     ],
 )
 def test_quantization_without_what_it_needs_is_refused(tmp_path, options, message) -> None:
