@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +180,17 @@ def test_a_damaged_table_among_the_committed_ones_is_named_not_passed_over(tmp_p
     found = existing_table(tmp_path, teacher, 64, 64, "executorch", 1, "a-space-with-no-table", say=said.append)
     assert found is not None and found.space_name == "tiny"  # the good one still serves
     assert len(said) == 1 and str(damaged) in said[0] and "not readable JSON" in said[0] and "not used" in said[0]
+
+
+def test_the_precision_tables_script_sets_two_tables_side_by_side(tmp_path) -> None:
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[2] / "scripts" / "precision_tables.py"))
+    wide = synthetic_table(families="M,G")  # a float table of more families serves the comparison
+    narrow = synthetic_table(families="M")
+    narrow.precision = "w8a8"
+    narrow.fixed = Latency.of([narrow.fixed.median_ms / 2] * 5)
+    wide.save(tmp_path / "float.json"), narrow.save(tmp_path / "int8.json")
+    text = script["main"](str(tmp_path / "float.json"), str(tmp_path / "int8.json"), [])
+    assert "| fixed | - |" in text and "| 2.00x |" in text
+    assert "executorch-xnnpack w8a8" in text and "| R-R-R-R-R-R-R-R |" in text
