@@ -125,12 +125,13 @@ def set_threads(threads: int) -> None:
     """Thread counts of every runtime in this process (ExecuTorch's pool defaults to all cores)."""
     from edgeens.workers import native_stderr_silenced
 
-    with native_stderr_silenced():  # loading the runtime probes the CPU aloud (cpuinfo's lines on stderr)
+    torch.set_num_threads(threads)
+    # The runtime's first use of its thread pool probes the CPU aloud (cpuinfo's lines on stderr), and a reset
+    # says so ("Resetting threadpool to 1 threads"): neither is for the user.
+    with native_stderr_silenced():
         from executorch.extension.pybindings import portable_lib
 
-    torch.set_num_threads(threads)
-    if portable_lib._threadpool_get_thread_count() != threads:
-        with native_stderr_silenced():  # the runtime says so on stderr ("Resetting threadpool to 1 threads")
+        if portable_lib._threadpool_get_thread_count() != threads:
             portable_lib._unsafe_reset_threadpool(threads)
 
 
