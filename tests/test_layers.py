@@ -1,6 +1,6 @@
 """The package's import graph: no module imports another that (directly or through others) imports it back, and
 no import goes up a layer. Every import counts, the ones inside functions too (a lazy import is still a
-dependency). The layer order is the README's Layout section."""
+dependency). The layer order is docs/architecture.md's Layers section."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def import_graph() -> dict[str, set[str]]:
 def layer(module: str) -> int:
     top = module.split(".")[1] if "." in module else module
     matches = [i for i, members in enumerate(LAYERS) if top in members]
-    assert matches, f"{module} belongs to no layer: add its package to LAYERS (and the README's Layout)"
+    assert matches, f"{module} belongs to no layer: add its package to LAYERS (and docs/architecture.md's Layers)"
     return matches[0]
 
 
