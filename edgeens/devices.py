@@ -1,4 +1,4 @@
-"""Where edgeens' own PyTorch work runs: `--device auto|cpu|cuda[:N]`, the process group's backend that follows
+"""Where edgeens' own PyTorch work runs: `--torch-device auto|cpu|cuda[:N]`, the process group's backend that follows
 the device (nccl for GPUs, gloo for CPUs), and the precision training runs in.
 
 Under torchrun every rank takes the GPU of its LOCAL_RANK; `auto` is the GPU when torch sees one. Mixed precision
@@ -29,7 +29,7 @@ def _world_size() -> int:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """The torch device `--device NAME` means here: `auto` is the GPU when torch sees one, else the CPU; under
+    """The torch device `--torch-device NAME` means here: `auto` is the GPU when torch sees one, else the CPU; under
     torchrun `cuda` is the GPU of this rank's LOCAL_RANK. A device the machine lacks is refused with the fix."""
     text = name.strip().lower()
     if text == "auto":
@@ -37,12 +37,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if text == "cpu":
         return torch.device("cpu")
     if text != "cuda" and not text.startswith("cuda:"):
-        raise DeviceError(f"unknown --device {name!r}: give {DEVICES}")
+        raise DeviceError(f"unknown --torch-device {name!r}: give {DEVICES}")
     if not torch.cuda.is_available():
         build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         raise DeviceError(
-            f"--device {name}: torch {torch.__version__} ({build}) sees no CUDA GPU on this machine; "
-            "use --device cpu (or auto), or install a CUDA build of torch"
+            f"--torch-device {name}: torch {torch.__version__} ({build}) sees no CUDA GPU on this machine; "
+            "use --torch-device cpu (or auto), or install a CUDA build of torch"
         )
     count = torch.cuda.device_count()
     if text == "cuda":
@@ -50,15 +50,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     else:
         if _world_size() > 1:
             raise DeviceError(
-                f"--device {name} under torchrun would put every rank on one GPU: give --device cuda "
+                f"--torch-device {name} under torchrun would put every rank on one GPU: give --torch-device cuda "
                 "(each rank takes the GPU of its LOCAL_RANK)"
             )
         suffix = text.split(":", 1)[1]
         if not suffix.isdigit():
-            raise DeviceError(f"--device {name}: the GPU index must be a number (cuda:0 .. cuda:{count - 1})")
+            raise DeviceError(f"--torch-device {name}: the GPU index must be a number (cuda:0 .. cuda:{count - 1})")
         index = int(suffix)
     if index >= count:
-        raise DeviceError(f"--device {name}: this machine has {count} GPU(s), cuda:0 .. cuda:{count - 1}")
+        raise DeviceError(f"--torch-device {name}: this machine has {count} GPU(s), cuda:0 .. cuda:{count - 1}")
     return torch.device("cuda", index)
 
 

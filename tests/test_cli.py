@@ -263,12 +263,16 @@ def test_an_option_that_cannot_work_is_refused_before_anything_runs(args: list[s
     ],
 )
 def test_every_command_with_a_device_refuses_a_gpu_this_machine_lacks_in_one_line(command, tmp_path) -> None:
-    device = [] if command[0] == "run" else ["--device", "cuda"]
+    device = [] if command[0] == "run" else ["--torch-device", "cuda"]
     out = ["--out", str(tmp_path / "out")] if command[0] not in ("distill", "search", "finetune") else []
     result = runner.invoke(app, [*command, *device, *out])
     assert result.exit_code == 2, result.output
-    assert "sees no CUDA GPU" in result.output and "--device cpu" in result.output
+    assert "sees no CUDA GPU" in result.output and "--torch-device cpu" in result.output
     assert "Traceback" not in result.output
+    if command[0] != "run":  # the old spelling still works for one release, and says so
+        old = runner.invoke(app, [*command, "--device", "cuda", *out])
+        assert old.exit_code == 2 and "sees no CUDA GPU" in old.output
+        assert "--device here means --torch-device" in " ".join(old.output.split()), old.output
 
 
 def test_a_negative_search_seed_is_refused_naming_the_option(tmp_path) -> None:

@@ -63,9 +63,9 @@ def two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_is_the_cpu_without_a_gpu_and_cuda_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") == resolve_device(" CPU ")
-    with pytest.raises(DeviceError, match="sees no CUDA GPU.*--device cpu"):
+    with pytest.raises(DeviceError, match="sees no CUDA GPU.*--torch-device cpu"):
         resolve_device("cuda")
-    with pytest.raises(DeviceError, match="unknown --device 'gpu'.*auto, cpu, cuda or cuda:N"):
+    with pytest.raises(DeviceError, match="unknown --torch-device 'gpu'.*auto, cpu, cuda or cuda:N"):
         resolve_device("gpu")
 
 
@@ -83,7 +83,7 @@ def test_under_torchrun_each_rank_takes_the_gpu_of_its_local_rank(two_gpus, monk
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert resolve_device("cuda") == torch.device("cuda", 1) == resolve_device("auto")
-    with pytest.raises(DeviceError, match="every rank on one GPU: give --device cuda"):
+    with pytest.raises(DeviceError, match="every rank on one GPU: give --torch-device cuda"):
         resolve_device("cuda:0")
     assert resolve_device("cpu") == torch.device("cpu")
 
@@ -126,7 +126,7 @@ def test_torchrun_on_a_machine_with_gpus_trains_over_gloo_when_the_cpu_is_asked(
     torchrun = Path(sys.executable).parent / "torchrun"
     helper = tmp_path / "fake_cuda.py"
     helper.write_text(FAKE_CUDA)
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", str(helper), "teacher", "--device", "cpu"]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", str(helper), "teacher", "--torch-device", "cpu"]
     cmd += ["--bundled", "--iterations", "3", "--max-patch", "16", "--out", str(tmp_path / "teacher")]
     backend_log = tmp_path / "backend"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EDGEENS_BACKEND_LOG": str(backend_log)}

@@ -144,12 +144,26 @@ BatchPixels = Annotated[
     int,
     typer.Option(min=0, help="Pixels per mini-batch and rank at every patch size (0: Restormer's batch sizes 8..1)."),
 ]
+# `--device` is the phone or target everywhere (profile, run); where the PyTorch work runs is `--torch-device`.
 TorchDevice = Annotated[
     str,
     typer.Option(
-        "--device", help="Where the PyTorch work runs: auto (a GPU when torch sees one), cpu, cuda or cuda:N."
+        "--torch-device", help="Where the PyTorch work runs: auto (a GPU when torch sees one), cpu, cuda or cuda:N."
     ),
 ]
+DeprecatedDevice = Annotated[
+    str | None, typer.Option("--device", hidden=True, help="Deprecated spelling of --torch-device.")
+]
+
+
+def chosen_torch_device(torch_device: str, deprecated: str | None) -> str:
+    """--torch-device, or the deprecated --device spelling of it (said once; it goes in the next release)."""
+    if deprecated is None:
+        return torch_device
+    console.print("[yellow]--device here means --torch-device: that spelling is deprecated and goes next release[/]")
+    return deprecated
+
+
 Precision = Annotated[
     str, typer.Option(help="Training precision: auto (bf16 autocast on a GPU that has it, else fp32), fp32 or bf16.")
 ]

@@ -14,6 +14,7 @@ from edgeens.cli.options import (
     PIPELINE,
     DataFolder,
     Degradation,
+    DeprecatedDevice,
     Jobs,
     Sigma,
     Size,
@@ -23,6 +24,7 @@ from edgeens.cli.options import (
     Threads,
     TorchDevice,
     ValData,
+    chosen_torch_device,
     command,
     console,
     open_task_here,
@@ -66,6 +68,7 @@ def search(
     threads: Threads = 1,
     jobs: Jobs = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
     force: bool = typer.Option(False, help="Discard the folder's trials and start over."),
 ) -> None:
     """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
@@ -84,7 +87,7 @@ def search(
     from edgeens.train.pool import load_pool, pool_families_named
 
     torch.set_num_threads(threads)
-    place = resolve_device(device)
+    place = resolve_device(chosen_torch_device(device, old_device))
     height, width = parse_size(size)
     settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
     teacher_model = Restormer.from_checkpoint(teacher_path)

@@ -12,6 +12,7 @@ from edgeens.cli.options import (
     BatchPixels,
     DataFolder,
     Degradation,
+    DeprecatedDevice,
     Jobs,
     MaxPatch,
     MinPatch,
@@ -23,6 +24,7 @@ from edgeens.cli.options import (
     Threads,
     TorchDevice,
     ValData,
+    chosen_torch_device,
     command,
     console,
     open_task_here,
@@ -67,6 +69,7 @@ def teacher(
     checkpoint_every: int = typer.Option(200, min=1, help="Iterations between resumable checkpoints."),
     threads: Threads = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
     precision: Precision = "auto",
 ) -> None:
     """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
@@ -77,7 +80,7 @@ def teacher(
     from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
 
     torch.set_num_threads(threads)
-    place = resolve_device(device)
+    place = resolve_device(chosen_torch_device(device, old_device))
     schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
     recipe = TeacherRecipe(
         iterations=iterations,
@@ -122,6 +125,7 @@ def distill(
     threads: Threads = 1,
     jobs: Jobs = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
     precision: Precision = "auto",
 ) -> None:
     """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
@@ -134,7 +138,7 @@ def distill(
     from edgeens.train.distill import DistillRequest, distill_step
 
     torch.set_num_threads(threads)
-    place = resolve_device(device)
+    place = resolve_device(chosen_torch_device(device, old_device))
     mixed = resolve_precision(precision, place)
     with distributed_group(place) as rank:
         chosen = parse_families(families or DEFAULT_FAMILIES)
@@ -169,6 +173,7 @@ def finetune(
     threads: Threads = 1,
     jobs: Jobs = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
     precision: Precision = "auto",
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
@@ -181,7 +186,7 @@ def finetune(
     from edgeens.train.pool import load_pool
 
     torch.set_num_threads(threads)
-    place = resolve_device(device)
+    place = resolve_device(chosen_torch_device(device, old_device))
     mixed = resolve_precision(precision, place)
     with distributed_group(place) as rank:
         candidates = tuple(arch or front_candidates(search_dir))

@@ -17,6 +17,7 @@ from edgeens.cli.options import (
     USE,
     DataFolder,
     Degradation,
+    DeprecatedDevice,
     Precision,
     Sigma,
     SplitSeed,
@@ -24,6 +25,7 @@ from edgeens.cli.options import (
     Threads,
     TorchDevice,
     ValData,
+    chosen_torch_device,
     command,
     console,
     side_check,
@@ -60,6 +62,7 @@ def restore(
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles (blended linearly)."),
     threads: Threads = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
 ) -> None:
     """Restore photos of any size with a checkpoint, an ExecuTorch program or an ONNX file, in blended tiles."""
     quiet_toolchain()
@@ -69,7 +72,8 @@ def restore(
     from edgeens.files import writable_folder
     from edgeens.restore import list_inputs, load_restorer, output_paths, restore_files
 
-    place = resolve_device(device)  # before any file is read: a device this machine lacks is the first thing said
+    # before any file is read: a device this machine lacks is the first thing said
+    place = resolve_device(chosen_torch_device(device, old_device))
     files = list_inputs(inputs, say=console.print)
     targets = output_paths(files, out)
     restorer = load_restorer(model, threads, place)
@@ -158,6 +162,7 @@ def bench(
     overlap: int = typer.Option(32, min=0, help="Pixels shared by neighbouring tiles."),
     threads: Threads = 1,
     device: TorchDevice = "auto",
+    old_device: DeprecatedDevice = None,
 ) -> None:
     """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
     quiet_toolchain()
@@ -172,7 +177,7 @@ def bench(
     torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
     if not model and not baseline:
         raise ValueError("nothing to compare: give at least one --model or --baseline")
-    place = resolve_device(device)
+    place = resolve_device(chosen_torch_device(device, old_device))
     writable_folder(out)  # before the benchmark, not after
     pairs, count, note = bench_pairs(data, split, degradation, sigma)
     note += f", {threads} thread(s), {place}."
