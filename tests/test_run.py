@@ -427,3 +427,33 @@ def test_a_bad_dataset_stops_edgeens_run_with_one_line_and_nothing_written(tmp_p
     assert result.exit_code == 2 and text.startswith("error:") and "Traceback" not in text, text
     assert str(named) in text if named else "holds no input images" in text
     assert not [p for p in (tmp_path / "run").rglob("*") if p.name != ".lock"]  # no data.json, no step's folder
+
+
+def test_the_run_commands_defaults_are_run_configs() -> None:
+    """One home for each default: every option of `edgeens run` that sets a RunConfig field defaults to that
+    field's default (None: the command leaves the field to its default)."""
+    import dataclasses
+
+    import typer
+
+    from edgeens.compare import parse_baselines
+    from edgeens.compile.quantize import parse_precision
+    from edgeens.run import RunConfig
+    from edgeens.train.finetune import FinetunePatches
+
+    config, patches = RunConfig(), FinetunePatches()
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    renamed = {"out": "run_dir", "teacher_path": "teacher"}
+    parsed = {"baselines": parse_baselines, "quantize": parse_precision}
+    in_patches = {"finetune_patch": "max_patch", "finetune_min_patch": "min_patch"}
+    in_patches["finetune_batch_pixels"] = "batch_pixels"
+    checked = 0
+    for option in typer.main.get_command(app).commands["run"].params:
+        name = renamed.get(option.name, option.name)
+        if name in in_patches:
+            assert option.default == getattr(patches, in_patches[name]), option.name
+            checked += 1
+        elif name in fields and option.default is not None:
+            assert parsed.get(name, lambda v: v)(option.default) == getattr(config, name), option.name
+            checked += 1
+    assert checked >= 25
