@@ -456,4 +456,4 @@ def test_the_run_commands_defaults_are_run_configs() -> None:
         elif name in fields and option.default is not None:
             assert parsed.get(name, lambda v: v)(option.default) == getattr(config, name), option.name
             checked += 1
-    assert checked >= 25
+    assert checked >= 20  # the options left at None are the fields whose default the config decides
