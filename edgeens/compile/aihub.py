@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -165,6 +166,26 @@ class JobLedger:
         write_json(self.path, {"jobs": self.jobs})
 
 
+@dataclass(frozen=True)
+class HubSession:
+    """What every AI Hub step opens first: the client (token checked), the device resolved from its name, its
+    label for job keys, and the folder's job ledger."""
+
+    hub: Any
+    device: Any
+    label: str
+    ledger: JobLedger
+
+
+def open_session(device_name: str, compute_unit: str, folder: str | Path) -> HubSession:
+    """The session of one step on `device_name`'s `compute_unit`, ledgered in `folder` (created if missing)."""
+    check_compute_unit(compute_unit)
+    hub = connect()
+    device = resolve_device(hub, device_name)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return HubSession(hub, device, device_label(device), JobLedger(folder))
+
+
 def submit_once(hub: Any, ledger: JobLedger, key: str, what: str, submit: Callable[[], Any]) -> Any:
     """The job recorded under `key` if it has not failed, else a newly submitted one (recorded at once)."""
     entry = ledger.get(key)
@@ -268,11 +289,8 @@ def compile_on_hub(
     entry for compile.json."""
     if runtime not in RUNTIMES:
         raise AIHubError(f"unknown AI Hub runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-    check_compute_unit(compute_unit)
-    hub = connect()
-    device = resolve_device(hub, device_name)
-    label = device_label(device)
-    ledger = JobLedger(out_dir)
+    session = open_session(device_name, compute_unit, out_dir)
+    hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
     key = f"compile--{label}--{runtime}--{compute_unit}" + ("" if precision == "fp32" else f"--{precision}")
 
     def submit() -> Any:

@@ -22,11 +22,8 @@ from edgeens.compile.aihub import (
     AIHubError,
     JobLedger,
     call,
-    check_compute_unit,
     compile_options,
-    connect,
-    device_label,
-    resolve_device,
+    open_session,
     submit_once,
     wait_for,
 )
@@ -142,13 +139,9 @@ def profile_on_hub(
     """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on an AI Hub
     device and compute unit (see the module docstring)."""
     space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
-    check_compute_unit(compute_unit)
-    hub = connect()
-    device = resolve_device(hub, device_name)
-    label = device_label(device)
     folder = Path(programs_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger = JobLedger(folder)
+    session = open_session(device_name, compute_unit, folder)
+    hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
     programs = stage_programs(space)
     progress = progress or (lambda _: None)
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{height}x{width}"
@@ -266,13 +259,9 @@ def validate_on_hub(
     programs folder's `aihub.json`, so a re-run collects instead of resubmitting."""
     from edgeens.models.hybrid import HybridUNet
 
-    check_compute_unit(compute_unit)
-    hub = connect()
-    device = resolve_device(hub, device_name)
-    label = device_label(device)
     folder = Path(programs_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger = JobLedger(folder)
+    session = open_session(device_name, compute_unit, folder)
+    hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
     progress = progress or (lambda _: None)
     pending = [a for a in architectures if a not in table.end_to_end]
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{table.height}x{table.width}--whole"
