@@ -244,7 +244,8 @@ def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None])
     """Median ms of the teacher and the compiled ENS hybrid (and of both in the quantized precision, when the run
     deploys one), whole programs timed in the same shuffled rounds (a speed-up from two timings taken at different
     times would carry the machine's drift between them)."""
-    from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs, set_threads
+    from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs
+    from edgeens.workers import set_threads
 
     threads = 1
     set_threads(threads)

@@ -31,10 +31,10 @@ from edgeens.profile.host import (
     host_description,
     measure_programs,
     onnxruntime_runner,
-    set_threads,
 )
 from edgeens.restore import eager_restorer, load_restorer
 from edgeens.train.qat import QATRecipe, quantization_aware_finetune
+from edgeens.workers import set_threads
 
 TABLE = "precision.json"
 _TARGET = {"executorch": "executorch", "onnxruntime": "onnx"}

@@ -185,7 +185,7 @@ def load_restorer(path: str | Path, threads: int = 1, device: torch.device | Non
     if path.suffix == ".pte":
         from executorch.runtime import Runtime
 
-        from edgeens.profile.host import set_threads
+        from edgeens.workers import set_threads
 
         set_threads(threads)
         from edgeens.compile.executorch import load_forward, read_program

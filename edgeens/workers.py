@@ -1,4 +1,4 @@
-"""Work in parallel processes, and a quiet toolchain.
+"""Process set-up (thread counts, a quiet toolchain) and work in parallel processes.
 
 Lowering and small-model training are single-threaded at heart (Python-level export passes; small tensors that one
 thread keeps busy), so N independent jobs (stage programs, surrogates) finish about N times faster in N processes
@@ -19,6 +19,30 @@ if TYPE_CHECKING:
     import torch
 
 Task = TypeVar("Task", bound=tuple)
+
+
+def process_prologue(threads: int) -> None:
+    """What every command does first: a quiet toolchain and `threads` intra-op threads for PyTorch (two cores:
+    oversubscribed threads make torch 10-60x slower, so the count is always set, never left to the default)."""
+    import torch
+
+    quiet_toolchain()
+    torch.set_num_threads(threads)
+
+
+def set_threads(threads: int) -> None:
+    """Thread counts of every runtime in this process: PyTorch's and ExecuTorch's (whose pool defaults to all
+    cores), before anything is timed."""
+    import torch
+
+    torch.set_num_threads(threads)
+    # The runtime's first use of its thread pool probes the CPU aloud (cpuinfo's lines on stderr), and a reset
+    # says so ("Resetting threadpool to 1 threads"): neither is for the user.
+    with native_stderr_silenced():
+        from executorch.extension.pybindings import portable_lib
+
+        if portable_lib._threadpool_get_thread_count() != threads:
+            portable_lib._unsafe_reset_threadpool(threads)
 
 
 def _worker_setup(parent: int) -> None:

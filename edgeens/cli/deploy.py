@@ -28,7 +28,7 @@ from edgeens.cli.options import (
     command,
     console,
 )
-from edgeens.workers import quiet_toolchain
+from edgeens.workers import process_prologue
 
 
 def _model_to_compile(
@@ -97,13 +97,11 @@ def compile_command(
 ) -> None:
     """Lower a model to ExecuTorch (.pte), ONNX and/or Qualcomm AI Hub, run each artifact and check it against
     eager PyTorch; numbers go to compile.json beside the artifacts."""
-    quiet_toolchain()
-    import torch
+    process_prologue(threads)
 
     from edgeens.compile.artifact import parse_size
     from edgeens.compile.pipeline import CompileOptions, compile_model
 
-    torch.set_num_threads(threads)
     height, width = parse_size(size)
     if stages:
         from edgeens.compile.stages import build_stage_programs
@@ -173,7 +171,7 @@ def precision_command(
 ) -> None:
     """Compile one model at every precision, score each program on the task's test photos (PSNR / SSIM against
     the clean images) and time them in the same rounds: what quantization costs and buys (precision.json/.md)."""
-    quiet_toolchain()
+    process_prologue(threads)
     from edgeens.cli.options import open_task_here
     from edgeens.compile.quantize import parse_precision
     from edgeens.files import atomic_path
@@ -317,7 +315,7 @@ def profile(
     """Measure the latency of every (stage, choice) of a search space and of the fixed part: a latency table for
     the search's calibrated penalty. `--validate N` checks the table against N whole architectures; `--quantize`
     times the programs in that precision (the table a search for an int8 deployment needs)."""
-    quiet_toolchain()
+    process_prologue(threads)
     from edgeens.compile.artifact import parse_size
     from edgeens.compile.quantize import Quantization, parse_precision
     from edgeens.files import writable_folder
@@ -410,7 +408,7 @@ def sweep(
 ) -> None:
     """Latency, FLOPs and peak memory of one Restormer, one MambaIR and one plain self-attention block across
     input sizes, measured in ExecuTorch on this machine (the paper's Figure 1)."""
-    quiet_toolchain()
+    process_prologue(threads)
     from edgeens.profile.sweep import sweep_step
 
     try:

@@ -29,7 +29,7 @@ from edgeens.cli.options import (
     console,
     open_task_here,
 )
-from edgeens.workers import quiet_toolchain
+from edgeens.workers import process_prologue
 
 if TYPE_CHECKING:
     from edgeens.data.task import TaskData
@@ -73,8 +73,7 @@ def search(
 ) -> None:
     """ENS: search which stages to swap, against validation PSNR and a penalty; writes the trial log, the front,
     its knee and the candidates for fine-tuning (`--compare`: ENS against the baselines, hypervolume curves)."""
-    quiet_toolchain()
-    import torch
+    process_prologue(threads)
 
     from edgeens.compile.artifact import parse_size
     from edgeens.devices import resolve_device
@@ -86,7 +85,6 @@ def search(
     from edgeens.search.step import SearchRequest, compare_step, search_step
     from edgeens.train.pool import load_pool, pool_families_named
 
-    torch.set_num_threads(threads)
     place = resolve_device(chosen_torch_device(device, old_device))
     height, width = parse_size(size)
     settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)

@@ -30,7 +30,7 @@ from edgeens.cli.options import (
     open_task_here,
     side_check,
 )
-from edgeens.workers import distributed_group
+from edgeens.workers import distributed_group, process_prologue
 
 
 @command(PIPELINE)
@@ -73,13 +73,12 @@ def teacher(
     precision: Precision = "auto",
 ) -> None:
     """Train a Restormer teacher with Restormer's recipe scaled down (DDP under torchrun), or adopt a checkpoint."""
-    import torch
 
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.devices import resolve_device, resolve_precision
     from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
 
-    torch.set_num_threads(threads)
+    process_prologue(threads)
     place = resolve_device(chosen_torch_device(device, old_device))
     schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
     recipe = TeacherRecipe(
@@ -130,14 +129,13 @@ def distill(
 ) -> None:
     """Feature-wise distillation: capture the teacher's stage features once, train every surrogate, write the pool
     (an existing pool keeps its surrogates and gains the families it lacks)."""
-    import torch
 
     from edgeens.devices import resolve_device, resolve_precision
     from edgeens.models import Restormer
     from edgeens.models.space import DEFAULT_FAMILIES, parse_families
     from edgeens.train.distill import DistillRequest, distill_step
 
-    torch.set_num_threads(threads)
+    process_prologue(threads)
     place = resolve_device(chosen_torch_device(device, old_device))
     mixed = resolve_precision(precision, place)
     with distributed_group(place) as rank:
@@ -177,7 +175,6 @@ def finetune(
     precision: Precision = "auto",
 ) -> None:
     """Fine-tune the search's candidates end to end (DDP under torchrun) and keep the best validation PSNR."""
-    import torch
 
     from edgeens.devices import resolve_device, resolve_precision
     from edgeens.models import Restormer
@@ -185,7 +182,7 @@ def finetune(
     from edgeens.train.finetune import FinetunePatches, FinetuneRequest, finetune_step
     from edgeens.train.pool import load_pool
 
-    torch.set_num_threads(threads)
+    process_prologue(threads)
     place = resolve_device(chosen_torch_device(device, old_device))
     mixed = resolve_precision(precision, place)
     with distributed_group(place) as rank:

@@ -32,7 +32,7 @@ from edgeens.cli.options import (
     workers_check,
 )
 from edgeens.rundir import STEPS
-from edgeens.workers import quiet_toolchain
+from edgeens.workers import process_prologue
 
 
 @command(USE)
@@ -65,7 +65,7 @@ def restore(
     old_device: DeprecatedDevice = None,
 ) -> None:
     """Restore photos of any size with a checkpoint, an ExecuTorch program or an ONNX file, in blended tiles."""
-    quiet_toolchain()
+    process_prologue(threads)
     import resource
 
     from edgeens.devices import resolve_device
@@ -165,8 +165,7 @@ def bench(
     old_device: DeprecatedDevice = None,
 ) -> None:
     """Compare models and classical denoisers on the same images: PSNR / SSIM and latency per image."""
-    quiet_toolchain()
-    import torch
+    process_prologue(threads)
 
     from edgeens.classical import classical_restorer
     from edgeens.devices import resolve_device
@@ -174,7 +173,6 @@ def bench(
     from edgeens.harness import bench_pairs, benchmark_models, summarize, write_results
     from edgeens.restore import load_restorer
 
-    torch.set_num_threads(threads)  # the classical methods' numpy and scikit-image calls too
     if not model and not baseline:
         raise ValueError("nothing to compare: give at least one --model or --baseline")
     place = resolve_device(chosen_torch_device(device, old_device))
@@ -261,15 +259,13 @@ def run_command(
 ) -> None:
     """The whole pipeline on one run folder: teacher -> distill -> profile -> search -> fine-tune -> compile ->
     compare -> report. Every step is skipped when its outputs exist, so a re-run continues an interrupted one."""
-    quiet_toolchain()
-    import torch
+    process_prologue(threads)
 
     from edgeens.compare import parse_baselines
     from edgeens.compile.quantize import parse_precision
     from edgeens.run import RunConfig, run_pipeline
     from edgeens.train.finetune import FinetunePatches
 
-    torch.set_num_threads(threads)
     config = RunConfig(
         run_dir=out,
         preset=preset,

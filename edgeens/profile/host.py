@@ -23,6 +23,7 @@ from torch import Tensor
 
 from edgeens.compile.quantize import Quantization
 from edgeens.files import write_json
+from edgeens.workers import set_threads
 
 RUNTIMES = ("executorch", "onnxruntime")
 
@@ -119,20 +120,6 @@ def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -
         if time.perf_counter() - start > policy.max_seconds and len(samples) >= policy.min_samples:
             break
     return samples
-
-
-def set_threads(threads: int) -> None:
-    """Thread counts of every runtime in this process (ExecuTorch's pool defaults to all cores)."""
-    from edgeens.workers import native_stderr_silenced
-
-    torch.set_num_threads(threads)
-    # The runtime's first use of its thread pool probes the CPU aloud (cpuinfo's lines on stderr), and a reset
-    # says so ("Resetting threadpool to 1 threads"): neither is for the user.
-    with native_stderr_silenced():
-        from executorch.extension.pybindings import portable_lib
-
-        if portable_lib._threadpool_get_thread_count() != threads:
-            portable_lib._unsafe_reset_threadpool(threads)
 
 
 def executorch_runner(pte: str | Path | bytes, inputs: tuple[Tensor, ...]) -> Callable[[], Any]:
