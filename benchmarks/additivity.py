@@ -24,8 +24,8 @@ from edgeens.compile.stages import stage_input_shape
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import PRESETS
 from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, time_runs
-from edgeens.workers import set_threads
 from edgeens.profile.table import LatencyTable
+from edgeens.workers import set_threads
 
 POLICY = TimingPolicy(min_repeats=10, max_repeats=30, max_seconds=5.0)
 

@@ -23,7 +23,7 @@ from edgeens.data.synthetic import SyntheticPairs
 from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
 from edgeens.rundir import RunFolder
-from edgeens.train.finetune import RESULT, FinetunePatches, _write_hybrid, finetune_recipe
+from edgeens.train.finetune import RESULT, FinetunePatches, finetune_recipe, write_hybrid
 from edgeens.train.pool import load_pool
 from edgeens.train.teacher import train_restoration, validation_psnr
 
@@ -58,7 +58,7 @@ def main() -> None:
     )
     composed = validation_psnr(model, validation)
     start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    train_restoration(model, data, recipe, args.out, _write_hybrid, validation, show_progress=False, reference=teacher)
+    train_restoration(model, data, recipe, args.out, write_hybrid, validation, show_progress=False, reference=teacher)
     after = resource.getrusage(resource.RUSAGE_SELF)
     tuned = validation_psnr(HybridUNet.load(args.out / RESULT), validation)
     result = {

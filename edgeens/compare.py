@@ -121,7 +121,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     """Train the rows that are not trained yet (resumable, `jobs` at a time), score every row on the task's whole
     test images (read one at a time), time the teacher and the ENS hybrid, and write compare.json and the report's
     crops."""
-    from edgeens.train.finetune import RESULT, _write_hybrid, finetune_recipe
+    from edgeens.train.finetune import RESULT, finetune_recipe, write_hybrid
     from edgeens.train.teacher import check_same_recipe, train_in_processes
     from edgeens.workers import run_in_processes
 
@@ -144,7 +144,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
         data, validation = request.task.training(), request.task.validation_crops()
-        train_in_processes(pending, data, recipe, _write_hybrid, validation, request.jobs, say, request.device)
+        train_in_processes(pending, data, recipe, write_hybrid, validation, request.jobs, say, request.device)
     task = request.task
     measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
     quantized = quantized_rows(request, measured, say) if request.quantized_program else []

@@ -41,7 +41,7 @@ class FinetuneError(EdgeensError):
     """Fine-tuning that cannot start: no candidates, or inputs that do not fit together."""
 
 
-def _write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
+def write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
     model.save(run_dir / RESULT)
     write_json(run_dir / "summary.json", summary)
 
@@ -84,7 +84,7 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     if not distributed and jobs > 1:
         folders = {a: out / m.architecture_string for a, m in models.items()}
         pending = [(m, folders[a], a) for a, m in models.items() if not (folders[a] / RESULT).is_file()]
-        train_in_processes(pending, data, recipe, _write_hybrid, validation, jobs, device=device)
+        train_in_processes(pending, data, recipe, write_hybrid, validation, jobs, device=device)
     for architecture, model in models.items():
         folder = out / model.architecture_string
         before = composed[architecture]
@@ -94,7 +94,7 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
                 data,
                 recipe,
                 folder,
-                _write_hybrid,
+                write_hybrid,
                 validation,
                 show_progress=show_progress,
                 label=architecture,
