@@ -55,7 +55,7 @@ def _tv(image: np.ndarray, sigma: float) -> np.ndarray:
     return denoise_tv_chambolle(image, weight=TV_WEIGHT * sigma, channel_axis=-1)
 
 
-BASELINES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {"nlm": _nlm, "wavelet": _wavelet, "tv": _tv}
+DENOISERS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {"nlm": _nlm, "wavelet": _wavelet, "tv": _tv}
 
 
 def _padded(image: np.ndarray, kernel: np.ndarray, restore_channel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -131,11 +131,11 @@ def task_references(task: TaskData, split: str = "test") -> list[Reference]:
 
 def classical_restorer(name: str, sigma: float) -> Restorer:
     """A scikit-image denoiser for Gaussian noise of `sigma` (0-255 scale), restoring whole images (no tiles)."""
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r}; choose from: {', '.join(BASELINES)}")
+    if name not in DENOISERS:
+        raise ValueError(f"unknown baseline {name!r}; choose from: {', '.join(DENOISERS)}")
     if sigma <= 0:
         raise ValueError(f"the classical denoisers need the noise level: sigma must be > 0, got {sigma}")
-    denoise = BASELINES[name]
+    denoise = DENOISERS[name]
 
     def run(x: Tensor) -> Tensor:
         image = x[0].permute(1, 2, 0).numpy().astype(np.float64)

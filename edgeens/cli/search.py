@@ -82,7 +82,7 @@ def search(
     from edgeens.report.search import plot_compare, plot_front
     from edgeens.search.ens import SearchSettings, TrialLog
     from edgeens.search.evaluate import WorkerPool
-    from edgeens.search.step import SearchRequest, compare_step, search_step
+    from edgeens.search.step import SearchRequest, compare_search_methods, search_step
     from edgeens.train.pool import load_pool, pool_families_named
 
     place = resolve_device(chosen_torch_device(device, old_device))
@@ -126,7 +126,7 @@ def search(
             + ["--out", str(out)]
         )
         with console.status("comparing search methods") as status:
-            result = compare_step(request, seeds, exhaustive, command, progress=status.update)
+            result = compare_search_methods(request, seeds, exhaustive, command, progress=status.update)
         plot_compare(result, out / "compare.png")
         console.print(views.methods_view(result, budget, seeds, exhaustive))
         console.print(f"written: {out}/compare.json, {out}/compare.png")

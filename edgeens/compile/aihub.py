@@ -114,7 +114,7 @@ def call(hub: Any, what: str, function: Callable[..., Any], *args: Any, **kwargs
         raise AIHubError(f"Qualcomm AI Hub refused to {what}: {text}{hint}") from None
 
 
-def resolve_device(hub: Any, name: str) -> Any:
+def hub_device(hub: Any, name: str) -> Any:
     """An AI Hub device for a device name, a reference-phone name ("Snapdragon 8 Elite" -> its QRD), or a chipset
     (`qualcomm-snapdragon-8-elite` or `chipset:...`). An ambiguous or unknown name lists the candidates."""
     devices = call(hub, "list devices", hub.get_devices)
@@ -181,7 +181,7 @@ def open_session(device_name: str, compute_unit: str, folder: str | Path) -> Hub
     """The session of one step on `device_name`'s `compute_unit`, ledgered in `folder` (created if missing)."""
     check_compute_unit(compute_unit)
     hub = connect()
-    device = resolve_device(hub, device_name)
+    device = hub_device(hub, device_name)
     Path(folder).mkdir(parents=True, exist_ok=True)
     return HubSession(hub, device, device_label(device), JobLedger(folder))
 

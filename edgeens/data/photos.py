@@ -37,7 +37,7 @@ EVAL_SIDE = 768  # validation and test photos: Kodak-like sizes, quick to restor
 
 
 @dataclass(frozen=True)
-class Photo:
+class CataloguePhoto:
     name: str
     source: str  # "skimage", "matplotlib" or a Debian package name
     member: str  # path inside the package ('' for skimage, which loads by function name)
@@ -50,16 +50,18 @@ _MATE = "usr/share/backgrounds/mate/nature/{}.jpg"
 _PLASMA = "usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 _MATE_PKG, _PLASMA_PKG = "mate-backgrounds", "plasma-workspace-wallpapers"
 
-CATALOGUE: tuple[Photo, ...] = (
+CATALOGUE: tuple[CataloguePhoto, ...] = (
     # scikit-image's wheel (public domain / CC0); the Hubble field and the retina scan are not natural photographs
-    *(Photo(n, "skimage", "", "train", "CC0 / public domain") for n in ("astronaut", "coffee", "rocket")),
-    Photo("motorcycle_left", "skimage", "", "train", "CC0 / public domain"),
-    Photo("motorcycle_right", "skimage", "", "train", "CC0 / public domain"),
-    Photo("chelsea", "skimage", "", "val", "CC0 / public domain"),
-    Photo("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "test", "public domain (US Navy)"),
+    *(CataloguePhoto(n, "skimage", "", "train", "CC0 / public domain") for n in ("astronaut", "coffee", "rocket")),
+    CataloguePhoto("motorcycle_left", "skimage", "", "train", "CC0 / public domain"),
+    CataloguePhoto("motorcycle_right", "skimage", "", "train", "CC0 / public domain"),
+    CataloguePhoto("chelsea", "skimage", "", "val", "CC0 / public domain"),
+    CataloguePhoto(
+        "grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "test", "public domain (US Navy)"
+    ),
     # MATE's nature wallpapers (Debian mate-backgrounds 1.26.0-1, GPL-2+)
     *(
-        Photo(f"mate-{name}", _MATE_PKG, _MATE.format(name), split, "GPL-2+", digest)
+        CataloguePhoto(f"mate-{name}", _MATE_PKG, _MATE.format(name), split, "GPL-2+", digest)
         for name, split, digest in (
             ("Aqua", "train", "5c30118205982da4"),
             ("Blinds", "train", "f7aac0dcc2e06d04"),
@@ -77,7 +79,7 @@ CATALOGUE: tuple[Photo, ...] = (
     ),
     # Plasma's photographic wallpapers (Debian plasma-workspace-wallpapers 5.27.5-2, GPL-2+); renders are left out
     *(
-        Photo(f"plasma-{name}", _PLASMA_PKG, _PLASMA.format(name), split, "GPL-2+", digest)
+        CataloguePhoto(f"plasma-{name}", _PLASMA_PKG, _PLASMA.format(name), split, "GPL-2+", digest)
         for name, split, digest in (
             ("BytheWater", "train", "c272434ef39f2abf"),
             ("ColdRipple", "train", "05bef6722fc0ed81"),
@@ -115,7 +117,7 @@ def _downsize(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(pil)
 
 
-def _load_source(photo: Photo, extracted: Path | None) -> np.ndarray:
+def _load_source(photo: CataloguePhoto, extracted: Path | None) -> np.ndarray:
     from PIL import Image
 
     if photo.source == "skimage":

@@ -232,7 +232,7 @@ class MambaIRUNetConfig:
         return asdict(self)
 
 
-PRESETS: dict[str, MambaIRUNetConfig] = {
+TASK_CONFIGS: dict[str, MambaIRUNetConfig] = {
     "default": MambaIRUNetConfig(),
     "real_denoising": MambaIRUNetConfig(mlp_ratio=1.5),  # RealDN_MambaIR.pth
 }
@@ -289,9 +289,9 @@ class MambaIRUNet(UNet):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> MambaIRUNet:
-        if name not in PRESETS:
-            raise ValueError(f"unknown MambaIRUNet preset {name!r}; choose one of: {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name].to_dict(), **overrides})
+        if name not in TASK_CONFIGS:
+            raise ValueError(f"unknown MambaIRUNet preset {name!r}; choose one of: {', '.join(TASK_CONFIGS)}")
+        return cls(**{**TASK_CONFIGS[name].to_dict(), **overrides})
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> MambaIRUNet:

@@ -179,7 +179,7 @@ class RestormerConfig:
 
 
 # The official task configurations (the `network_g` sections of the Restormer ymls).
-PRESETS: dict[str, RestormerConfig] = {
+TASK_CONFIGS: dict[str, RestormerConfig] = {
     "deraining": RestormerConfig(),
     "motion_deblurring": RestormerConfig(),
     "defocus_single": RestormerConfig(),
@@ -241,10 +241,10 @@ class Restormer(UNet):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> Restormer:
-        """A randomly initialised Restormer with an official task configuration (see PRESETS)."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown Restormer preset {name!r}; choose one of: {', '.join(PRESETS)}")
-        return cls(**{**PRESETS[name].to_dict(), **overrides})
+        """A randomly initialised Restormer with an official task configuration (see TASK_CONFIGS)."""
+        if name not in TASK_CONFIGS:
+            raise ValueError(f"unknown Restormer preset {name!r}; choose one of: {', '.join(TASK_CONFIGS)}")
+        return cls(**{**TASK_CONFIGS[name].to_dict(), **overrides})
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> Restormer:

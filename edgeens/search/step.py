@@ -116,7 +116,7 @@ def front_candidates(search_dir: Path) -> list[str]:
     return [c["architecture"] for c in read_json(front, fix).get("candidates", [])]
 
 
-def compare_step(
+def compare_search_methods(
     request: SearchRequest, seeds: int, exhaustive: bool, command: str, progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
     """ENS, its paper encoding and the baselines on `request`'s problem, `seeds` seeds each (resumable, one shared

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import edgeens.compile.aihub as aihub
-from edgeens.compile.aihub import LEDGER, AIHubError, compile_on_hub, resolve_device
+from edgeens.compile.aihub import LEDGER, AIHubError, compile_on_hub, hub_device
 from tests.local_hub import LocalHub
 
 SECRET = "sk-edgeens-test-token-0123456789"
@@ -42,22 +42,20 @@ def exported():
     ],
 )
 def test_device_names_resolve(hub, name, expected) -> None:
-    assert resolve_device(hub, name).name == expected
+    assert hub_device(hub, name).name == expected
 
 
 def test_a_chipset_name_selects_by_attribute(hub) -> None:
-    device = resolve_device(hub, "qualcomm-snapdragon-8-elite-for-galaxy")
+    device = hub_device(hub, "qualcomm-snapdragon-8-elite-for-galaxy")
     assert device.name == "" and device.attributes == "chipset:qualcomm-snapdragon-8-elite-for-galaxy"
-    assert (
-        resolve_device(hub, "chipset:qualcomm-snapdragon-8-elite").attributes == "chipset:qualcomm-snapdragon-8-elite"
-    )
+    assert hub_device(hub, "chipset:qualcomm-snapdragon-8-elite").attributes == "chipset:qualcomm-snapdragon-8-elite"
 
 
 def test_ambiguous_and_unknown_devices_list_the_candidates(hub) -> None:
     with pytest.raises(AIHubError, match="ambiguous.*Samsung Galaxy S25 Ultra.*Samsung Galaxy S25\\+"):
-        resolve_device(hub, "Galaxy S25")
+        hub_device(hub, "Galaxy S25")
     with pytest.raises(AIHubError, match="no device 'Snapdragon 8 Elitte'.*Snapdragon 8 Elite QRD"):
-        resolve_device(hub, "Snapdragon 8 Elitte")
+        hub_device(hub, "Snapdragon 8 Elitte")
 
 
 def test_compile_job_is_recorded_at_once_and_a_rerun_waits_on_the_same_job(hub, tmp_path) -> None:
@@ -209,7 +207,7 @@ def test_a_malformed_client_ini_is_named(tmp_path, monkeypatch) -> None:
 
 
 def test_the_test_hub_refuses_what_the_service_refuses(hub, tmp_path) -> None:
-    device = resolve_device(hub, "Snapdragon 8 Elite")
+    device = hub_device(hub, "Snapdragon 8 Elite")
     spec = {"image": ((1, 3, 8, 8), "float32")}
     refusals = {
         "The torch model must be exported": dict(model=torch.nn.Conv2d(3, 3, 1), input_specs=spec),
@@ -240,7 +238,7 @@ def test_an_onnx_upload_is_compiled_and_profiled_with_onnx_runtimes_own_layer_ti
 
     path = tmp_path / "conv.onnx"
     export_onnx(torch.nn.Conv2d(3, 3, 3, padding=1).eval(), (torch.rand(1, 3, 8, 8),), path)
-    device = resolve_device(hub, "Snapdragon 8 Elite")
+    device = hub_device(hub, "Snapdragon 8 Elite")
     job = hub.submit_compile_job(path, device, "onnx", {"image": ((1, 3, 8, 8), "float32")}, "--target_runtime onnx")
     while not job.get_status().finished:
         pass

@@ -39,7 +39,7 @@ def fake_packages(tmp_path, corrupt: str | None = None):
 def test_install_checks_every_file_and_writes_the_splits(tmp_path, monkeypatch) -> None:
     extracted, hashes = fake_packages(tmp_path)
     catalogue = tuple(
-        photos.Photo(p.name, p.source, p.member, p.split, p.licence, hashes.get(p.name, "")) for p in CATALOGUE
+        photos.CataloguePhoto(p.name, p.source, p.member, p.split, p.licence, hashes.get(p.name, "")) for p in CATALOGUE
     )
     monkeypatch.setattr(photos, "CATALOGUE", catalogue)
     monkeypatch.setattr(photos, "_fetch_debs", lambda workdir: extracted)
@@ -63,7 +63,7 @@ def test_a_package_whose_files_changed_is_refused(tmp_path, monkeypatch) -> None
     target = next(p for p in CATALOGUE if p.source in photos.DEBIAN_PACKAGES and p.split == "test")
     extracted, hashes = fake_packages(tmp_path, corrupt=target.name)
     catalogue = tuple(
-        photos.Photo(p.name, p.source, p.member, p.split, p.licence, hashes.get(p.name, "")) for p in CATALOGUE
+        photos.CataloguePhoto(p.name, p.source, p.member, p.split, p.licence, hashes.get(p.name, "")) for p in CATALOGUE
     )
     monkeypatch.setattr(photos, "CATALOGUE", catalogue)
     monkeypatch.setattr(photos, "_fetch_debs", lambda workdir: extracted)

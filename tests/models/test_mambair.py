@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from edgeens.models.checkpoint import CheckpointError
-from edgeens.models.mambair import PRESETS, SS2D, MambaIRUNet, VSSBlock, infer_mambairunet_config
+from edgeens.models.mambair import SS2D, TASK_CONFIGS, MambaIRUNet, VSSBlock, infer_mambairunet_config
 from tests.conftest import FIXTURES, key_listing, state_listing
 
 
@@ -46,7 +46,7 @@ def test_paper_size_unet_keys_and_parameter_count(preset: str, section: str) -> 
     model = MambaIRUNet.from_preset(preset)
     assert state_listing(model) == keys
     assert sum(p.numel() for p in model.parameters()) == total
-    assert infer_mambairunet_config(model.state_dict()) == PRESETS[preset]
+    assert infer_mambairunet_config(model.state_dict()) == TASK_CONFIGS[preset]
 
 
 def test_ss2d_initialisation_follows_the_official_recipe() -> None:

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from edgeens.models.checkpoint import CheckpointError, load_state_dict
-from edgeens.models.restormer import PRESETS, Restormer, infer_restormer_config
+from edgeens.models.restormer import TASK_CONFIGS, Restormer, infer_restormer_config
 from tests.conftest import FIXTURES, key_listing, state_listing
 
 FIXTURE_NAMES = ["restormer_small_withbias", "restormer_small_biasfree", "restormer_small_dualpixel"]
@@ -40,11 +40,11 @@ def test_paper_size_keys_shapes_and_parameter_count(preset: str, listing: str) -
     keys, total = key_listing(listing)
     assert state_listing(model) == keys
     assert sum(p.numel() for p in model.parameters()) == total
-    assert infer_restormer_config(model.state_dict()) == PRESETS[preset]
+    assert infer_restormer_config(model.state_dict()) == TASK_CONFIGS[preset]
 
 
 def test_every_task_preset_builds_the_official_configuration() -> None:
-    assert set(PRESETS) == {
+    assert set(TASK_CONFIGS) == {
         "deraining",
         "motion_deblurring",
         "defocus_single",
@@ -54,9 +54,9 @@ def test_every_task_preset_builds_the_official_configuration() -> None:
         "real_denoising",
     }
     for name in ("gaussian_color", "gaussian_gray", "real_denoising"):
-        assert PRESETS[name].LayerNorm_type == "BiasFree"
-    assert (PRESETS["gaussian_gray"].inp_channels, PRESETS["gaussian_gray"].out_channels) == (1, 1)
-    assert PRESETS["defocus_dual_pixel"].inp_channels == 6 and PRESETS["defocus_dual_pixel"].dual_pixel_task
+        assert TASK_CONFIGS[name].LayerNorm_type == "BiasFree"
+    assert (TASK_CONFIGS["gaussian_gray"].inp_channels, TASK_CONFIGS["gaussian_gray"].out_channels) == (1, 1)
+    assert TASK_CONFIGS["defocus_dual_pixel"].inp_channels == 6 and TASK_CONFIGS["defocus_dual_pixel"].dual_pixel_task
 
 
 def test_from_checkpoint_infers_non_default_configuration(tmp_path) -> None:
