@@ -71,6 +71,20 @@ def previous_record(init: str, asset: Path) -> tuple[str, dict | None]:
     raise SystemExit(f"the run started from weights ({init}) that are no embedded teacher: record them by hand")
 
 
+def own_milestone(asset: Path, command: str) -> tuple[str, dict] | None:
+    """When the asset is a milestone of this same run (the same command), the record that milestone continued or
+    was initialised from: packaging the run again replaces its milestone rather than continuing from it."""
+    path = asset.with_suffix(".json")
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    if not current.get("milestone") or current.get("command") != command:
+        return None
+    if "warm_started_from" in current:
+        return "continues", current["warm_started_from"]
+    if "initialised_from" in current:
+        return "initialised", current["initialised_from"]
+    return "", {}
+
+
 def main(run_dir: Path, command: str, milestone: bool = False) -> None:
     torch.set_num_threads(1)
     task = TaskData.from_record(json.loads((run_dir / "data.json").read_text()))
@@ -83,12 +97,13 @@ def main(run_dir: Path, command: str, milestone: bool = False) -> None:
         raise SystemExit(f"{run_dir} holds no finished teacher (--milestone packages its last checkpoint)")
     recipe = summary.get("recipe") or json.loads((run_dir / "recipe.json").read_text())
     weights, iterations = trained_weights(run_dir, milestone)
-    how, previous = previous_record(recipe.get("init_weights", ""), asset)
+    how, previous = own_milestone(asset, command) or previous_record(recipe.get("init_weights", ""), asset)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     log = [entry for entry in log if entry["iteration"] <= iterations]
     if how == "continues":
         offset = previous["iterations"] + previous.get("warm_started_from", {}).get("iterations", 0)
         earlier = [json.loads(line) for line in (report / "log.jsonl").read_text().splitlines()]
+        earlier = [entry for entry in earlier if entry["iteration"] <= offset]  # less an earlier milestone's own
         log = earlier + [{**entry, "iteration": entry["iteration"] + offset} for entry in log]
     half = {k: v.half().contiguous() for k, v in weights.items()}
     save_file(half, str(asset))
