@@ -366,6 +366,7 @@ def _profile(config: RunConfig, state: RunState, say: Say) -> tuple[Any, bool]:
         reuse_from=(run.profile, config.profiles),
         also_save=(config.profiles,) if config.save_profiles else (),
         quantization=_quantization(config, state),
+        calibration_args=_calibration_args(config),
     )
     say(f"profile: {request.space_name} at {config.size}x{config.size}: a table that fits, else measured here")
     result = profile_step(request, say=say)
@@ -386,6 +387,13 @@ def _quantization(config: RunConfig, state: RunState) -> Any:
         return Quantization()
     crops = state.task.calibration_inputs(config.size, config.size, config.calibration_images)
     return Quantization(config.quantize, "conv", tuple(torch.from_numpy(crop) for crop in crops))
+
+
+def _calibration_args(config: RunConfig) -> tuple[str, ...]:
+    """Where a quantized run's calibration crops come from, as `edgeens profile` options."""
+    given = {"--data": config.data, "--degradation": config.degradation, "--sigma": config.sigma}
+    chosen = (a for name, value in given.items() if value is not None for a in (name, str(value)))
+    return (*chosen, "--calibration-images", str(config.calibration_images))
 
 
 def _space_name(config: RunConfig) -> str:

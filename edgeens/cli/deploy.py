@@ -219,6 +219,18 @@ def precision_command(
     console.print(f"{', '.join(written)} and {markdown} in {folder}/")
 
 
+def _calibration_args(
+    data: Path | None, degradation: str | None, sigma: float | None, folder: Path | None, count: int
+) -> tuple[str, ...]:
+    """The options that chose the calibration crops, for the command a table records."""
+    given = {"--data": data, "--degradation": degradation, "--sigma": sigma, "--calibration": folder}
+    return (
+        *(a for name, value in given.items() if value is not None for a in (name, str(value))),
+        "--calibration-images",
+        str(count),
+    )
+
+
 def _names(text: str | None) -> tuple[str, ...]:
     """A comma-separated option as its names."""
     return tuple(name.strip() for name in (text or "").split(",") if name.strip())
@@ -365,6 +377,7 @@ def profile(
         compute_unit=compute_unit,
         max_jobs=max_jobs,
         quantization=quantization,
+        calibration_args=_calibration_args(data, degradation, sigma, calibration, calibration_images),
     )
     request.check()  # before minutes of calibrating or lowering
     with console.status("profiling on Qualcomm AI Hub" if device != "host" else "profiling") as status:

@@ -5,6 +5,7 @@ against whole architectures (`--validate`) or against a second measurement (`--r
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class ProfileRequest:
     compute_unit: str = "cpu"  # AI Hub's --compute_unit
     max_jobs: int | None = None  # AI Hub jobs one command may submit (None: no bound)
     quantization: Quantization = field(default_factory=Quantization)  # the programs' precision (host tables)
+    calibration_args: tuple[str, ...] = ()  # where a quantized table's calibration crops came from, as options
 
     @property
     def command(self) -> str:
@@ -66,6 +68,7 @@ class ProfileRequest:
         )
         if self.quantization.quantized:  # calibrated on the task's training crops: the task is part of the table
             command += f" --quantize {self.quantization.precision} --scope {self.quantization.scope}"
+            command += "".join(f" {shlex.quote(arg)}" for arg in self.calibration_args)
         return command
 
     def check(self) -> None:

@@ -250,6 +250,7 @@ def test_a_quantized_table_is_its_own_table_of_its_own_programs(small_stage_prog
     assert result.exit_code == 0, result.output
     table = LatencyTable.load(profiles / "host--executorch-xnnpack-w8a8--8x8--small-g.json")
     assert table.precision == "w8a8" and table.quantize_scope == "conv" and "--quantize w8a8" in table.command
+    assert table.command.endswith(f"--data {data} --calibration-images 2")  # where the calibration came from
     assert "executorch-xnnpack w8a8" in " ".join(result.output.split())
     entries = json.loads((programs / "stages.json").read_text())["programs"]
     assert all("file-w8a8" in entries[p.key] for p in stage_programs(table.space))
