@@ -50,7 +50,7 @@ def check_precision_for(precision: str, runtime: str) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: its calibration tensors have no single truth value to compare by
 class Quantization:
     """A precision with what it needs: the operators quantized (`scope`) and the calibration images (degraded
     crops of the task's training split, at the program's input size). `fp32` needs neither."""
