@@ -4,7 +4,6 @@ loadable with `weights_only=True` (tensors, numbers and strings only)."""
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,9 @@ def load_training_state(
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
             raise ValueError("it holds no training state")
-    except (RuntimeError, ValueError, EOFError, OSError, pickle.UnpicklingError, KeyError, TypeError) as err:
+    # Arbitrary bytes make the unpickler fail in arbitrary ways (an IndexError on one random file in twenty): any
+    # failure to read the file back means it is damaged.
+    except Exception as err:  # noqa: BLE001
         if isinstance(err, OSError) and not path.is_file():
             raise
         why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__

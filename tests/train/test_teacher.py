@@ -187,6 +187,15 @@ def test_a_damaged_checkpoint_is_named_with_the_way_out(data, tmp_path, damage) 
     train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, max_steps_this_run=4, show_progress=False)
     checkpoint = tmp_path / "checkpoint.pt"
     whole = checkpoint.read_bytes()
-    checkpoint.write_bytes(whole[: len(whole) // 2] if damage == "truncated" else np.random.bytes(4096))
-    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint} is damaged .*Delete it to start this training"):
-        train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, show_progress=False)
+    # Several random files: each fails the unpickler its own way (one raised an IndexError that was not caught).
+    damaged = (
+        [whole[: len(whole) // 2]]
+        if damage == "truncated"
+        else [np.random.default_rng(s).bytes(4096) for s in range(20)]
+    )
+    for content in damaged:
+        checkpoint.write_bytes(content)
+        with pytest.raises(
+            DamagedCheckpointError, match=rf"{checkpoint} is damaged .*Delete it to start this training"
+        ):
+            train_teacher(Restormer(**SMALL), data, recipe(8), tmp_path, show_progress=False)
