@@ -297,13 +297,16 @@ def quantized_rows(request: CompareRequest, measured: dict[str, float], say: Cal
         "teacher": (teacher_program(request, Quantization()), teacher_program(request, request.quantization)),
         "ENS hybrid": (request.hybrid_program, request.quantized_program),
     }
-    architectures = {"teacher": format_architecture(request.space.teacher_only), "ENS hybrid": None}
+    architectures = {
+        "teacher": format_architecture(request.space.teacher_only),
+        "ENS hybrid": request.hybrid.architecture_string,
+    }
     say(f"compare: scoring the float and {label} programs on the test images in {request.size}-px tiles")
     rows = []
     for name, (float_path, quantized_path) in programs.items():
         float_psnr, _ = score_restorer(load_restorer(float_path), request.task.test_pairs(), request.size)
         psnr_value, ssim_value = score_restorer(load_restorer(quantized_path), request.task.test_pairs(), request.size)
-        architecture = architectures[name] or request.hybrid.architecture_string
+        architecture = architectures[name]
         row = {
             "model": f"{name} {label}",
             "architecture": architecture,

@@ -197,68 +197,47 @@ def _with_features(quantization: Quantization, features: dict[str, tuple[Tensor,
 def _build_one(
     teacher, space, program, height, width, out, surrogates, target: str, quantization: Quantization
 ) -> dict[str, Any]:
+    """One program in `quantization`'s precision, run and compared with the float module. A float program is held
+    to FP32_TOLERANCE; a quantized one's drift is recorded, not held (what quantization costs is measured on whole
+    models and the task's photos, edgeens.precision). Its manifest fields carry the precision (`file-w8a8`)."""
     module, example = program_module(teacher, space, program, height, width, surrogates)
     if quantization.quantized:  # a real feature map: the drift recorded is what quantization does to this stage
         example = quantization.calibration[0]
     with torch.no_grad():
         reference = module(example)
+    suffix, tolerance = quantization.suffix, None if quantization.quantized else FP32_TOLERANCE
     common = {
         "stage": None if program.stage is None else program.stage.name,
         "choice": program.choice,
         "input_shape": list(example.shape),
     }
-    if quantization.quantized:
-        return {**common, **_build_quantized(module, example, reference, out, program.key, target, quantization)}
     if target == "onnx":
         from edgeens.compile.onnx import export_onnx, run_onnx
 
-        exported = export_onnx(module, (example,), out / f"{program.key}.onnx")
-        comparison = compare_outputs(reference, run_onnx(exported.path, (example,))[0])
-        check_tolerance(f"stage program {program.key}.onnx", comparison, FP32_TOLERANCE)
-        return {**common, "onnx_file": exported.path.name, "onnx_verification": comparison}
-    lowered = lower_to_executorch(module, (example,))
-    file = f"{program.key}.pte"
+        path = out / f"{program.key}.onnx"
+        if not (quantization.quantized and path.is_file()):  # a quantized one starts from the float export
+            export_onnx(module, (example,), path)
+        if quantization.quantized:
+            float_path, path = path, out / f"{program.key}{suffix}.onnx"
+            quantize_onnx(float_path, path, quantization.calibration, quantization.precision, quantization.scope)
+        comparison = compare_outputs(reference, run_onnx(path, (example,))[0])
+        check_tolerance(f"stage program {path.name}", comparison, tolerance)
+        return {**common, f"onnx_file{suffix}": path.name, f"onnx_verification{suffix}": comparison}
+    lowered_module: nn.Module = module
+    if quantization.quantized:
+        lowered_module = quantize_for_xnnpack(module, (example,), quantization.calibration, quantization.scope)
+    lowered = lower_to_executorch(lowered_module, (example,))
+    file = f"{program.key}{suffix}.pte"
     lowered.save(out / file)
     comparison = compare_outputs(reference, run_program(lowered.buffer, (example,))[0])
-    check_tolerance(f"stage program {program.key}", comparison, FP32_TOLERANCE)
+    check_tolerance(f"stage program {file}", comparison, tolerance)
     return {
         **common,
-        "file": file,
-        "bytes": len(lowered.buffer),
-        "export_seconds": round(lowered.export_seconds, 2),
-        "delegated_calls": lowered.delegated_calls,
-        "portable_ops": lowered.portable_ops,
-        "verification": comparison,
-    }
-
-
-def _build_quantized(
-    module: nn.Module, example: Tensor, reference: Tensor, out: Path, key: str, target: str, quantization: Quantization
-) -> dict[str, Any]:
-    """A stage program in `quantization`'s precision; its drift from the float module is recorded, not held to a
-    tolerance (what quantization costs is measured on whole models and the task's photos, edgeens.precision)."""
-    suffix, precision = quantization.suffix, quantization.precision
-    if target == "onnx":
-        from edgeens.compile.onnx import export_onnx, run_onnx
-
-        float_file = out / f"{key}.onnx"
-        if not float_file.is_file():
-            export_onnx(module, (example,), float_file)
-        path = out / f"{key}{suffix}.onnx"
-        quantize_onnx(float_file, path, quantization.calibration, precision, quantization.scope)
-        comparison = compare_outputs(reference, run_onnx(path, (example,))[0])
-        check_tolerance(f"stage program {path.name}", comparison, None)
-        return {f"onnx_file{suffix}": path.name, f"onnx_verification{suffix}": comparison}
-    graph = quantize_for_xnnpack(module, (example,), quantization.calibration, quantization.scope)
-    lowered = lower_to_executorch(graph, (example,))
-    file = f"{key}{suffix}.pte"
-    lowered.save(out / file)
-    comparison = compare_outputs(reference, run_program(lowered.buffer, (example,))[0])
-    check_tolerance(f"stage program {file}", comparison, None)
-    return {
         f"file{suffix}": file,
         f"bytes{suffix}": len(lowered.buffer),
         f"export_seconds{suffix}": round(lowered.export_seconds, 2),
+        f"delegated_calls{suffix}": lowered.delegated_calls,
+        f"portable_ops{suffix}": lowered.portable_ops,
         f"verification{suffix}": comparison,
     }
 

@@ -225,11 +225,11 @@ def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
         assert message in " ".join(result.output.split()), (args, result.output)
 
 
-def _copy_float_as_quantized(module, example, reference, out, key, target, quantization):
-    """Stands in for quantizing a stage program (seconds each): the session's float program under the quantized
-    name. What is checked with it is the table's side: names, precision, reuse, validation."""
-    file = f"{key}{quantization.suffix}.pte"
-    shutil.copy(out / f"{key}.pte", out / file)
+def _copy_float_as_quantized(teacher, space, program, height, width, out, surrogates, target, quantization):
+    """Stands in for building a quantized stage program (seconds each): the session's float program under the
+    quantized name. What is checked with it is the table's side: names, precision, reuse, validation."""
+    file = f"{program.key}{quantization.suffix}.pte"
+    shutil.copy(out / f"{program.key}.pte", out / file)
     return {f"file{quantization.suffix}": file}
 
 
@@ -241,7 +241,7 @@ def test_a_quantized_table_is_its_own_table_of_its_own_programs(small_stage_prog
     _, session_folder, _, checkpoint = small_stage_programs
     programs, profiles = tmp_path / "programs", tmp_path / "profiles"
     shutil.copytree(session_folder, programs)
-    monkeypatch.setattr(stages, "_build_quantized", _copy_float_as_quantized)
+    monkeypatch.setattr(stages, "_build_one", _copy_float_as_quantized)
     data = make_layout(tmp_path / "pairs", "restormer", count=10)
     args = ["profile", "--teacher", str(checkpoint), "--families", "G", "--size", "8", "--programs", str(programs)]
     args += ["--out", str(profiles), "--min-repeats", "3", "--max-repeats", "3", "--rounds", "1", "--data", str(data)]
