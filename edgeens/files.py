@@ -63,11 +63,12 @@ def read_json(path: str | Path, fix: str, kind: type = dict) -> Any:
 
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """A temporary path beside `path` (`<name>.tmp<suffix>`: give the suffix a writer needs to see) to write to; it
-    is renamed over `path` when the block ends and removed if the block fails, so a full disk, an error or Ctrl-C
-    leaves the old file whole and no half-written temporary behind."""
+    """A temporary path beside `path` (`<name>.<pid>.tmp<suffix>`: give the suffix a writer needs to see) to write
+    to; it is renamed over `path` when the block ends and removed if the block fails, so a full disk, an error or
+    Ctrl-C leaves the old file whole and no half-written temporary behind. The process id keeps two processes
+    writing the same file (torchrun's ranks) from renaming each other's temporary away."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{suffix}")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp{suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

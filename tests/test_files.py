@@ -5,7 +5,7 @@ import errno
 import numpy as np
 import pytest
 
-from edgeens.files import atomic_path, write_json
+from edgeens.files import atomic_path, read_json, write_json
 
 
 def _full_disk(*args, **kwargs):
@@ -79,3 +79,29 @@ def test_a_full_disk_in_a_native_writer_is_the_disk_full_error_with_the_file_nam
     assert describe_os_error(caught.value).startswith(f"{tmp_path / 'weights.safetensors'}: No space left on device")
     assert (tmp_path / "weights.safetensors").read_text() == "the previous, whole file"
     assert [p.name for p in tmp_path.iterdir()] == ["weights.safetensors"]  # no temporary left behind
+
+
+def _write_many(target: str, value: int, start: float) -> None:
+    import time
+
+    while time.time() < start:  # both processes write over the same second, whenever each finished starting
+        time.sleep(0.001)
+    while time.time() < start + 1.0:
+        write_json(target, {"writer": value})
+
+
+def test_two_processes_writing_one_file_never_lose_each_others_temporary(tmp_path) -> None:
+    # torchrun's ranks both record the folder's data.json: a shared temporary name made one rename the other's away
+    import multiprocessing
+    import time
+
+    target = tmp_path / "data.json"
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_many, args=(str(target), value, time.time() + 5)) for value in (0, 1)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0, 0]
+    assert read_json(target, "") in ({"writer": 0}, {"writer": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
