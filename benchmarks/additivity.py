@@ -23,7 +23,8 @@ from edgeens.compile.link import GLUE, GLUE_FOLDER, link_architecture
 from edgeens.compile.stages import stage_input_shape
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import PRESETS
-from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, time_runs
+from edgeens.profile.host import executorch_runner, host_description, time_runs
+from edgeens.profile.request import TimingPolicy
 from edgeens.profile.table import LatencyTable
 from edgeens.workers import set_threads
 

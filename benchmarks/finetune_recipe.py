@@ -24,8 +24,8 @@ from edgeens.models import Restormer
 from edgeens.models.hybrid import HybridUNet
 from edgeens.rundir import RunFolder
 from edgeens.train.finetune import RESULT, FinetunePatches, finetune_recipe, write_hybrid
+from edgeens.train.loop import Training, train_restoration, validation_psnr
 from edgeens.train.pool import load_pool
-from edgeens.train.teacher import train_restoration, validation_psnr
 
 
 def main() -> None:
@@ -58,7 +58,8 @@ def main() -> None:
     )
     composed = validation_psnr(model, validation)
     start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    train_restoration(model, data, recipe, args.out, write_hybrid, validation, show_progress=False, reference=teacher)
+    training = Training(model, data, recipe, args.out, write_hybrid, validation, architecture, reference=teacher)
+    train_restoration(training, show_progress=False)
     after = resource.getrusage(resource.RUSAGE_SELF)
     tuned = validation_psnr(HybridUNet.load(args.out / RESULT), validation)
     result = {

@@ -13,6 +13,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -20,10 +21,10 @@ from edgeens.data.task import TaskData
 from edgeens.models import Restormer
 from edgeens.run import EMBEDDED_TEACHERS
 from edgeens.train.finetune import FinetunePatches, finetune_recipe
-from edgeens.train.teacher import TeacherRecipe, train_restoration, validation_psnr
+from edgeens.train.loop import Training, TrainingRecipe, train_restoration, validation_psnr
 
 
-def variants(iterations: int) -> dict[str, TeacherRecipe]:
+def variants(iterations: int) -> dict[str, TrainingRecipe]:
     """The recipes compared, by name (warm-up over the first 10% where named)."""
     large = FinetunePatches(128, 64, 4096)  # make demo-full's patches
     return {
@@ -51,7 +52,8 @@ def main() -> None:
         model = Restormer.from_checkpoint(path)
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            train_restoration(model, task.training(), recipes[name], folder, lambda *_: None, show_progress=False)
+            training = Training(model, task.training(), recipes[name], Path(folder), lambda *_: None, label=name)
+            train_restoration(training, show_progress=False)
         after = validation_psnr(model.eval(), validation)
         print(
             f"{name:38} {args.iterations} iterations: {after:.3f} dB ({after - before:+.3f}), "

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from edgeens.files import write_json
-from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs
+from edgeens.profile.host import executorch_runner, host_description, measure_programs
+from edgeens.profile.request import TimingPolicy
 from edgeens.workers import set_threads
 
 

@@ -8,7 +8,7 @@
 Cases, each on random batches already on the device and in a process of its own (so that its peak resident memory
 is its own):
 - teacher: the tiny Restormer with the teacher / fine-tuning recipe (AdamW, gradient clipping), as
-  edgeens.train.teacher trains it;
+  edgeens.train.loop trains it;
 - mambair-only, fifty-fifty: the paper's baselines (edgeens.compare.compare_rows' architectures), MambaIR (M)
   stacks in every stage / every other stage;
 - ens-tiny-2x: the ENS hybrid of reports/tiny-2x, R-G1-R-G1-G1-G1-G1-G1;
@@ -43,7 +43,7 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.scan import training_backward
 from edgeens.models.space import PRESETS, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
-from edgeens.train.teacher import TeacherRecipe
+from edgeens.train.loop import TrainingRecipe
 
 CASES = (
     "teacher",
@@ -96,7 +96,7 @@ def build(
     """The case's module, optimizer, a fixed random batch and its target, and the gradient clip (None: none)."""
     torch.manual_seed(0)
     space = SearchSpace(PRESETS[preset], parse_families("M,L,S,G"))
-    recipe = TeacherRecipe()
+    recipe = TrainingRecipe()
     memory = torch.channels_last if option == "channels_last" else torch.contiguous_format
     implementation = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(option, {"foreach": False})
     if case.startswith("distill-"):

@@ -122,7 +122,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     test images (read one at a time), time the teacher and the ENS hybrid, and write compare.json and the report's
     crops."""
     from edgeens.train.finetune import RESULT, finetune_recipe, write_hybrid
-    from edgeens.train.teacher import check_same_recipe, train_in_processes
+    from edgeens.train.loop import Training, check_same_recipe, train_in_processes
     from edgeens.workers import run_in_processes
 
     folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
@@ -140,11 +140,15 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         else:
             torch.manual_seed(request.seed)
             model = HybridUNet(teacher.config, architecture, families=request.space.families)
-        pending.append((model, folders[label], label))
+        pending.append((model, folders[label], label))  # the data is read only if something is left to train
     if pending:
         say(f"compare: training {', '.join(label for *_, label in pending)}, {request.jobs} at a time")
         data, validation = request.task.training(), request.task.validation_crops()
-        train_in_processes(pending, data, recipe, write_hybrid, validation, request.jobs, say, request.device)
+        trainings = [
+            Training(model, data, recipe, folder, write_hybrid, validation, label, device=request.device)
+            for model, folder, label in pending
+        ]
+        train_in_processes(trainings, request.jobs, say)
     task = request.task
     measured, timing = time_teacher_and_hybrid(request, say) if request.hybrid_program else ({}, {})
     quantized = quantized_rows(request, measured, say) if request.quantized_program else []
@@ -244,7 +248,8 @@ def time_teacher_and_hybrid(request: CompareRequest, say: Callable[[str], None])
     """Median ms of the teacher and the compiled ENS hybrid (and of both in the quantized precision, when the run
     deploys one), whole programs timed in the same shuffled rounds (a speed-up from two timings taken at different
     times would carry the machine's drift between them)."""
-    from edgeens.profile.host import TimingPolicy, executorch_runner, host_description, measure_programs
+    from edgeens.profile.host import executorch_runner, host_description, measure_programs
+    from edgeens.profile.request import TimingPolicy
     from edgeens.workers import set_threads
 
     threads = 1

@@ -240,7 +240,8 @@ def _run_steps(config: RunConfig, say: Say) -> dict[str, Any]:
 
 def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, bool]:
     from edgeens.data.transforms import ProgressiveSchedule
-    from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
+    from edgeens.train.loop import TrainingRecipe
+    from edgeens.train.teacher import TeacherRequest, teacher_step
 
     folder, path = config.folder.teacher, config.folder.teacher_weights
     if config.folder.teacher_done():
@@ -254,7 +255,7 @@ def _teacher(config: RunConfig, state: RunState, say: Say) -> tuple[Restormer, b
         say(f"teacher: training the {config.preset} preset for {config.teacher_iterations} iterations")
     device, precision = config.placement()
     schedule = ProgressiveSchedule().scaled(64)
-    recipe = TeacherRecipe(iterations=config.teacher_iterations, schedule=schedule, precision=precision)
+    recipe = TrainingRecipe(iterations=config.teacher_iterations, schedule=schedule, precision=precision)
     request = TeacherRequest(folder, task, source, config.preset, recipe=recipe, device=device)
     teacher_step(request)
     return Restormer.from_checkpoint(path), False
@@ -298,7 +299,7 @@ def _check_recorded_budgets(config: RunConfig) -> None:
     distilled for fewer steps, fine-tuned models (candidates, the comparison's rows) of another recipe (iterations,
     patches, warm-up). Only for the steps the run is asked to run: `--steps report` re-draws any folder."""
     from edgeens.train.finetune import finetune_recipe
-    from edgeens.train.teacher import RECIPE_FILE, check_same_recipe
+    from edgeens.train.loop import RECIPE_FILE, check_same_recipe
 
     run = config.folder
     if "distill" in config.only_steps and (run.pool / "manifest.json").is_file():
@@ -419,18 +420,13 @@ def check_speedup(speedup: float, table: Any, space: SearchSpace) -> None:
 def _check_speedup_early(config: RunConfig, say: Say) -> None:
     """--speedup against a latency table that already fits (the run's own, or a committed one), before any step;
     without one the check comes when the profile step has measured it, still before the search."""
-    from types import SimpleNamespace
-
-    from edgeens.profile.table import existing_table
+    from edgeens.profile.table import LatencyTable, existing_table
 
     teacher_config, space = _planned_space(config)
-    base_name = _space_name(config)
-    teacher = SimpleNamespace(config=teacher_config)
+    name = _space_name(config) + space.name_suffix
+    wanted = LatencyTable.wanted(teacher_config, config.size, config.size, "executorch", 1, name, config.quantize)
     for place in (config.folder.profile, config.profiles):
-        name = base_name + space.name_suffix
-        table = existing_table(
-            place, teacher, config.size, config.size, "executorch", 1, name, space, say, config.quantize
-        )
+        table = existing_table(place, wanted, space, say)
         if table is not None:
             check_speedup(config.latency_bound or 1.0, table, space)
             return
@@ -470,10 +466,15 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         source,
         (config.size, config.size),
         state.task,
-        SearchSettings(budget=config.budget, initial=config.initial, batch=config.batch, seed=config.seed),
+        SearchSettings(
+            budget=config.budget,
+            initial=config.initial,
+            batch=config.batch,
+            seed=config.seed,
+            top_k=config.top_k,
+            max_penalty=max_penalty,
+        ),
         folder,
-        config.top_k,
-        max_penalty=max_penalty,
         device=config.placement()[0],
     )
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")

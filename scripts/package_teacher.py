@@ -38,7 +38,7 @@ from edgeens.models.checkpoint import weights_hash
 from edgeens.report.training import plot_training_curve
 from edgeens.restore import load_restorer, restore_array
 from edgeens.run import EMBEDDED_TEACHERS, embedded_teacher
-from edgeens.train.teacher import validation_psnr
+from edgeens.train.loop import validation_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 

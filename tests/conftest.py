@@ -56,6 +56,19 @@ SMALL_TEACHER = {"dim": 8, "num_blocks": [1, 1, 1, 2], "num_refinement_blocks": 
 SMALL_PROGRAMS = ("fixed", "encoder1--M1", "latent--M2")
 
 
+def profile_request(teacher, programs: Path, size: int = 8, space=None, **fields):
+    """A ProfileRequest for `teacher`'s programs in `programs` at `size`, its table saved beside them; `fields`
+    set any other option (device, policy, validate_programs, quantization, hub_poll, ...)."""
+    from edgeens.models.space import SearchSpace
+    from edgeens.profile.request import ProfileRequest
+
+    space = space or SearchSpace(teacher.config)
+    name = fields.pop("space_name", "test")
+    return ProfileRequest(
+        teacher, space, name, (size, size), Path(programs), Path(programs), ("--preset", "test"), **fields
+    )
+
+
 @pytest.fixture(scope="session")
 def small_stage_programs(tmp_path_factory, worker_id):
     """Stage programs of a teacher of 1-2 blocks per stage (SMALL_TEACHER) in the space M,G at 8x8, the smallest
@@ -66,7 +79,7 @@ def small_stage_programs(tmp_path_factory, worker_id):
 
     from safetensors.torch import save_file
 
-    from edgeens.compile.stages import build_stage_programs, stage_programs
+    from edgeens.compile.stages import StageProgramsRequest, build_stage_programs, stage_programs
     from edgeens.models import Restormer
     from edgeens.models.space import SearchSpace, parse_families
 
@@ -84,7 +97,8 @@ def small_stage_programs(tmp_path_factory, worker_id):
         # Resumes: programs already in stages.json are kept, so the second worker lowers nothing.
         space = SearchSpace(teacher.config, parse_families("M,G"))
         only = [p.key for p in stage_programs(space) if p.key in SMALL_PROGRAMS or p.key.split("--")[-1][0] in "RG"]
-        manifest = build_stage_programs(teacher, 8, 8, root / "programs", None, only, False, jobs=2, space=space)
+        request = StageProgramsRequest(teacher, space, (8, 8), root / "programs", jobs=2)
+        manifest = build_stage_programs(request, only, show_progress=False)
     return teacher, root / "programs", manifest, checkpoint
 
 

@@ -78,3 +78,33 @@ def test_the_import_graph_has_no_cycle() -> None:
         if node not in state:
             visit(node, [node])
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+# Model code keeps its upstream signatures (Restormer's and MambaIR's hyper-parameters, mamba_ssm's
+# selective_scan_fn and the scan kernels beside it), and a CLI command takes one parameter per option: what
+# travels between steps is the request objects the commands build.
+OWN_SIGNATURES = ("models", "cli")
+MAX_PARAMETERS = 8
+
+
+def parameter_counts() -> dict[str, int]:
+    """Every function and method of the package outside OWN_SIGNATURES: `module.name` -> its parameters (self and
+    cls not counted)."""
+    counts = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = module_name(path)
+        if module.split(".")[1:2] and module.split(".")[1] in OWN_SIGNATURES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                arguments = node.args
+                names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
+                counts[f"{module}.{node.name}"] = len(names) - (names[:1] in (["self"], ["cls"]))
+    return counts
+
+
+def test_requests_travel_down_whole_no_function_takes_more_than_eight_parameters() -> None:
+    counts = parameter_counts()
+    assert "edgeens.profile.host.profile_host" in counts and "edgeens.files.atomic_path" in counts  # it looks
+    long = sorted(f"{name}: {count}" for name, count in counts.items() if count > MAX_PARAMETERS)
+    assert not long, "pass a request (or a small object) instead of these parameters:\n" + "\n".join(long)

@@ -75,7 +75,7 @@ def test_executorch_offers_no_w8a16_program() -> None:
 def test_qat_rows_join_the_table_when_post_training_w8a8_loses_more_than_the_threshold(tmp_path) -> None:
     from edgeens.data.task import DataRequest, open_task
     from edgeens.precision import PrecisionRequest, compare_precisions
-    from edgeens.profile.host import TimingPolicy
+    from edgeens.profile.request import TimingPolicy
     from edgeens.train.qat import QATRecipe
 
     torch.manual_seed(0)

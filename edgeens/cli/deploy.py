@@ -104,7 +104,7 @@ def compile_command(
 
     height, width = parse_size(size)
     if stages:
-        from edgeens.compile.stages import build_stage_programs
+        from edgeens.compile.stages import StageProgramsRequest, build_stage_programs
         from edgeens.rundir import stage_programs_folder
         from edgeens.train.pool import space_for
 
@@ -113,7 +113,8 @@ def compile_command(
         surrogates, space = space_for(teacher_model, pool, families)
         # The folder `edgeens profile` reads for this teacher and size: what is built here is not lowered again.
         folder = out or stage_programs_folder("exports", space_name, height, width)
-        manifest = build_stage_programs(teacher_model, height, width, folder, surrogates, space=space, jobs=jobs)
+        request = StageProgramsRequest(teacher_model, space, (height, width), folder, surrogates, jobs=jobs)
+        manifest = build_stage_programs(request)
         console.print(views.stage_programs_view(manifest, folder, (height, width), threads))
         return
     model = _model_to_compile(checkpoint, teacher_path, pool, arch, untrained, kind)
@@ -331,7 +332,7 @@ def profile(
     from edgeens.compile.artifact import parse_size
     from edgeens.compile.quantize import Quantization, parse_precision
     from edgeens.files import writable_folder
-    from edgeens.profile.host import TimingPolicy
+    from edgeens.profile.request import TimingPolicy
     from edgeens.profile.step import ProfileRequest, check_repeatability, profile_step, validate_table
     from edgeens.rundir import stage_programs_folder
     from edgeens.train.pool import space_for

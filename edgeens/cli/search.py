@@ -87,7 +87,16 @@ def search(
 
     place = resolve_device(chosen_torch_device(device, old_device))
     height, width = parse_size(size)
-    settings = SearchSettings(budget=budget, initial=initial, batch=batch, seed=seed, encoding=encoding)
+    settings = SearchSettings(
+        budget=budget,
+        initial=initial,
+        batch=batch,
+        seed=seed,
+        encoding=encoding,
+        top_k=top_k,
+        max_drop=max_drop,
+        max_penalty=max_penalty,
+    )
     teacher_model = Restormer.from_checkpoint(teacher_path)
     surrogates = load_pool(pool, teacher_model)
     space = surrogates.space
@@ -108,9 +117,6 @@ def search(
         task,
         settings,
         out,
-        top_k,
-        max_drop,
-        max_penalty,
         force,
         place,
     )

@@ -76,12 +76,13 @@ def teacher(
 
     from edgeens.data.transforms import ProgressiveSchedule
     from edgeens.devices import resolve_device, resolve_precision
-    from edgeens.train.teacher import TeacherRecipe, TeacherRequest, teacher_step
+    from edgeens.train.loop import TrainingRecipe
+    from edgeens.train.teacher import TeacherRequest, teacher_step
 
     process_prologue(threads)
     place = resolve_device(chosen_torch_device(device, old_device))
     schedule = ProgressiveSchedule().scaled(max_patch, min_patch)
-    recipe = TeacherRecipe(
+    recipe = TrainingRecipe(
         iterations=iterations,
         lr=lr,
         constant_fraction=constant_fraction,

@@ -273,23 +273,27 @@ def quantize_on_hub(
     return model, {"quantize_job_id": job.job_id, "calibration_images": len(calibration)}
 
 
-def compile_on_hub(
-    source: Any,
-    input_shape: tuple[int, ...],
-    device_name: str,
-    runtime: str,
-    out_dir: str | Path,
-    timeout_s: float = 3600.0,
-    poll_s: float = 10.0,
-    compute_unit: str = "cpu",
-    precision: str = "fp32",
-) -> dict[str, Any]:
-    """Compile `source` (a torch.export program, an ONNX path, or a quantize job's model of `precision`) for
-    `device_name`, `runtime` and `compute_unit`, wait, and download the compiled model into `out_dir`. Returns the
+@dataclass(frozen=True)
+class HubTarget:
+    """What an AI Hub compile job builds for: the device (by name), runtime and compute unit, the model's
+    precision, and how long its job is waited for and how often it is polled."""
+
+    device: str
+    runtime: str = "tflite"
+    compute_unit: str = "cpu"
+    precision: str = "fp32"
+    timeout_s: float = 3600.0
+    poll_s: float = 10.0
+
+
+def compile_on_hub(source: Any, input_shape: tuple[int, ...], out_dir: str | Path, target: HubTarget) -> dict[str, Any]:
+    """Compile `source` (a torch.export program, an ONNX path, or a quantize job's model of `target.precision`) for
+    `target`'s device, runtime and compute unit, wait, and download the compiled model into `out_dir`. Returns the
     entry for compile.json."""
+    runtime, compute_unit, precision = target.runtime, target.compute_unit, target.precision
     if runtime not in RUNTIMES:
         raise AIHubError(f"unknown AI Hub runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
-    session = open_session(device_name, compute_unit, out_dir)
+    session = open_session(target.device, compute_unit, out_dir)
     hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
     key = f"compile--{label}--{runtime}--{compute_unit}" + ("" if precision == "fp32" else f"--{precision}")
 
@@ -303,11 +307,11 @@ def compile_on_hub(
         )
 
     job = submit_once(hub, ledger, key, f"submit a compile job for {label}", submit)
-    wait_for(hub, ledger, key, job, timeout_s, poll_s)
+    wait_for(hub, ledger, key, job, target.timeout_s, target.poll_s)
     suffix = "" if precision == "fp32" else f"-{precision}"
-    target = Path(out_dir) / f"aihub-{runtime}{suffix}{RUNTIMES[runtime]}"
-    downloaded = call(hub, f"download the model of job {job.job_id}", job.download_target_model, str(target))
-    path = Path(downloaded or target)
+    file = Path(out_dir) / f"aihub-{runtime}{suffix}{RUNTIMES[runtime]}"
+    downloaded = call(hub, f"download the model of job {job.job_id}", job.download_target_model, str(file))
+    path = Path(downloaded or file)
     return {
         "device": label,
         "runtime": runtime,

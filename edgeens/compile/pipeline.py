@@ -253,7 +253,7 @@ def _onnx_quantized(
 def _aihub(
     model: nn.Module, example: Tensor, out: Path, options: CompileOptions, manifest: dict[str, Any], calibration
 ) -> dict[str, Any]:
-    from edgeens.compile.aihub import compile_on_hub, quantize_on_hub
+    from edgeens.compile.aihub import HubTarget, compile_on_hub, quantize_on_hub
 
     quantize: dict[str, Any] = {}
     if options.precision != "fp32":  # Hub quantizes the float ONNX export, then compiles its quantized model
@@ -271,17 +271,15 @@ def _aihub(
     else:
         with torch.no_grad():
             source = torch.export.export(model, (example,))
-    entry = compile_on_hub(
-        source,
-        tuple(example.shape),
+    target = HubTarget(
         options.aihub_device or "",
         options.aihub_runtime,
-        out,
-        timeout_s=options.aihub_timeout_s,
-        poll_s=options.aihub_poll_s,
-        compute_unit=options.aihub_compute_unit,
-        precision=options.precision,
+        options.aihub_compute_unit,
+        options.precision,
+        options.aihub_timeout_s,
+        options.aihub_poll_s,
     )
+    entry = compile_on_hub(source, tuple(example.shape), out, target)
     return entry | quantize
 
 

@@ -137,27 +137,33 @@ def program_field(target: str, quantization: Quantization) -> str:
     return ("file" if target == "executorch" else "onnx_file") + quantization.suffix
 
 
+@dataclass(frozen=True)
+class StageProgramsRequest:
+    """The stage programs of one space: the teacher (and the pool's surrogates, when built from a pool), the input
+    size, the folder they go to, the targets, how many to build at a time, and their precision."""
+
+    teacher: Restormer
+    space: SearchSpace
+    size: tuple[int, int]  # (height, width) of the network's input
+    folder: Path
+    surrogates: Mapping[tuple[str, str], nn.Module] | None = None
+    targets: tuple[str, ...] = ("executorch",)
+    jobs: int = 1
+    quantization: Quantization = Quantization()
+
+
 def build_stage_programs(
-    teacher: Restormer,
-    height: int,
-    width: int,
-    out_dir: str | Path,
-    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
-    only: list[str] | None = None,
-    show_progress: bool = True,
-    targets: tuple[str, ...] = ("executorch",),
-    jobs: int = 1,
-    space: SearchSpace | None = None,
-    quantization: Quantization = Quantization(),
+    request: StageProgramsRequest, only: list[str] | None = None, show_progress: bool = True
 ) -> dict[str, Any]:
-    """Build, run and check every stage program of `space` (default: the pool's, else the teacher's MambaIR-only
-    one) into `out_dir` as `.pte` (and `.onnx` with the onnx target), `jobs` at a time, in `quantization`'s
-    precision. Resumes: programs already recorded in stages.json are kept, so a folder grows when a family or a
-    precision is added. `only` restricts to some keys (`encoder1--M2`, `fixed`)."""
-    out = Path(out_dir)
+    """Build, run and check every stage program of `request.space` into `request.folder` as `.pte` (and `.onnx`
+    with the onnx target), `request.jobs` at a time, in `request.quantization`'s precision. Resumes: programs
+    already recorded in stages.json are kept, so a folder grows when a family or a precision is added. `only`
+    restricts to some keys (`encoder1--M2`, `fixed`)."""
+    teacher, space, quantization, targets = request.teacher, request.space, request.quantization, request.targets
+    height, width = request.size
+    out = Path(request.folder)
     out.mkdir(parents=True, exist_ok=True)
-    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
-    manifest = _open_manifest(out, teacher, space, height, width, surrogates is not None)
+    manifest = _open_manifest(out, teacher, space, height, width, request.surrogates is not None)
     programs = [p for p in stage_programs(space) if only is None or p.key in only]
     unknown = set(only or ()) - {p.key for p in stage_programs(space)}
     if unknown:
@@ -165,17 +171,17 @@ def build_stage_programs(
     for target in targets:
         quantization.check("onnxruntime" if target == "onnx" else target)
     missing = [
-        (teacher, space, program, height, width, out, surrogates, target)
+        (program, target)
         for program in programs
         for target in ("executorch", "onnx")
         if target in targets
         and not _built(out, manifest["programs"].get(program.key, {}), program_field(target, quantization))
     ]
     features = stage_calibration(teacher, space, quantization.calibration) if missing and quantization.quantized else {}
-    missing = [(*task, _with_features(quantization, features, task[2])) for task in missing]
+    tasks = [(request, program, target, _with_features(quantization, features, program)) for program, target in missing]
     with _progress(show_progress) as progress:
-        task = progress.add_task(f"stage programs ({jobs} at a time)", total=len(missing))
-        for (_, _, program, *_), built in run_in_processes(_build_one, missing, jobs):
+        task = progress.add_task(f"stage programs ({request.jobs} at a time)", total=len(tasks))
+        for (_, program, *_), built in run_in_processes(_build_one, tasks, request.jobs):
             manifest["programs"][program.key] = {**manifest["programs"].get(program.key, {}), **built}
             write_json(out / MANIFEST, manifest)  # after each program: an interrupted build resumes here
             progress.update(task, advance=1, description=f"stage program {program.key}")
@@ -195,12 +201,14 @@ def _with_features(quantization: Quantization, features: dict[str, tuple[Tensor,
 
 
 def _build_one(
-    teacher, space, program, height, width, out, surrogates, target: str, quantization: Quantization
+    request: StageProgramsRequest, program: StageProgram, target: str, quantization: Quantization
 ) -> dict[str, Any]:
     """One program in `quantization`'s precision, run and compared with the float module. A float program is held
     to FP32_TOLERANCE; a quantized one's drift is recorded, not held (what quantization costs is measured on whole
     models and the task's photos, edgeens.precision). Its manifest fields carry the precision (`file-w8a8`)."""
-    module, example = program_module(teacher, space, program, height, width, surrogates)
+    height, width = request.size
+    out = Path(request.folder)
+    module, example = program_module(request.teacher, request.space, program, height, width, request.surrogates)
     if quantization.quantized:  # a real feature map: the drift recorded is what quantization does to this stage
         example = quantization.calibration[0]
     with torch.no_grad():

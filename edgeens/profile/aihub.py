@@ -20,6 +20,7 @@ from torch import nn
 
 from edgeens.compile.aihub import (
     AIHubError,
+    HubSession,
     JobLedger,
     call,
     compile_options,
@@ -29,8 +30,8 @@ from edgeens.compile.aihub import (
 )
 from edgeens.compile.artifact import now, tool_versions, write_json
 from edgeens.compile.stages import program_module, stage_programs
-from edgeens.models.restormer import Restormer
-from edgeens.models.space import SearchSpace, families_to_dict
+from edgeens.models.space import families_to_dict
+from edgeens.profile.request import ProfileRequest
 from edgeens.profile.table import Latency, LatencyTable, ProfileError
 
 PROFILE_ITERATIONS = 100
@@ -71,16 +72,18 @@ def announce_jobs(ledger: JobLedger, keys: list[str], max_jobs: int | None, say:
     say(f"{what}: {new} new AI Hub jobs to submit ({len(keys) * 2 - new} recorded)")
 
 
-def _submit_exported(hub, module: nn.Module, example: torch.Tensor, device, name: str, runtime: str, unit: str):
+def _submit_exported(
+    session: HubSession, request: ProfileRequest, module: nn.Module, example: torch.Tensor, name: str
+) -> Any:
     """Export `module` at `example`'s shape and submit its compile job (what every program and architecture gets)."""
     with torch.no_grad():
         exported = torch.export.export(module, (example,))
-    return hub.submit_compile_job(
+    return session.hub.submit_compile_job(
         model=exported,
-        device=device,
+        device=session.device,
         name=name,
         input_specs={"image": (tuple(example.shape), "float32")},
-        options=compile_options(runtime, unit),
+        options=compile_options(request.hub_runtime, request.compute_unit),
     )
 
 
@@ -88,19 +91,18 @@ def _failed_jobs_line(failures: dict[str, str]) -> str:
     return "; ".join(f"{k}: {v.split('; ')[0]}" for k, v in failures.items())
 
 
-def _profile_program(hub, ledger, key, job, device, label, name, compute_unit, timeout_s, poll_s):
-    """Wait for a compile job, then profile its target model; returns the profile dict."""
+def _profile_program(session: HubSession, request: ProfileRequest, key: str, job: Any, name: str) -> tuple[Any, Any]:
+    """Wait for a compile job, then profile its target model; returns the profile job and its profile dict."""
+    hub, ledger, timeout_s, poll_s = session.hub, session.ledger, request.hub_timeout, request.hub_poll
     wait_for(hub, ledger, key, job, timeout_s, poll_s)
     profile_key = key.replace("compile--", "profile--", 1)
     target = call(hub, f"get the compiled model of job {job.job_id}", job.get_target_model)
-    options = f"--max_profiler_iterations {PROFILE_ITERATIONS} --compute_unit {compute_unit}"
-    profile_job = submit_once(
-        hub,
-        ledger,
-        profile_key,
-        f"submit a profile job for {label}",
-        lambda: hub.submit_inference_job(model=target, device=device, name=name, options=options, profile=True),
-    )
+    options = f"--max_profiler_iterations {PROFILE_ITERATIONS} --compute_unit {request.compute_unit}"
+
+    def submit() -> Any:
+        return hub.submit_inference_job(model=target, device=session.device, name=name, options=options, profile=True)
+
+    profile_job = submit_once(hub, ledger, profile_key, f"submit a profile job for {session.label}", submit)
     wait_for(hub, ledger, profile_key, profile_job, timeout_s, poll_s)
     profile = call(hub, f"download the profile of job {profile_job.job_id}", profile_job.download_profile)
     return profile_job, profile
@@ -119,33 +121,20 @@ def hub_latency(profile: Mapping[str, Any]) -> Latency:
 
 
 def profile_on_hub(
-    teacher: Restormer,
-    height: int,
-    width: int,
-    programs_dir: str | Path,
-    device_name: str,
-    runtime: str = "tflite",
-    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
-    space_name: str | None = None,
-    command: str = "",
-    timeout_s: float = 3600.0,
-    poll_s: float = 10.0,
-    progress: Callable[[str], None] | None = None,
-    space: SearchSpace | None = None,
-    compute_unit: str = "cpu",
-    max_jobs: int | None = None,
-    say: Callable[[str], None] | None = None,
+    request: ProfileRequest, progress: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None
 ) -> LatencyTable:
-    """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on an AI Hub
-    device and compute unit (see the module docstring)."""
-    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
-    folder = Path(programs_dir)
-    session = open_session(device_name, compute_unit, folder)
-    hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
+    """A latency table of `request.space` on its AI Hub device and compute unit (see the module docstring)."""
+    teacher, space, surrogates = request.teacher, request.space, request.surrogates
+    height, width = request.size
+    runtime, compute_unit = request.hub_runtime, request.compute_unit
+    folder = Path(request.programs)
+    session = open_session(request.device, compute_unit, folder)
+    hub, label, ledger = session.hub, session.label, session.ledger
     programs = stage_programs(space)
     progress = progress or (lambda _: None)
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{height}x{width}"
-    announce_jobs(ledger, [f"{prefix}--{p.key}" for p in programs], max_jobs, say or progress, "the latency table")
+    keys = [f"{prefix}--{p.key}" for p in programs]
+    announce_jobs(ledger, keys, request.max_jobs, say or progress, "the latency table")
 
     compile_jobs = {}
     for program in programs:  # all compile jobs first: the Hub runs them side by side
@@ -154,7 +143,7 @@ def profile_on_hub(
         def submit(program=program) -> Any:
             module, example = program_module(teacher, space, program, height, width, surrogates)
             name = f"edgeens {program.key} {height}x{width}"
-            return _submit_exported(hub, module, example, device, name, runtime, compute_unit)
+            return _submit_exported(session, request, module, example, name)
 
         progress(f"compile job for {program.key}")
         compile_jobs[program.key] = (key, submit_once(hub, ledger, key, f"submit a compile job for {label}", submit))
@@ -166,9 +155,7 @@ def profile_on_hub(
         key, job = compile_jobs[program.key]
         try:
             progress(f"waiting for the compile and profile of {program.key}")
-            profile_job, profile = _profile_program(
-                hub, ledger, key, job, device, label, f"edgeens {program.key}", compute_unit, timeout_s, poll_s
-            )
+            profile_job, profile = _profile_program(session, request, key, job, f"edgeens {program.key}")
             results[program.key] = hub_latency(profile)
             detail = profile.get("execution_detail", [])
             layers[program.key] = {
@@ -200,7 +187,7 @@ def profile_on_hub(
     for program in programs:
         if program.stage is not None:
             stages.setdefault(program.stage.name, {})[program.choice] = results[program.key]
-    chipset = next((a for a in _attributes(device) if a.startswith("chipset:")), None)
+    chipset = next((a for a in _attributes(session.device) if a.startswith("chipset:")), None)
     return LatencyTable(
         device=label,
         chipset=chipset.removeprefix("chipset:") if chipset else None,
@@ -215,8 +202,8 @@ def profile_on_hub(
         warmup=0,
         repeats=f"AI Hub profile job (--max_profiler_iterations {PROFILE_ITERATIONS})",
         date=now(),
-        command=command,
-        space_name=space_name,
+        command=request.command,
+        space_name=request.space_name,
         families=families_to_dict(space.families),
         compute_unit=compute_unit,
         placement=_overall_placement([v["placement"] for v in layers.values()]),
@@ -239,18 +226,10 @@ def _attributes(device: Any) -> list[str]:
 
 
 def validate_on_hub(
+    request: ProfileRequest,
     table: LatencyTable,
     architectures: list[str],
-    teacher: Restormer,
-    programs_dir: str | Path,
     table_path: str | Path,
-    device_name: str,
-    runtime: str = "tflite",
-    surrogates: Mapping[tuple[str, str], nn.Module] | None = None,
-    compute_unit: str = "cpu",
-    max_jobs: int | None = None,
-    timeout_s: float = 3600.0,
-    poll_s: float = 10.0,
     progress: Callable[[str], None] | None = None,
     say: Callable[[str], None] | None = None,
 ) -> None:
@@ -259,16 +238,16 @@ def validate_on_hub(
     programs folder's `aihub.json`, so a re-run collects instead of resubmitting."""
     from edgeens.models.hybrid import HybridUNet
 
-    folder = Path(programs_dir)
-    session = open_session(device_name, compute_unit, folder)
-    hub, device, label, ledger = session.hub, session.device, session.label, session.ledger
+    teacher, runtime, compute_unit = request.teacher, request.hub_runtime, request.compute_unit
+    session = open_session(request.device, compute_unit, request.programs)
+    hub, label, ledger = session.hub, session.label, session.ledger
     progress = progress or (lambda _: None)
     pending = [a for a in architectures if a not in table.end_to_end]
     prefix = f"compile--{label}--{runtime}--{compute_unit}--{table.height}x{table.width}--whole"
     announce_jobs(
         ledger,
         [f"{prefix}--{a}" for a in pending],
-        max_jobs,
+        request.max_jobs,
         say or progress,
         f"validating {len(pending)} architectures",
     )
@@ -280,9 +259,9 @@ def validate_on_hub(
     for architecture in pending:
 
         def submit(architecture=architecture) -> Any:
-            model = HybridUNet.from_teacher(teacher, architecture, surrogates, families).eval()
+            model = HybridUNet.from_teacher(teacher, architecture, request.surrogates, families).eval()
             name = f"edgeens whole {architecture} {table.height}x{table.width}"
-            return _submit_exported(hub, model, example, device, name, runtime, compute_unit)
+            return _submit_exported(session, request, model, example, name)
 
         progress(f"compile job for {architecture}")
         key = f"{prefix}--{architecture}"
@@ -293,9 +272,7 @@ def validate_on_hub(
         key, job = jobs[architecture]
         progress(f"[{index}/{len(pending)}] waiting for the compile and profile of {architecture}")
         try:
-            _, profile = _profile_program(
-                hub, ledger, key, job, device, label, f"edgeens whole {architecture}", compute_unit, timeout_s, poll_s
-            )
+            _, profile = _profile_program(session, request, key, job, f"edgeens whole {architecture}")
             table.end_to_end[architecture] = hub_latency(profile)
             table.save(table_path)
         except (AIHubError, ProfileError) as err:

@@ -13,7 +13,6 @@ import platform
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,77 +22,11 @@ from torch import Tensor
 
 from edgeens.compile.quantize import Quantization
 from edgeens.files import write_json
+from edgeens.profile.request import ProfileRequest, TimingPolicy
+from edgeens.profile.table import Latency, LatencyTable
 from edgeens.workers import set_threads
 
 RUNTIMES = ("executorch", "onnxruntime")
-
-
-@dataclass(frozen=True)
-class TimingPolicy:
-    """How long to warm up and how many timed runs to take for one program."""
-
-    warmup_runs: int = 3
-    warmup_seconds: float = 0.2
-    warmup_max_seconds: float = 10.0
-    min_repeats: int = 10
-    max_repeats: int = 100
-    max_seconds: float = 10.0
-    min_samples: int = 3
-    stable_within: float = 0.02
-    rounds: int = 2
-
-    def describe(self) -> str:
-        return (
-            f"warm-up >= {self.warmup_runs} runs and {self.warmup_seconds:g} s (at most {self.warmup_max_seconds:g} s "
-            f"once one run is done); {self.min_repeats}-{self.max_repeats} runs until the median moves < "
-            f"{self.stable_within:.0%} (or {self.max_seconds:g} s, but never fewer than {self.min_samples}); "
-            f"{self.rounds} shuffled round{'s' if self.rounds > 1 else ''}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def profile_command(
-    device: str,
-    space_args: list[str],
-    families: str,
-    height: int,
-    width: int,
-    runtime: str = "executorch",
-    threads: int = 1,
-    policy: TimingPolicy | None = None,
-    pool: str | None = None,
-) -> str:
-    """The `edgeens profile` command that reproduces a table, from resolved options (what `edgeens profile` and
-    `edgeens run` record in the tables they measure; sys.argv is not ours under a runner)."""
-    import shlex
-
-    policy = policy or TimingPolicy()
-    default = TimingPolicy()
-    return shlex.join(
-        [
-            "edgeens",
-            "profile",
-            "--device",
-            device,
-            *space_args,
-            *(["--pool", pool] if pool else []),
-            *(["--families", families] if families else []),
-            "--size",
-            f"{height}x{width}",
-            "--runtime",
-            runtime,
-            "--threads",
-            str(threads),
-            "--min-repeats",
-            str(policy.min_repeats),
-            "--max-repeats",
-            str(policy.max_repeats),
-            *(["--min-samples", str(policy.min_samples)] if policy.min_samples != default.min_samples else []),
-            *(["--rounds", str(policy.rounds)] if policy.rounds != default.rounds else []),
-        ]
-    )
 
 
 def time_runs(run: Callable[[], Any], policy: TimingPolicy, warm: bool = True) -> list[float]:
@@ -216,40 +149,30 @@ def host_description() -> dict[str, Any]:
 
 
 def profile_host(
-    teacher: Any,
-    height: int,
-    width: int,
-    programs_dir: str | Path,
-    runtime: str = "executorch",
-    threads: int = 1,
-    policy: TimingPolicy = TimingPolicy(),
-    space_name: str | None = None,
-    command: str = "",
-    surrogates: Any = None,
-    progress: Callable[[str], None] | None = None,
-    jobs: int = 1,
-    space: Any = None,
-    architectures: list[str] | None = None,
-    quantization: Quantization = Quantization(),
-) -> Any:
-    """A latency table of `space` (default: the pool's, else the teacher's MambaIR-only space) on this machine:
-    builds the stage programs that are missing (see edgeens.compile.stages; `jobs` at a time), then times every
-    one in `runtime`.
+    request: ProfileRequest, architectures: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> LatencyTable:
+    """A latency table of `request.space` on this machine: builds the stage programs that are missing (see
+    edgeens.compile.stages; `request.jobs` at a time), then times every one in `request.runtime`.
 
     With `architectures` (ExecuTorch only), each is also linked whole from the stage programs (edgeens.compile.link)
     and timed in the same shuffled rounds as the stage programs, into `end_to_end`: slow drift of the machine
     (an hour apart, this VM ran 1.1-1.4x slower) then falls on the prediction and the measurement alike, so the
     validation measures additivity, not the drift.
 
-    With a `quantization` other than fp32, the stage programs and the table are in its precision (edgeens.compile.
-    stages calibrates each stage on the teacher's features there)."""
+    With a `request.quantization` other than fp32, the stage programs and the table are in its precision
+    (edgeens.compile.stages calibrates each stage on the teacher's features there)."""
     from edgeens.compile.artifact import now, tool_versions
-    from edgeens.compile.stages import build_stage_programs, program_field, stage_programs
-    from edgeens.models.space import SearchSpace, families_to_dict
-    from edgeens.profile.table import Latency, LatencyTable
+    from edgeens.compile.stages import StageProgramsRequest, build_stage_programs, program_field, stage_programs
+    from edgeens.models.space import families_to_dict
 
-    space = space or getattr(surrogates, "space", None) or SearchSpace(teacher.config)
-
+    teacher, space, runtime, threads, quantization = (
+        request.teacher,
+        request.space,
+        request.runtime,
+        request.threads,
+        request.quantization,
+    )
+    height, width = request.size
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown host runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     if architectures and runtime != "executorch":
@@ -258,19 +181,13 @@ def profile_host(
         raise ValueError("linked architectures join float glue programs: validate a quantized table with lowered ones")
     target = "onnx" if runtime == "onnxruntime" else "executorch"
     manifest = build_stage_programs(
-        teacher,
-        height,
-        width,
-        programs_dir,
-        surrogates,
+        StageProgramsRequest(
+            teacher, space, request.size, request.programs, request.surrogates, (target,), request.jobs, quantization
+        ),
         show_progress=progress is not None,
-        targets=(target,),
-        jobs=jobs,
-        space=space,
-        quantization=quantization,
     )
     set_threads(threads)
-    folder = Path(programs_dir)
+    folder = Path(request.programs)
     runners: dict[str, Callable[[], Callable[[], Any]]] = {}
     wanted = {program.key for program in stage_programs(space)}  # the folder may hold other families' programs too
     programs = {key: entry for key, entry in manifest["programs"].items() if key in wanted}
@@ -291,8 +208,8 @@ def profile_host(
         "cpu": host_description()["cpu"],
         "precision": quantization.precision,
     }
-    checkpoint = folder / f"timing--{runtime}{quantization.suffix}--{threads}t--{space_name or 'space'}.partial.json"
-    samples = measure_programs(runners, policy, progress=progress, checkpoint=checkpoint, context=context)
+    checkpoint = folder / f"timing--{runtime}{quantization.suffix}--{threads}t--{request.space_name}.partial.json"
+    samples = measure_programs(runners, request.policy, progress=progress, checkpoint=checkpoint, context=context)
     stages: dict[str, dict[str, Latency]] = {}
     for key, entry in programs.items():
         if entry["stage"] is not None:
@@ -310,11 +227,11 @@ def profile_host(
         stages=stages,
         versions={**tool_versions(), **host},
         threads=threads,
-        warmup=policy.warmup_runs,
-        repeats=policy.describe(),
+        warmup=request.policy.warmup_runs,
+        repeats=request.policy.describe(),
         date=now(),
-        command=command,
-        space_name=space_name,
+        command=request.command,
+        space_name=request.space_name,
         families=families_to_dict(space.families),
         end_to_end=end_to_end,
         end_to_end_programs=INTERLEAVED if end_to_end else "lowered",
@@ -349,32 +266,28 @@ def _linked_programs(
 
 
 def measure_architectures(
-    table: Any,
+    request: ProfileRequest,
+    table: LatencyTable,
     architectures: list[str],
-    teacher: Any,
-    programs_dir: str | Path,
     table_path: str | Path,
-    policy: TimingPolicy = TimingPolicy(),
-    surrogates: Any = None,
     progress: Callable[[str], None] | None = None,
-    jobs: int = 1,
-    linked: bool = False,
-    quantization: Quantization = Quantization(),
 ) -> None:
     """Measure whole architectures end to end into `table.end_to_end`, saving the table after each one, so an
     interrupted validation resumes where it stopped. Each architecture is lowered as one program (cached as
-    `end_to_end/<architecture>.pte`), exactly as `edgeens compile` makes it. All are lowered (`jobs` at a time)
-    before any is timed, so no timing shares the machine with a lowering.
+    `end_to_end/<architecture>.pte` in `request.programs`), exactly as `edgeens compile` makes it. All are lowered
+    (`request.jobs` at a time) before any is timed, so no timing shares the machine with a lowering.
 
-    With `linked`, each architecture is instead linked from the table's own stage programs and glue programs
-    (edgeens.compile.link: seconds, where lowering a paper-size hybrid takes up to an hour): one program running
-    exactly the delegates the table timed, so the check isolates what running them together costs.
+    With `request.validate_programs` "linked", each architecture is instead linked from the table's own stage
+    programs and glue programs (edgeens.compile.link: seconds, where lowering a paper-size hybrid takes up to an
+    hour): one program running exactly the delegates the table timed, so the check isolates what running them
+    together costs.
 
-    A quantized table (`quantization`, whose images are at the table's size) is validated on architectures
+    A quantized table (`request.quantization`, whose images are at the table's size) is validated on architectures
     quantized whole with the same calibration, as `edgeens compile --quantize` makes them."""
-    from edgeens.profile.table import Latency
     from edgeens.workers import run_in_processes
 
+    teacher, policy, quantization = request.teacher, request.policy, request.quantization
+    linked, programs_dir = request.validate_programs == "linked", request.programs
     if not table.runtime.startswith("executorch"):
         raise ValueError(f"end-to-end validation runs in ExecuTorch; this table's runtime is {table.runtime}")
     if linked and quantization.quantized:
@@ -408,9 +321,11 @@ def measure_architectures(
         return
     families = table.space.families
     name = "{}" + quantization.suffix + ".pte"
+    surrogates = request.surrogates
     to_lower = [(teacher, a, surrogates, families, example, folder / name.format(a), quantization) for a in pending]
     to_lower = [task for task in to_lower if not task[5].is_file()]
-    for done, ((_, architecture, *_), _) in enumerate(run_in_processes(_lower_architecture, to_lower, jobs), 1):
+    lowered = run_in_processes(_lower_architecture, to_lower, request.jobs)
+    for done, ((_, architecture, *_), _) in enumerate(lowered, 1):
         if progress:
             progress(f"lowered {done}/{len(to_lower)}: {architecture}")
     set_threads(table.threads)

@@ -25,7 +25,8 @@ from edgeens.compile.executorch import lower_to_executorch
 from edgeens.models.mambair import LayerNorm as ChannelsLastLayerNorm
 from edgeens.models.mambair import VSSBlock, VSSStage
 from edgeens.models.restormer import TransformerBlock
-from edgeens.profile.host import TimingPolicy, executorch_runner, time_runs
+from edgeens.profile.host import executorch_runner, time_runs
+from edgeens.profile.request import TimingPolicy
 from edgeens.profile.table import Latency
 from edgeens.workers import set_threads
 

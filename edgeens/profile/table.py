@@ -186,35 +186,41 @@ class LatencyTable:
             raise ProfileError(f"latency table {path} lacks {', '.join(missing[:6])}: it is incomplete; re-run profile")
         return table
 
+    @classmethod
+    def wanted(
+        cls,
+        teacher: RestormerConfig,
+        height: int,
+        width: int,
+        runtime: str,
+        threads: int,
+        space_name: str | None,
+        precision: str = "fp32",
+    ) -> LatencyTable:
+        """An empty host table that names what a reusable one must match (what `existing_table` looks for)."""
+        runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
+        return cls(
+            "host",
+            runtime_name,
+            height,
+            width,
+            teacher.to_dict(),
+            Latency(1, 1, 1, 1),
+            {},
+            threads=threads,
+            space_name=space_name,
+            precision=precision,
+        )
+
 
 def existing_table(
-    folder: str | Path,
-    teacher: Any,
-    height: int,
-    width: int,
-    runtime: str,
-    threads: int,
-    space_name: str | None,
-    space: SearchSpace | None = None,
-    say: Callable[[str], None] | None = None,
-    precision: str = "fp32",
+    folder: str | Path, wanted: LatencyTable, space: SearchSpace | None = None, say: Callable[[str], None] | None = None
 ) -> LatencyTable | None:
-    """A host table in `folder` for this teacher configuration, size, runtime and thread count that covers every
-    (stage, choice) of `space` (a table of more families serves a space of fewer): the one named for `space_name`
-    first, else any other that fits. A damaged table of the same size and runtime is said (to `say`), not passed
-    over in silence: the user may have meant it to be reused. Only tables of programs in `precision` fit."""
-    runtime_name = {"executorch": "executorch-xnnpack", "onnxruntime": "onnxruntime-cpu"}.get(runtime, runtime)
-    probe = LatencyTable(
-        "host",
-        runtime_name,
-        height,
-        width,
-        teacher.config.to_dict(),
-        Latency(1, 1, 1, 1),
-        {},
-        space_name=space_name,
-        precision=precision,
-    )
+    """A host table in `folder` like `wanted` (`LatencyTable.wanted`: teacher configuration, size, runtime, thread
+    count and precision) that covers every (stage, choice) of `space` (a table of more families serves a space of
+    fewer): the one named for `wanted`'s space first, else any other that fits. A damaged table of the same size
+    and runtime is said (to `say`), not passed over in silence: the user may have meant it to be reused."""
+    probe, height, width = wanted, wanted.height, wanted.width
     named = Path(folder) / probe.filename()
     others = sorted(Path(folder).glob(f"host--{slug(probe.runtime_label)}--{height}x{width}--*.json"))
     for path in [named, *(p for p in others if p != named)]:
@@ -228,7 +234,7 @@ def existing_table(
             if say:
                 say(f"profile: {err}; it is not used")
             continue
-        if table.teacher != probe.teacher or table.threads != threads or table.precision != precision:
+        if (table.teacher, table.threads, table.precision) != (probe.teacher, probe.threads, probe.precision):
             continue
         try:
             table.check_fits(space or table.space, height, width)

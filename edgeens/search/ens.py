@@ -41,7 +41,8 @@ RANDOM_CANDIDATES = 20_000
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The search's budget and knobs. `initial` uniform random architectures first, then batches of `batch`."""
+    """The search's budget and knobs. `initial` uniform random architectures first, then batches of `batch`;
+    `top_k` candidates handed to fine-tuning; `max_drop` and `max_penalty` bound what counts (the reference point)."""
 
     budget: int = 60
     initial: int = 16
@@ -50,6 +51,9 @@ class SearchSettings:
     encoding: str = "categorical"
     mc_samples: int = 64
     max_candidates: int = 256
+    top_k: int = 5
+    max_drop: float | None = None  # the largest PSNR drop (dB) that counts (None: from the initial design)
+    max_penalty: float | None = None  # a latency budget for the stages (ms with a calibrated penalty)
 
     def check(self, space_size: int) -> None:
         if self.encoding not in ENCODINGS:
@@ -330,11 +334,10 @@ def ens(
     objectives: Objectives,
     settings: SearchSettings,
     reference: tuple[float, float] | None = None,
-    max_drop: float | None = None,
     on_reference: Callable[[tuple[float, float]], None] | None = None,
-    max_penalty: float | None = None,
 ) -> tuple[float, float]:
-    """Run ENS until `settings.budget` architectures are in the log; returns the reference point used."""
+    """Run ENS until `settings.budget` architectures are in the log; returns the reference point used (`reference`
+    if given, else one from the initial design and the settings' bounds)."""
     problem = objectives.problem
     settings.check(problem.space.size)
     torch.manual_seed(settings.seed)
@@ -352,7 +355,8 @@ def ens(
         for name in initial_design(problem, settings.initial, settings.seed):
             objectives(name)
     if reference is None:
-        reference = reference_point(problem, [r["psnr_drop"] for r in objectives.log.records], max_drop, max_penalty)
+        drops = [r["psnr_drop"] for r in objectives.log.records]
+        reference = reference_point(problem, drops, settings.max_drop, settings.max_penalty)
     if on_reference:
         on_reference(reference)
     while objectives.count < settings.budget:

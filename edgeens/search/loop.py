@@ -61,21 +61,22 @@ def run_search(
     out_dir: str | Path,
     settings: SearchSettings,
     identity: dict[str, Any],
-    top_k: int = 5,
-    max_drop: float | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
     batch_evaluate: BatchEvaluate | None = None,
-    max_penalty: float | None = None,
 ) -> dict[str, Any]:
-    """ENS into `out_dir` (resuming its trial log), then the front, knee and top-k written to front.json.
-    `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool). With `max_penalty` (a latency
-    budget) the search counts only architectures within it and the candidates are the best of those."""
+    """ENS into `out_dir` (resuming its trial log), then the front, knee and `settings.top_k` candidates written to
+    front.json. `batch_evaluate` evaluates each batch of proposals at once (evaluate.WorkerPool). With
+    `settings.max_penalty` (a latency budget) the search counts only architectures within it and the candidates are
+    the best of those."""
     out = Path(out_dir)
     with folder_lock(out, "edgeens search"):
-        return _run_search(
-            problem, evaluate, out, settings, identity, top_k, max_drop, force, progress, batch_evaluate, max_penalty
-        )
+        return _run_search(problem, evaluate, out, settings, identity, force, progress, batch_evaluate)
+
+
+# Settings a search folder may change on resume: the budget extends a finished search, the candidates are chosen
+# again from the log. The bounds are in the identity under their own keys.
+_NOT_KNOBS = ("budget", "top_k", "max_drop", "max_penalty")
 
 
 def _run_search(
@@ -84,20 +85,15 @@ def _run_search(
     out: Path,
     settings: SearchSettings,
     identity: dict[str, Any],
-    top_k: int,
-    max_drop: float | None,
     force: bool,
     progress: Callable[[str], None] | None,
     batch_evaluate: BatchEvaluate | None,
-    max_penalty: float | None,
 ) -> dict[str, Any]:
     settings.check(problem.space.size)
     meta_path = out / "search.json"
-    # The budget is not part of the identity: a finished search can be extended by raising it.
-    knobs = {k: v for k, v in asdict(settings).items() if k != "budget"}
-    meta = _open_identity(
-        meta_path, {**identity, "settings": knobs, "max_drop": max_drop, "max_penalty": max_penalty}, force
-    )
+    knobs = {k: v for k, v in asdict(settings).items() if k not in _NOT_KNOBS}
+    bounds = {"max_drop": settings.max_drop, "max_penalty": settings.max_penalty}
+    meta = _open_identity(meta_path, {**identity, "settings": knobs, **bounds}, force)
     log = TrialLog(out / "trials.jsonl", check=architecture_check(problem))
     for warning in log.warnings():
         (progress or print)(warning + "; it is kept in trials.rejected.jsonl and the search goes on")
@@ -111,8 +107,8 @@ def _run_search(
             write_json(meta_path, meta)
 
     stored = meta.get("reference")
-    ens(objectives, settings, tuple(stored) if stored else None, max_drop, keep_reference, max_penalty)
-    front = summarize(log.records, tuple(meta["reference"]), top_k, max_penalty)
+    ens(objectives, settings, tuple(stored) if stored else None, keep_reference)
+    front = summarize(log.records, tuple(meta["reference"]), settings.top_k, settings.max_penalty)
     write_json(out / "front.json", front)
     return front
 

@@ -37,11 +37,8 @@ class SearchRequest:
     penalty_source: str
     size: tuple[int, int]
     task: TaskData
-    settings: SearchSettings
+    settings: SearchSettings  # the budget, the candidates handed on and the bounds on what counts
     out: Path
-    top_k: int = 5
-    max_drop: float | None = None
-    max_penalty: float | None = None  # a latency budget for the stages (ms with a calibrated penalty)
     force: bool = False
     device: torch.device = torch.device("cpu")  # where the hybrids are evaluated (edgeens.devices.resolve_device)
 
@@ -94,12 +91,9 @@ def search_step(
         request.out,
         request.settings,
         search_identity(request),
-        request.top_k,
-        request.max_drop,
         request.force,
-        progress=progress,
-        batch_evaluate=batch_evaluate,
-        max_penalty=request.max_penalty,
+        progress,
+        batch_evaluate,
     )
     return SearchResult(front, evaluator.teacher_psnr)
 

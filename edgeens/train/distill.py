@@ -15,9 +15,9 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ class DistillRecipe:
     checkpoint_every: int = 200
     seed: int = 0
     precision: str = "fp32"  # the surrogates' forward pass: fp32, or bf16 autocast on a GPU
+    device: str = "cpu"  # where they train, with their stage's features moved there once
 
 
 def capture_features(
@@ -165,13 +166,11 @@ def distill_pool(
     only: list[str] | None = None,
     show_progress: bool = True,
     jobs: int = 1,
-    device: torch.device | None = None,
 ) -> dict:
     """Train every surrogate of the teacher's space over `families` (or those named in `only`) and write the
     pool; returns the manifest. An existing pool keeps its surrogates and gains the families it lacks. `jobs`
     surrogates train at once in worker processes (one thread each), handed out as workers free up; each trains on
-    `device` (default: the CPU) with its stage's features moved there once."""
-    device = device or torch.device("cpu")
+    `recipe.device` with its stage's features moved there once."""
     features_dir, pool_dir = Path(features_dir), Path(pool_dir)
     (pool_dir / "partial").mkdir(parents=True, exist_ok=True)
     rank, world = _rank_and_world()
@@ -201,7 +200,7 @@ def distill_pool(
             print(f"{pool_dir / entry['file']} is missing or unreadable: distilling {name} again")
             del manifest["surrogates"][name]
     pending = [
-        (stage, token, space.family(token[0]), features_dir, recipe, pool_dir, device)
+        (stage, token, space.family(token[0]), features_dir, recipe, pool_dir)
         for stage, token in mine
         if surrogate_name(stage, token) not in manifest["surrogates"]  # finished in an earlier run
     ]
@@ -225,7 +224,11 @@ def distill_pool(
                 name = surrogate_name(*arguments[:2])
                 label = f"{name} (rank {rank})" if world > 1 else name
                 task = bar.add_task(label, total=recipe.steps, status="")
-                manifest["surrogates"][name] = {**_distill_one(*arguments, bar, task), "rank": rank}
+
+                def report(step: int, loss: float, task=task) -> None:
+                    bar.update(task, completed=step, status=f"L1 {loss:.4f}")
+
+                manifest["surrogates"][name] = {**_distill_one(*arguments, report), "rank": rank}
                 write_json(fragment, manifest)  # this rank's progress survives a kill
     if world > 1:
         torch.distributed.barrier()
@@ -252,18 +255,27 @@ def _distill_one(
     features_dir: Path,
     recipe: DistillRecipe,
     pool_dir: Path,
-    device: torch.device,
-    bar: Progress | None = None,
-    task: Any = None,
+    report: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """Train one surrogate on its stage's captured features (a worker process runs this on its own)."""
-    where = str(device)  # safetensors loads straight onto the device: the features move once, not per step
-    train = load_file(features_dir / f"{stage.name}.train.safetensors", device=where)
-    held = load_file(features_dir / f"{stage.name}.holdout.safetensors", device=where)
-    return _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task, device)
+    """Train one surrogate on its stage's captured features (a worker process runs this on its own); `report`
+    gets (step, L1) every 10 steps."""
+    # safetensors loads straight onto the device: the features move once, not per step
+    train = load_file(features_dir / f"{stage.name}.train.safetensors", device=recipe.device)
+    held = load_file(features_dir / f"{stage.name}.holdout.safetensors", device=recipe.device)
+    return _train_surrogate(stage, token, family, (train, held), recipe, pool_dir, report)
 
 
-def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, task, device) -> dict:
+def _train_surrogate(
+    stage: Stage,
+    token: str,
+    family: Family,
+    features: tuple[dict[str, Tensor], dict[str, Tensor]],
+    recipe: DistillRecipe,
+    pool_dir: Path,
+    report: Callable[[int, float], None] | None,
+) -> dict:
+    train, held = features
+    device = torch.device(recipe.device)
     name = surrogate_name(stage, token)
     started = time.perf_counter()
     partial = pool_dir / "partial" / f"{name}.pt"
@@ -289,8 +301,8 @@ def _train_surrogate(stage, token, family, train, held, recipe, pool_dir, bar, t
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if bar is not None and (step % 10 == 0 or step == recipe.steps):
-            bar.update(task, completed=step, status=f"L1 {loss.item():.4f}")
+        if report is not None and (step % 10 == 0 or step == recipe.steps):
+            report(step, loss.item())
         if step % recipe.checkpoint_every == 0 and step < recipe.steps:
             save_training_state(partial, surrogate, optimizer, step, rng, before=before)
     after = alignment(surrogate, held["input"], held["output"])
@@ -355,9 +367,8 @@ def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> di
         request.teacher,
         features,
         request.out / "pool",
-        DistillRecipe(steps=request.steps, precision=request.precision),
+        DistillRecipe(steps=request.steps, precision=request.precision, device=str(request.device)),
         request.families,
         show_progress=show_progress and rank == 0,
         jobs=request.jobs,
-        device=request.device,
     )

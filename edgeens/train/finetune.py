@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -25,14 +24,16 @@ from edgeens.files import folder_lock, now, write_json
 from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import SearchSpace
-from edgeens.train.pool import BlockPool, check_pool
-from edgeens.train.teacher import (
-    TeacherRecipe,
+from edgeens.train.loop import (
+    Pairs,
+    Training,
+    TrainingRecipe,
     check_same_recipe,
     train_in_processes,
     train_restoration,
     validation_psnr,
 )
+from edgeens.train.pool import BlockPool, check_pool
 
 RESULT = "hybrid.safetensors"
 
@@ -46,32 +47,47 @@ def write_hybrid(run_dir: Path, model: Any, summary: dict) -> None:
     write_json(run_dir / "summary.json", summary)
 
 
+@dataclass(frozen=True)
+class CandidateTraining:
+    """What every candidate of one fine-tuning trains with: the training pairs, the recipe, the validation crops it
+    is selected on, and the device it trains on (default: the CPU)."""
+
+    data: TrainingPairs
+    recipe: TrainingRecipe
+    validation: Pairs
+    device: torch.device | None = None
+
+
 def finetune_candidates(
     teacher: Restormer,
     pool: Mapping[tuple[str, str], nn.Module],
     candidates: list[str],
-    data: TrainingPairs,
-    recipe: TeacherRecipe,
+    training: CandidateTraining,
     out_dir: str | Path,
-    validation: list[tuple[np.ndarray, np.ndarray]],
     show_progress: bool = True,
     jobs: int = 1,
-    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes) on `device`, `jobs` at a time
-    in worker processes (not under torchrun, where the ranks share each candidate), and pick the best."""
+    """Fine-tune every candidate (finished ones are kept, an interrupted one resumes), `jobs` at a time in worker
+    processes (not under torchrun, where the ranks share each candidate), and pick the best."""
     if not candidates:
         raise FinetuneError("no candidates to fine-tune: run edgeens search first, or name them with --arch")
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank = torch.distributed.get_rank() if distributed else 0
     # Rank 0 holds the folder's lock for every rank of its torchrun (a second process on it stops at once).
     with folder_lock(out_dir, "edgeens finetune") if rank == 0 else contextlib.nullcontext():
-        return _finetune(
-            teacher, pool, candidates, data, recipe, Path(out_dir), validation, show_progress, jobs, device
-        )
+        return _finetune(teacher, pool, candidates, training, Path(out_dir), show_progress, jobs)
 
 
-def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, show_progress, jobs, device) -> dict:
+def _finetune(
+    teacher: Restormer,
+    pool: Mapping[tuple[str, str], nn.Module],
+    candidates: list[str],
+    training: CandidateTraining,
+    out: Path,
+    show_progress: bool,
+    jobs: int,
+) -> dict[str, Any]:
+    data, recipe, validation, device = training.data, training.recipe, training.validation, training.device
     check_pool(getattr(pool, "space", None) or SearchSpace(teacher.config), pool)
     out.mkdir(parents=True, exist_ok=True)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -84,22 +100,14 @@ def _finetune(teacher, pool, candidates, data, recipe, out: Path, validation, sh
     if not distributed and jobs > 1:
         folders = {a: out / m.architecture_string for a, m in models.items()}
         pending = [(m, folders[a], a) for a, m in models.items() if not (folders[a] / RESULT).is_file()]
-        train_in_processes(pending, data, recipe, write_hybrid, validation, jobs, device=device)
+        trainings = [Training(m, data, recipe, f, write_hybrid, validation, a, device=device) for m, f, a in pending]
+        train_in_processes(trainings, jobs)
     for architecture, model in models.items():
         folder = out / model.architecture_string
         before = composed[architecture]
         if not (folder / RESULT).is_file():
-            train_restoration(
-                model,
-                data,
-                recipe,
-                folder,
-                write_hybrid,
-                validation,
-                show_progress=show_progress,
-                label=architecture,
-                device=device,
-            )
+            training = Training(model, data, recipe, folder, write_hybrid, validation, architecture, device=device)
+            train_restoration(training, show_progress=show_progress)
         if distributed:
             torch.distributed.barrier()  # rank 0 has written the result every rank reads next
         tuned = HybridUNet.load(folder / RESULT)
@@ -163,11 +171,11 @@ def finetune_recipe(
     lr: float = 3e-4,
     distill_weight: float = 0.0,
     precision: str = "fp32",
-) -> TeacherRecipe:
+) -> TrainingRecipe:
     """The teacher's recipe scaled to a fine-tuning budget: what every fine-tuned model of a run (candidates and
     the comparison's rows alike) trains with. `lr` and `distill_weight` (L1 to the teacher's output) are for warm
     starts: every model fine-tuned here starts from trained weights."""
-    return TeacherRecipe(
+    return TrainingRecipe(
         iterations=iterations,
         lr=lr,
         # A warm start's first Adam steps move every weight by about lr: fine-tuned 100 iterations, the teacher
@@ -200,15 +208,8 @@ class FinetuneRequest:
 
 def finetune_step(request: FinetuneRequest, show_progress: bool = True) -> dict[str, Any]:
     """Fine-tune every candidate into `request.out` (resumable) and keep the best; returns finetune.json."""
+    recipe = finetune_recipe(request.iterations, request.patches, request.checkpoint_every, precision=request.precision)
+    training = CandidateTraining(request.task.training(), recipe, request.task.validation_crops(), request.device)
     return finetune_candidates(
-        request.teacher,
-        request.pool,
-        list(request.candidates),
-        request.task.training(),
-        finetune_recipe(request.iterations, request.patches, request.checkpoint_every, precision=request.precision),
-        request.out,
-        request.task.validation_crops(),
-        show_progress=show_progress,
-        jobs=request.jobs,
-        device=request.device,
+        request.teacher, request.pool, list(request.candidates), training, request.out, show_progress, request.jobs
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import edgeens.compile.aihub as aihub
-from edgeens.compile.aihub import LEDGER, AIHubError, compile_on_hub, hub_device
+from edgeens.compile.aihub import LEDGER, AIHubError, HubTarget, compile_on_hub, hub_device
 from tests.local_hub import LocalHub
 
 SECRET = "sk-edgeens-test-token-0123456789"
@@ -59,7 +59,7 @@ def test_ambiguous_and_unknown_devices_list_the_candidates(hub) -> None:
 
 
 def test_compile_job_is_recorded_at_once_and_a_rerun_waits_on_the_same_job(hub, tmp_path) -> None:
-    entry = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+    entry = compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite", "tflite", poll_s=0))
     assert len(hub.submitted) == 1
     job = hub.submitted[0]
     assert job.options == {"--target_runtime": "tflite", "--compute_unit": "cpu"}
@@ -68,7 +68,7 @@ def test_compile_job_is_recorded_at_once_and_a_rerun_waits_on_the_same_job(hub, 
     ledger = json.loads((tmp_path / LEDGER).read_text())["jobs"]
     assert ledger["compile--Snapdragon 8 Elite QRD--tflite--cpu"]["state"] == "SUCCESS"
 
-    again = compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+    again = compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite", poll_s=0))
     assert len(hub.submitted) == 1 and again["job_id"] == job.job_id  # nothing new paid for
 
 
@@ -76,13 +76,18 @@ def test_an_interrupted_wait_resumes_on_the_recorded_job(hub, tmp_path, monkeypa
     hub.steps_to_finish = 50
     with pytest.raises(AIHubError, match="still OPTIMIZING_MODEL.*run the same command again"):
         compile_on_hub(
-            exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, timeout_s=0, poll_s=0
+            exported(),
+            (1, 3, 8, 8),
+            tmp_path,
+            HubTarget("Samsung Galaxy S25", "qnn_context_binary", timeout_s=0, poll_s=0),
         )
     recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"][
         "compile--Samsung Galaxy S25--qnn_context_binary--cpu"
     ]
     assert recorded["job_id"] == hub.submitted[0].job_id
-    entry = compile_on_hub(exported(), (1, 3, 8, 8), "Samsung Galaxy S25", "qnn_context_binary", tmp_path, poll_s=0)
+    entry = compile_on_hub(
+        exported(), (1, 3, 8, 8), tmp_path, HubTarget("Samsung Galaxy S25", "qnn_context_binary", poll_s=0)
+    )
     assert len(hub.submitted) == 1 and entry["job_id"] == recorded["job_id"]
     assert entry["file"].endswith(".bin")
 
@@ -90,11 +95,11 @@ def test_an_interrupted_wait_resumes_on_the_recorded_job(hub, tmp_path, monkeypa
 def test_a_failed_job_reports_its_reason_and_is_resubmitted_next_time(hub, tmp_path) -> None:
     hub.fail_jobs = {"edgeens": "Compilation failed: op LayerNorm is not supported on HTP"}
     with pytest.raises(AIHubError, match="failed: Compilation failed: op LayerNorm"):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite", poll_s=0))
     recorded = json.loads((tmp_path / LEDGER).read_text())["jobs"]["compile--Snapdragon 8 Elite QRD--tflite--cpu"]
     assert recorded["state"] == "FAILED" and "LayerNorm" in recorded["failure"]
     hub.fail_jobs = {}
-    compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path, poll_s=0)
+    compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite", poll_s=0))
     assert len(hub.submitted) == 2
 
 
@@ -102,20 +107,20 @@ def test_without_a_token_the_command_stops_with_the_configure_instruction(tmp_pa
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(tmp_path / "missing.ini"))
     monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used without a token"))
     with pytest.raises(AIHubError, match="no Qualcomm AI Hub token.*qai-hub configure --api_token"):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))
 
 
 def test_a_rejected_token_is_reported_without_printing_it(hub, tmp_path, capsys) -> None:
     hub.reject_token = True
     with pytest.raises(AIHubError) as caught:
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))
     assert "Failed to authenticate" in str(caught.value) and "qai-hub configure" in str(caught.value)
     assert SECRET not in str(caught.value) and SECRET not in capsys.readouterr().out
 
 
 def test_unknown_runtime_is_refused(hub, tmp_path) -> None:
     with pytest.raises(AIHubError, match="unknown AI Hub runtime 'coreml'"):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "coreml", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "coreml"))
 
 
 def test_compile_model_aihub_target_records_the_job(hub, tmp_path) -> None:
@@ -189,12 +194,12 @@ def test_without_a_network_the_hub_is_named_unreachable_within_seconds(token, tm
     monkeypatch.setattr(aihub.socket, "create_connection", no_route)
     start = time.perf_counter()
     with pytest.raises(AIHubError, match="cannot be reached from this machine.*nothing was submitted") as caught:
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))
     assert time.perf_counter() - start < 5 and SECRET not in str(caught.value)
     assert tried == [(("workbench.aihub.qualcomm.com", 443), aihub.REACH_TIMEOUT_S)]
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     with pytest.raises(AIHubError, match="through the proxy proxy.internal:3128"):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))
 
 
 def test_a_malformed_client_ini_is_named(tmp_path, monkeypatch) -> None:
@@ -203,7 +208,7 @@ def test_a_malformed_client_ini_is_named(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
     monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used"))
     with pytest.raises(AIHubError, match="unreadable.*qai-hub configure"):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))
 
 
 def test_the_test_hub_refuses_what_the_service_refuses(hub, tmp_path) -> None:
@@ -230,7 +235,7 @@ def test_an_input_spec_that_does_not_fit_the_program_fails_its_job_with_the_reas
     with pytest.raises(
         AIHubError, match=r"failed: Compilation failed: input spec shape \(1, 3, 16, 16\).*\(1, 3, 8, 8\)"
     ):
-        compile_on_hub(exported(), (1, 3, 16, 16), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+        compile_on_hub(exported(), (1, 3, 16, 16), tmp_path, HubTarget("Snapdragon 8 Elite", "tflite", poll_s=0))
 
 
 def test_an_onnx_upload_is_compiled_and_profiled_with_onnx_runtimes_own_layer_times(hub, tmp_path) -> None:
@@ -252,15 +257,14 @@ def test_an_onnx_upload_is_compiled_and_profiled_with_onnx_runtimes_own_layer_ti
 
 
 def test_a_rate_limit_says_to_wait_and_keeps_what_was_submitted(hub, tmp_path) -> None:
-    from edgeens.profile.aihub import profile_on_hub
-    from tests.profile.test_aihub import nano_teacher
+    from tests.profile.test_aihub import hub_table
 
     hub.rate_limit = 5
     with pytest.raises(AIHubError, match="Too many requests.*wait a few minutes and run the same command again"):
-        profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0)
+        hub_table(tmp_path, "Snapdragon 8 Elite")
     assert len(json.loads((tmp_path / LEDGER).read_text())["jobs"]) == 5  # every accepted job is recorded
     hub.rate_limit = None
-    profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0)
+    hub_table(tmp_path, "Snapdragon 8 Elite")
     assert sum(job.kind == "compile" for job in hub.submitted) == 17  # the 5 were collected, not resubmitted
 
 
@@ -270,7 +274,7 @@ def test_an_offline_hub_fails_in_one_line_within_seconds_without_the_token(hub, 
     hub.offline = True
     start = time.perf_counter()
     with pytest.raises(AIHubError, match="refused to list devices: Internal API failure") as caught:
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite", "tflite", tmp_path, poll_s=0)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite", "tflite", poll_s=0))
     assert time.perf_counter() - start < 5 and SECRET not in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -293,4 +297,4 @@ def test_a_client_ini_without_its_section_or_that_is_a_folder_is_named_for_what_
     monkeypatch.setenv("QAIHUB_CLIENT_INI", str(ini))
     monkeypatch.setattr(aihub, "import_hub", lambda: pytest.fail("the client must not be used"))
     with pytest.raises(AIHubError, match=re.escape(said)):
-        compile_on_hub(exported(), (1, 3, 8, 8), "Snapdragon 8 Elite QRD", "tflite", tmp_path)
+        compile_on_hub(exported(), (1, 3, 8, 8), tmp_path, HubTarget("Snapdragon 8 Elite QRD", "tflite"))

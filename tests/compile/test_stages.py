@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from edgeens.compile.artifact import CompileError
 from edgeens.compile.executorch import run_program
 from edgeens.compile.stages import (
     MANIFEST,
+    StageProgramsRequest,
     build_stage_programs,
     fixed_part,
     stage_input_shape,
@@ -87,16 +89,20 @@ def test_every_stage_program_of_a_small_teacher_builds_and_runs(small_stage_prog
 
     # A re-run keeps what is built; another teacher is refused.
     before = (folder / "latent--M2.pte").stat().st_mtime_ns
-    build_stage_programs(teacher, 8, 8, folder, only=["latent--M2"], show_progress=False, space=space)
+    build_stage_programs(StageProgramsRequest(teacher, space, (8, 8), folder), ["latent--M2"], show_progress=False)
     assert (folder / "latent--M2.pte").stat().st_mtime_ns == before
     torch.manual_seed(1)
     with pytest.raises(CompileError, match="another teacher"):
-        build_stage_programs(Restormer(**SMALL_TEACHER), 8, 8, folder, show_progress=False, space=space)
+        build_stage_programs(
+            StageProgramsRequest(Restormer(**SMALL_TEACHER), space, (8, 8), folder), show_progress=False
+        )
 
 
 def test_unknown_program_keys_are_refused(tmp_path) -> None:
     with pytest.raises(CompileError, match="no stage program latent--M8"):
-        build_stage_programs(tiny_teacher(), 16, 16, tmp_path, only=["latent--M8"], show_progress=False)
+        teacher = tiny_teacher()
+        request = StageProgramsRequest(teacher, SearchSpace(teacher.config), (16, 16), tmp_path)
+        build_stage_programs(request, ["latent--M8"], show_progress=False)
 
 
 def test_a_programs_folder_grows_by_family_but_never_mixes_two_meanings_of_a_letter(tmp_path) -> None:
@@ -127,39 +133,19 @@ def test_quantized_stage_programs_are_calibrated_on_the_features_each_stage_sees
             assert len(seen) == 2 and tuple(seen[0].shape) == stage_input_shape(stages[name], 16, 16)
     only = ["fixed", "latent--R"]  # an untrained G1 stack starts as the identity: nothing to quantize
     quantization = Quantization("w8a8", "conv", images)
-    manifest = build_stage_programs(
-        teacher, 16, 16, tmp_path, only=only, show_progress=False, space=space, quantization=quantization
-    )
+    request = StageProgramsRequest(teacher, space, (16, 16), tmp_path, quantization=quantization)
+    manifest = build_stage_programs(request, only, show_progress=False)
     for key in only:
         entry = manifest["programs"][key]
         assert "file" not in entry and (tmp_path / entry["file-w8a8"]).is_file()
         assert 0 < entry["verification-w8a8"]["max_abs_error"] < 0.5  # on a real feature map: close, not equal
-    onnx = build_stage_programs(
-        teacher,
-        16,
-        16,
-        tmp_path,
-        only=["latent--R"],
-        show_progress=False,
-        space=space,
-        quantization=Quantization("w8a16", "conv", images),
-        targets=("onnx",),
-    )
+    w8a16 = Quantization("w8a16", "conv", images)
+    onnx_request = StageProgramsRequest(teacher, space, (16, 16), tmp_path, targets=("onnx",), quantization=w8a16)
+    onnx = build_stage_programs(onnx_request, ["latent--R"], show_progress=False)
     entry = onnx["programs"]["latent--R"]
     assert (tmp_path / entry["onnx_file-w8a16"]).is_file() and "file-w8a8" in entry  # the int8 .pte is kept
     assert entry["onnx_verification-w8a16"]["max_abs_error"] < entry["verification-w8a8"]["max_abs_error"]
     with pytest.raises(CompileError, match="no 16-bit activations"):
-        build_stage_programs(
-            teacher,
-            16,
-            16,
-            tmp_path,
-            only=only,
-            show_progress=False,
-            space=space,
-            quantization=Quantization("w8a16", "conv", images),
-        )
+        build_stage_programs(dataclasses.replace(request, quantization=w8a16), only, show_progress=False)
     with pytest.raises(CompileError, match="calibration image"):
-        build_stage_programs(
-            teacher, 16, 16, tmp_path, only=only, show_progress=False, space=space, quantization=Quantization("w8a8")
-        )
+        build_stage_programs(dataclasses.replace(request, quantization=Quantization("w8a8")), only, show_progress=False)

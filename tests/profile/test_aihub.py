@@ -11,6 +11,7 @@ from edgeens.compile.aihub import LEDGER, AIHubError
 from edgeens.models import Restormer
 from edgeens.profile.aihub import hub_latency, profile_on_hub
 from edgeens.profile.table import LatencyTable, ProfileError
+from tests.conftest import profile_request
 from tests.local_hub import LocalHub, State
 
 
@@ -29,6 +30,12 @@ def nano_teacher() -> Restormer:
     return Restormer(dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 1, 2, 2]).eval()
 
 
+def hub_table(tmp_path, device: str, progress=None, **fields) -> LatencyTable:
+    """The nano teacher's table at 16x16 on `device` through the test Hub (polled without waiting)."""
+    request = profile_request(nano_teacher(), tmp_path, 16, device=device, hub_poll=0, **fields)
+    return profile_on_hub(request, progress=progress)
+
+
 # The client's own example profile (qai_hub/test/test_client.py), as download_profile() returns it.
 PROFILE = {"execution_summary": {"estimated_inference_time": 3652, "all_inference_times": [10003, 4205]}}
 
@@ -43,7 +50,7 @@ def test_profile_dict_becomes_milliseconds() -> None:
 
 
 def test_every_program_is_compiled_and_profiled_and_a_rerun_pays_nothing(hub, tmp_path) -> None:
-    table = profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, space_name="nano")
+    table = hub_table(tmp_path, "Snapdragon 8 Elite", space_name="nano")
     programs = 1 + 2 * 8  # the fixed part, R and M1 at each of the 8 stages
     kinds = [job.kind for job in hub.submitted]
     assert kinds.count("compile") == programs and kinds.count("profile") == programs
@@ -64,15 +71,13 @@ def test_every_program_is_compiled_and_profiled_and_a_rerun_pays_nothing(hub, tm
         layer["execution_time"] >= 0 for layer in layers
     )
 
-    profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite QRD", poll_s=0)
+    hub_table(tmp_path, "Snapdragon 8 Elite QRD")
     assert len(hub.submitted) == 2 * programs  # the same jobs, collected again
 
 
 def test_the_compute_unit_is_in_the_tables_identity_and_its_fallback_is_reported(hub, tmp_path) -> None:
-    cpu = profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, space_name="nano")
-    npu = profile_on_hub(
-        nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, space_name="nano", compute_unit="npu"
-    )
+    cpu = hub_table(tmp_path, "Snapdragon 8 Elite", space_name="nano")
+    npu = hub_table(tmp_path, "Snapdragon 8 Elite", space_name="nano", compute_unit="npu")
     assert len(hub.submitted) == 4 * 17  # the NPU table is measured, not served from the CPU one
     assert npu.runtime == "aihub-tflite-npu" and npu.filename() != cpu.filename()
     # The test Hub keeps the scan's flips on the CPU: MambaIR stages fall back in part, attention stages not.
@@ -81,18 +86,18 @@ def test_the_compute_unit_is_in_the_tables_identity_and_its_fallback_is_reported
     assert 0 < layers["layers"]["encoder1--M1"]["placement"]["cpu_fallback_share"] < 0.1
     assert 0 < npu.placement["cpu_fallback_share"] < 0.1 and npu.placement["units"]["NPU"] > 100
     with pytest.raises(AIHubError, match="unknown compute unit 'tpu'"):
-        profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, compute_unit="tpu")
+        hub_table(tmp_path, "Snapdragon 8 Elite", compute_unit="tpu")
 
 
 def test_the_job_count_is_said_before_submitting_and_bounded_by_max_jobs(hub, tmp_path) -> None:
     said = []
     with pytest.raises(AIHubError, match="would submit 34 AI Hub jobs, more than --max-jobs 10"):
-        profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, max_jobs=10)
+        hub_table(tmp_path, "Snapdragon 8 Elite", max_jobs=10)
     assert hub.submitted == []  # refused before anything was paid for
-    profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, max_jobs=34, progress=said.append)
+    hub_table(tmp_path, "Snapdragon 8 Elite", max_jobs=34, progress=said.append)
     assert said[0] == "the latency table: 34 new AI Hub jobs to submit (0 recorded)"
     said.clear()
-    profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Snapdragon 8 Elite", poll_s=0, max_jobs=0, progress=said.append)
+    hub_table(tmp_path, "Snapdragon 8 Elite", max_jobs=0, progress=said.append)
     assert said[0] == "the latency table: 0 new AI Hub jobs to submit (34 recorded)"
 
 
@@ -103,7 +108,7 @@ def test_failed_and_timed_out_jobs_are_recorded_and_the_rest_collected(hub, tmp_
     with pytest.raises(
         ProfileError, match="2 of 17 AI Hub jobs.*encoder1--M1.*still OPTIMIZING.*latent--M1.*not supported"
     ):
-        profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Samsung Galaxy S25", poll_s=0, timeout_s=0)
+        hub_table(tmp_path, "Samsung Galaxy S25", hub_timeout=0)
     detail = json.loads((tmp_path / "aihub-profile--Samsung Galaxy S25--tflite--cpu--16x16.json").read_text())
     assert len(detail["measured"]) == 15 and set(detail["failures"]) == {"latent--M1", "encoder1--M1"}
     ledger = json.loads((tmp_path / LEDGER).read_text())["jobs"]
@@ -113,7 +118,7 @@ def test_failed_and_timed_out_jobs_are_recorded_and_the_rest_collected(hub, tmp_
     slow = next(job for job in hub.submitted if "encoder1--M1" in job.name)
     slow._states = iter([State.SUCCESS])  # the slow compile finishes while nobody was waiting
     before = len(hub.submitted)
-    table = profile_on_hub(nano_teacher(), 16, 16, tmp_path, "Samsung Galaxy S25", poll_s=0)
+    table = hub_table(tmp_path, "Samsung Galaxy S25")
     # New: the failed compile again and its profile, and the profile of the compile that finished late.
     assert len(hub.submitted) - before == 3
     assert not any(job.kind == "compile" and "encoder1--M1" in job.name for job in hub.submitted[before:])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -20,6 +21,7 @@ from edgeens.profile.host import (
     time_runs,
 )
 from edgeens.profile.table import LatencyTable
+from tests.conftest import profile_request
 
 runner = CliRunner()
 
@@ -189,7 +191,7 @@ def test_linked_validation_is_timed_in_the_tables_own_rounds(small_stage_program
     singles = ["-".join("G1" if i == stage else "R" for i in range(8)) for stage in range(8)]
     untimed = next(a for a in singles if a not in reread.end_to_end)
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(table, [untimed], teacher, programs, tmp_path / "t.json")
+        measure_architectures(profile_request(teacher, programs), table, [untimed], tmp_path / "t.json")
 
 
 @pytest.mark.slow
@@ -203,13 +205,15 @@ def test_linked_validation_times_linked_programs_and_never_mixes_methods(small_s
     table = synthetic_table(config=SMALL_TEACHER, height=8, families="M,G")
     policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
     architectures = ["R-R-R-R-R-R-R-R", "M1-R-G1-M2-R-R-G1-R"]
-    measure_architectures(table, architectures, teacher, folder, tmp_path / "table.json", policy, linked=True)
+    request = profile_request(teacher, folder, policy=policy, validate_programs="linked")
+    measure_architectures(request, table, architectures, tmp_path / "table.json")
     saved = LatencyTable.load(tmp_path / "table.json")
     assert saved.end_to_end_programs == "linked" and set(saved.end_to_end) == set(architectures)
     assert all(latency.samples == 3 and latency.median_ms > 0 for latency in saved.end_to_end.values())
     assert not any((folder / "end_to_end" / f"{a}.pte").exists() for a in architectures)  # nothing lowered whole
     with pytest.raises(ValueError, match="would mix"):
-        measure_architectures(saved, ["R-R-R-R-R-R-R-G1"], teacher, folder, tmp_path / "table.json", policy)
+        lowered = dataclasses.replace(request, validate_programs="lowered")
+        measure_architectures(lowered, saved, ["R-R-R-R-R-R-R-G1"], tmp_path / "table.json")
 
 
 def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
@@ -225,9 +229,10 @@ def test_profile_bad_inputs_exit_with_a_message(tmp_path, nano_teacher) -> None:
         assert message in " ".join(result.output.split()), (args, result.output)
 
 
-def _copy_float_as_quantized(teacher, space, program, height, width, out, surrogates, target, quantization):
+def _copy_float_as_quantized(request, program, target, quantization):
     """Stands in for building a quantized stage program (seconds each): the session's float program under the
     quantized name. What is checked with it is the table's side: names, precision, reuse, validation."""
+    out = request.folder
     file = f"{program.key}{quantization.suffix}.pte"
     shutil.copy(out / f"{program.key}.pte", out / file)
     return {f"file{quantization.suffix}": file}
@@ -286,11 +291,12 @@ def test_a_quantized_tables_validation_quantizes_each_architecture_whole(small_s
     policy = TimingPolicy(warmup_runs=1, warmup_seconds=0, min_repeats=3, max_repeats=3)
     architecture = "G1-R-R-R-G1-R-R-R"
     with pytest.raises(ValueError, match="validation programs fp32"):
-        measure_architectures(table, [architecture], teacher, tmp_path, tmp_path / "table.json", policy)
+        measure_architectures(
+            profile_request(teacher, tmp_path, policy=policy), table, [architecture], tmp_path / "t.json"
+        )
     quantization = Quantization("w8a8", "conv", images)
-    measure_architectures(
-        table, [architecture], teacher, tmp_path, tmp_path / "table.json", policy, quantization=quantization
-    )
+    request = profile_request(teacher, tmp_path, policy=policy, quantization=quantization)
+    measure_architectures(request, table, [architecture], tmp_path / "table.json")
     program = tmp_path / "end_to_end" / f"{architecture}-w8a8.pte"
     assert program.is_file() and LatencyTable.load(tmp_path / "table.json").end_to_end[architecture].samples == 3
     from edgeens.compile.executorch import read_program, run_program

@@ -177,7 +177,8 @@ def test_a_damaged_table_among_the_committed_ones_is_named_not_passed_over(tmp_p
     damaged.write_text('{"format": ')  # a table another space saved, cut off mid-write
     teacher = Restormer(**PRESETS["tiny"].to_dict())
     said: list[str] = []
-    found = existing_table(tmp_path, teacher, 64, 64, "executorch", 1, "a-space-with-no-table", say=said.append)
+    wanted = LatencyTable.wanted(teacher.config, 64, 64, "executorch", 1, "a-space-with-no-table")
+    found = existing_table(tmp_path, wanted, say=said.append)
     assert found is not None and found.space_name == "tiny"  # the good one still serves
     assert len(said) == 1 and str(damaged) in said[0] and "not readable JSON" in said[0] and "not used" in said[0]
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -279,7 +280,7 @@ def test_a_penalty_budget_bounds_the_search_and_picks_the_best_inside_it(tmp_pat
         reference_point(problem, [-1.0, 0.0], max_penalty=problem.min_penalty)
     log = TrialLog(tmp_path / "budget.jsonl")
     settings = SearchSettings(budget=24, initial=8, batch=4)
-    ens(Objectives(problem, synthetic(problem), log, "ens"), settings, max_penalty=budget)
+    ens(Objectives(problem, synthetic(problem), log, "ens"), dataclasses.replace(settings, max_penalty=budget))
     proposed = [r["penalty"] for r in log.records[8:]]
     assert sum(p <= budget for p in proposed) >= 0.75 * len(proposed)  # the search spends itself inside the budget
     front = summarize(log.records, reference_point(problem, [0.0], max_penalty=budget), 3, budget)

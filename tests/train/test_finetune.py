@@ -17,9 +17,15 @@ from edgeens.models.hybrid import HybridUNet
 from edgeens.models.restormer import Restormer
 from edgeens.models.space import FAMILIES, SearchSpace, parse_families
 from edgeens.models.surrogates import build_surrogate
-from edgeens.train.finetune import FinetuneError, FinetunePatches, finetune_candidates, finetune_recipe
+from edgeens.train.finetune import (
+    CandidateTraining,
+    FinetuneError,
+    FinetunePatches,
+    finetune_candidates,
+    finetune_recipe,
+)
+from edgeens.train.loop import TrainingRecipe, recipe_record
 from edgeens.train.pool import BlockPool
-from edgeens.train.teacher import TeacherRecipe, recipe_record
 from tests.conftest import SMALL_TEACHER as SMALL
 
 
@@ -29,20 +35,21 @@ def test_candidates_are_fine_tuned_and_the_best_is_kept(tmp_path) -> None:
     space = SearchSpace(teacher.config)
     pool = {(s.name, t): build_surrogate(s, t, FAMILIES["M"]) for s, t in space.surrogates()}
     data = SyntheticPairs([bundled_photo("astronaut")[:96, :96]], sigma=25)
-    recipe = TeacherRecipe(iterations=6, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
+    recipe = TrainingRecipe(iterations=6, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
     validation = bundled_validation("gaussian_noise", 25, size=32)
     candidates = ["M1-R-R-R-R-R-R-R", "R-R-R-M2-R-R-R-M1"]
-    summary = finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path, validation, show_progress=False)
+    training = CandidateTraining(data, recipe, validation)
+    summary = finetune_candidates(teacher, pool, candidates, training, tmp_path, show_progress=False)
     scores = {row["architecture"]: row["psnr_finetuned"] for row in summary["candidates"]}
     assert set(scores) == set(candidates) and summary["best"] == max(scores, key=scores.get)
     best = HybridUNet.load(tmp_path / "best.safetensors")
     assert best.architecture_string == summary["best"]
     assert all(row["psnr_finetuned"] != row["psnr_composed"] for row in summary["candidates"])  # training happened
     stamp = (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns
-    finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path, validation, show_progress=False)
+    finetune_candidates(teacher, pool, candidates, training, tmp_path, show_progress=False)
     assert (tmp_path / candidates[0] / "hybrid.safetensors").stat().st_mtime_ns == stamp  # finished: kept
     with pytest.raises(FinetuneError, match="no candidates"):
-        finetune_candidates(teacher, pool, [], data, recipe, tmp_path, validation)
+        finetune_candidates(teacher, pool, [], training, tmp_path)
 
 
 def test_candidates_fine_tuned_two_at_a_time_equal_those_fine_tuned_one_by_one(tmp_path) -> None:
@@ -51,11 +58,12 @@ def test_candidates_fine_tuned_two_at_a_time_equal_those_fine_tuned_one_by_one(t
     space = SearchSpace(teacher.config, parse_families("M,G"))
     pool = BlockPool(space, {(s.name, t): build_surrogate(s, t, space.family(t[0])) for s, t in space.surrogates()})
     data = SyntheticPairs([bundled_photo("astronaut")[:96, :96]], sigma=25)
-    recipe = TeacherRecipe(iterations=3, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
+    recipe = TrainingRecipe(iterations=3, schedule=ProgressiveSchedule().scaled(16), checkpoint_every=3)
     validation = bundled_validation("gaussian_noise", 25, size=32)
     candidates = ["G1-R-R-R-R-R-R-R", "R-R-R-M2-R-R-R-G1"]
     for jobs in (1, 2):
-        finetune_candidates(teacher, pool, candidates, data, recipe, tmp_path / str(jobs), validation, False, jobs)
+        training = CandidateTraining(data, recipe, validation)
+        finetune_candidates(teacher, pool, candidates, training, tmp_path / str(jobs), False, jobs)
     for name in candidates:
         one, two = (HybridUNet.load(tmp_path / str(jobs) / name / "hybrid.safetensors") for jobs in (1, 2))
         assert one.space.families == parse_families("M,G")
@@ -85,9 +93,8 @@ def test_a_second_finetune_of_the_same_folder_stops_at_once(tmp_path) -> None:
     torch.manual_seed(0)
     teacher = Restormer(**SMALL)
     with folder_lock(tmp_path / "ft", "a first edgeens finetune"), pytest.raises(FolderBusyError, match="first"):
-        finetune_candidates(
-            teacher, BlockPool(SearchSpace(teacher.config), {}), ["R-R-R-R-R-R-R-R"], None, None, tmp_path / "ft", []
-        )
+        pool = BlockPool(SearchSpace(teacher.config), {})
+        finetune_candidates(teacher, pool, ["R-R-R-R-R-R-R-R"], CandidateTraining(None, None, []), tmp_path / "ft")
 
 
 def test_fine_tuning_patches_scale_restormers_progression_and_balance_its_batches() -> None:

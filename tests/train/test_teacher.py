@@ -10,21 +10,22 @@ from edgeens.data.bundled import bundled_photo
 from edgeens.data.synthetic import SyntheticPairs
 from edgeens.data.transforms import ProgressiveSchedule
 from edgeens.models.restormer import Restormer
-from edgeens.train.teacher import (
+from edgeens.train.loop import (
     RecipeMismatchError,
-    TeacherRecipe,
+    Training,
+    TrainingRecipe,
     check_same_recipe,
     learning_rate,
     train_restoration,
-    train_teacher,
 )
+from edgeens.train.teacher import train_teacher
 
 SMALL = {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 1, 2, 2]}
 
 
-def recipe(iterations: int, **overrides) -> TeacherRecipe:
+def recipe(iterations: int, **overrides) -> TrainingRecipe:
     schedule = ProgressiveSchedule().scaled(32)
-    return TeacherRecipe(iterations=iterations, schedule=schedule, checkpoint_every=4, seed=7, **overrides)
+    return TrainingRecipe(iterations=iterations, schedule=schedule, checkpoint_every=4, seed=7, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,14 @@ def data() -> SyntheticPairs:
 
 
 def test_learning_rate_is_constant_then_cosine_to_eta_min() -> None:
-    r = TeacherRecipe()
+    r = TrainingRecipe()
     assert learning_rate(r, 1) == learning_rate(r, 92_000) == 3e-4
     assert learning_rate(r, 92_000 + 104_000) == pytest.approx((3e-4 + 1e-6) / 2)
     assert learning_rate(r, 300_000) == pytest.approx(1e-6)
 
 
 def test_a_warm_up_rises_linearly_to_lr_then_the_schedule_goes_on_as_before() -> None:
-    r = TeacherRecipe(iterations=1000, warmup=100)
+    r = TrainingRecipe(iterations=1000, warmup=100)
     assert learning_rate(r, 1) == pytest.approx(3e-6) and learning_rate(r, 50) == pytest.approx(1.5e-4)
     assert learning_rate(r, 100) == learning_rate(r, 200) == 3e-4
     assert learning_rate(r, 1000) == pytest.approx(1e-6)
@@ -110,18 +111,12 @@ def test_distillation_adds_the_l1_to_the_reference_output(data, tmp_path) -> Non
     student, reference = Restormer(**SMALL), Restormer(**SMALL)  # two different random models
     start = {k: v.clone() for k, v in student.state_dict().items()}
     with pytest.raises(ValueError, match="pass reference="):
-        train_restoration(student, data, recipe(1, distill_weight=0.5), tmp_path / "none", lambda *_: None)
+        train_restoration(Training(student, data, recipe(1, distill_weight=0.5), tmp_path / "none", lambda *_: None))
     losses = []
-    train_restoration(
-        student,
-        data,
-        recipe(1, distill_weight=0.5),
-        tmp_path / "distil",
-        lambda *_: None,
-        on_step=lambda i, loss: losses.append(loss),
-        show_progress=False,
-        reference=reference,
+    training = Training(
+        student, data, recipe(1, distill_weight=0.5), tmp_path / "distil", lambda *_: None, reference=reference
     )
+    train_restoration(training, on_step=lambda i, loss: losses.append(loss), show_progress=False)
     # The first iteration's loss, recomputed from the starting weights on the same crops.
     student.load_state_dict(start)
     patch, batch = recipe(1).schedule.at(1, 1)
@@ -149,7 +144,7 @@ def test_a_folder_trained_with_another_recipe_is_refused_not_mixed(data, tmp_pat
 
 
 def test_a_loss_that_turns_non_finite_stops_training_and_keeps_the_last_finite_checkpoint(data, tmp_path) -> None:
-    from edgeens.train.teacher import TrainingDivergedError
+    from edgeens.train.loop import TrainingDivergedError
 
     class TurnsNaN:  # good crops for 5 iterations, then a batch with NaN in it (a broken file, an absurd sigma)
         calls = 0
