@@ -6,8 +6,9 @@ import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,41 @@ class DamagedFileError(EdgeensError):
 
 class OutputFolderError(EdgeensError):
     """An output folder that cannot be created or written."""
+
+
+class NewerFormatError(EdgeensError):
+    """A file written by a newer edgeens, in a format version this one does not read."""
+
+
+# --- file formats: `"format": "edgeens.<name>.v<N>"` in every file edgeens writes, and one upgrade per version -----
+
+_FORMAT = re.compile(r"edgeens\.([a-z_]+)\.v(\d+)$")
+
+
+def format_name(name: str, upgrades: Sequence[Callable[[dict], dict]]) -> str:
+    """The current format of `name`: one version past the last upgrade (`edgeens.latency.v2` after one)."""
+    return f"edgeens.{name}.v{len(upgrades) + 1}"
+
+
+def upgrade_format(
+    record: dict, name: str, upgrades: Sequence[Callable[[dict], dict]], where: str | Path
+) -> dict | None:
+    """`record` (a file's JSON, or a safetensors file's metadata) in the current format of `name`: `upgrades[i]`
+    turns version i+1 into version i+2, so a file of any older version is read as the current one, and the readers
+    know only the current one. None when `record` is not a `name` file at all (the caller names the file and the
+    fix); a version newer than this edgeens reads is refused."""
+    match = _FORMAT.match(str(record.get("format", ""))) if isinstance(record, dict) else None
+    if match is None or match.group(1) != name:
+        return None
+    version, current = int(match.group(2)), len(upgrades) + 1
+    if version > current:
+        raise NewerFormatError(
+            f"{where} is {name} format version {version}, made by a newer edgeens; this one reads up to version "
+            f"{current}: upgrade edgeens (pip install -U edgeens)"
+        )
+    for upgrade in upgrades[version - 1 :]:
+        record = upgrade(dict(record))
+    return {**record, "format": format_name(name, upgrades)}
 
 
 def writable_folder(folder: str | Path, option: str = "--out") -> Path:

@@ -547,7 +547,7 @@ def _compare(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     path = config.folder.compare_result
     done = read_json(path, "delete it: the compare step scores its rows again") if path.is_file() else None
     if done and set(compare_rows_labels(config.baselines)) <= {row["model"] for row in done["rows"]}:
-        if not config.folder.crops.is_file():  # a run folder from before the crops were saved
+        if not config.folder.crops.is_file():  # a finished comparison without its crops: save them now
             save_crops(config.folder, state["teacher"], state["finetune"], state.task)
         return done, True
     targets = state["compile"]["targets"]

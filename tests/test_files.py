@@ -5,7 +5,7 @@ import errno
 import numpy as np
 import pytest
 
-from edgeens.files import atomic_path, read_json, write_json
+from edgeens.files import NewerFormatError, atomic_path, format_name, read_json, upgrade_format, write_json
 
 
 def _full_disk(*args, **kwargs):
@@ -105,3 +105,20 @@ def test_two_processes_writing_one_file_never_lose_each_others_temporary(tmp_pat
     assert [writer.exitcode for writer in writers] == [0, 0]
     assert read_json(target, "") in ({"writer": 0}, {"writer": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json"]
+
+
+def test_a_file_of_any_older_format_version_is_upgraded_step_by_step_and_a_newer_one_refused() -> None:
+    upgrades = (lambda r: {**r, "a": 1}, lambda r: {**r, "b": r["a"] + 1})  # v1 -> v2 -> v3
+    assert format_name("thing", upgrades) == "edgeens.thing.v3"
+    assert upgrade_format({"format": "edgeens.thing.v1"}, "thing", upgrades, "f") == {
+        "format": "edgeens.thing.v3",
+        "a": 1,
+        "b": 2,
+    }
+    assert upgrade_format({"format": "edgeens.thing.v2", "a": 5}, "thing", upgrades, "f")["b"] == 6  # v2: one step
+    current = {"format": "edgeens.thing.v3", "a": 0, "b": 0}
+    assert upgrade_format(current, "thing", upgrades, "f") == current
+    for other in ({"format": "edgeens.other.v1"}, {"format": "thing"}, {}, []):
+        assert upgrade_format(other, "thing", upgrades, "f") is None
+    with pytest.raises(NewerFormatError, match="f is thing format version 4, made by a newer edgeens"):
+        upgrade_format({"format": "edgeens.thing.v4"}, "thing", upgrades, "f")

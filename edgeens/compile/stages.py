@@ -34,6 +34,7 @@ from edgeens.compile.artifact import (
 )
 from edgeens.compile.executorch import lower_to_executorch, run_program
 from edgeens.compile.quantize import Quantization, quantize_for_xnnpack, quantize_onnx
+from edgeens.files import format_name, upgrade_format
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.checkpoint import weights_hash
 from edgeens.models.restormer import Restormer
@@ -41,7 +42,16 @@ from edgeens.models.space import PAPER_FAMILIES, RESTORMER, SearchSpace, Stage, 
 from edgeens.models.surrogates import build_surrogate
 from edgeens.workers import run_in_processes
 
-FORMAT = "edgeens.stages.v1"
+
+def _families_named(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 to 2: the manifest names the families of its programs; a version-1 folder without them holds
+    MambaIR programs at the paper's settings."""
+    manifest.setdefault("families", families_to_dict(PAPER_FAMILIES) if manifest.get("programs") else {})
+    return manifest
+
+
+UPGRADES = (_families_named,)
+FORMAT = format_name("stages", UPGRADES)
 MANIFEST = "stages.json"
 FIXED = "fixed"
 
@@ -264,9 +274,11 @@ def _open_manifest(
     path = out / MANIFEST
     if path.is_file():
         try:
-            manifest = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise CompileError(f"{path} is unreadable; delete it to rebuild the stage programs") from None
+            manifest = upgrade_format(json.loads(path.read_text()), "stages", UPGRADES, path)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+            manifest = None
+        if manifest is None:
+            raise CompileError(f"{path} is unreadable or not a stage-programs manifest; delete it to rebuild them")
         if {k: manifest.get(k) for k in identity} == identity:
             return _add_families(manifest, space, path)
         raise CompileError(
@@ -274,15 +286,20 @@ def _open_manifest(
             f"({manifest.get('height')}x{manifest.get('width')}, export form {manifest.get('export_form')}, this is "
             f"{EXPORT_FORM_VERSION}); choose another folder, or delete it to rebuild"
         )
-    manifest = {"format": FORMAT, **identity, "created": now(), "versions": tool_versions(), "programs": {}}
+    manifest = {
+        "format": FORMAT,
+        **identity,
+        "created": now(),
+        "versions": tool_versions(),
+        "programs": {},
+        "families": {},
+    }
     return _add_families(manifest, space, path)
 
 
 def _add_families(manifest: dict[str, Any], space: SearchSpace, path: Path) -> dict[str, Any]:
     """Record the space's family definitions; a letter already built with other knobs would mix programs."""
-    # Folders from before families existed hold MambaIR programs at the paper's settings.
-    known = manifest.get("families", families_to_dict(PAPER_FAMILIES) if manifest["programs"] else {})
-    manifest["families"] = merge_families(known, space.families, str(path))
+    manifest["families"] = merge_families(manifest["families"], space.families, str(path))
     return manifest
 
 

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from edgeens.files import atomic_path
+from edgeens.files import NewerFormatError, atomic_path, format_name, upgrade_format
 from edgeens.models.checkpoint import CheckpointError, load_strict, safetensors_format
 from edgeens.models.restormer import Restormer, RestormerConfig
 from edgeens.models.space import (
@@ -34,7 +34,18 @@ from edgeens.models.space import (
 )
 from edgeens.models.surrogates import build_surrogate
 
-FORMAT = "edgeens.hybrid.v1"
+
+def _families_named(metadata: dict) -> dict:
+    """Version 1 to 2: every file names its families; a version-1 file without them holds MambaIR at the d_state
+    and expansion of its `surrogate_config`."""
+    if "families" not in metadata:
+        knobs = json.loads(metadata.pop("surrogate_config", "{}"))
+        metadata["families"] = json.dumps(families_to_dict(legacy_families(knobs)))
+    return metadata
+
+
+UPGRADES = (_families_named,)
+FORMAT = format_name("hybrid", UPGRADES)
 
 # A pool: the surrogate stacks, keyed by (stage name, token), e.g. ("encoder1", "G2").
 Surrogates = Mapping[tuple[str, str], nn.Module]
@@ -129,16 +140,23 @@ class HybridUNet(Restormer):
                 state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no items())
         except Exception as err:  # safetensors raises its own error types for truncated or foreign files
             raise CheckpointError(f"hybrid {path} is not a readable safetensors file ({err})") from None
-        if metadata.get("format") != FORMAT:
+        try:
+            upgraded = upgrade_format(metadata, "hybrid", UPGRADES, path)
+        except NewerFormatError:
+            raise
+        except (TypeError, ValueError) as err:  # an old file's surrogate_config that is not JSON
+            raise CheckpointError(f"{path}: the hybrid's metadata is damaged or was edited ({err}); {REMAKE}") from None
+        if upgraded is None:
             raise CheckpointError(
                 f"{path} is not an edgeens hybrid (no '{FORMAT}' metadata); give a Restormer or MambaIRUNet "
                 "checkpoint where one is asked for, or the best.safetensors of an edgeens finetune"
             )
+        metadata = upgraded
         try:
             hybrid = cls(
                 RestormerConfig(**json.loads(metadata["teacher_config"])),
                 metadata["architecture"],
-                families=_families(metadata),
+                families=families_from_dict(json.loads(metadata["families"])),
             )
         except (KeyError, TypeError, ValueError) as err:  # JSON, missing or unknown fields, a bad architecture
             raise CheckpointError(
@@ -156,11 +174,3 @@ class HybridUNet(Restormer):
 
 
 REMAKE = "make it again: edgeens finetune writes best.safetensors, edgeens compile exports from it"
-
-
-def _families(metadata: dict[str, str]) -> tuple[Family, ...]:
-    """The families a hybrid file was saved with; files from before families existed hold MambaIR's d_state and
-    expansion as `surrogate_config`."""
-    if "families" in metadata:
-        return families_from_dict(json.loads(metadata["families"]))
-    return legacy_families(json.loads(metadata.get("surrogate_config", "{}")))

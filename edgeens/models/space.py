@@ -158,14 +158,14 @@ def merge_families(known: dict[str, dict], added: tuple[Family, ...], where: str
 
 
 def legacy_families(surrogate_config: dict | None) -> tuple[Family, ...]:
-    """The family of a file written before families existed: MambaIR at its recorded `surrogate_config`
-    (d_state, expand), with MambaIR's four scan directions."""
+    """The family a format-1 pool or hybrid file names by its `surrogate_config` (d_state, expand): MambaIR with
+    MambaIR's four scan directions (what the format upgrades turn into a named family)."""
     knobs = {"d_state": 16, "directions": 4, "expand": 2.0, **(surrogate_config or {})}
     return (Family(MAMBA, "mambair", tuple(sorted(knobs.items()))),)
 
 
 def families_from_dict(data: dict[str, dict] | None) -> tuple[Family, ...]:
-    """The inverse of families_to_dict; None (a file written before families existed) is the paper's M."""
+    """The inverse of families_to_dict; None or empty is the paper's M."""
     if not data:
         return PAPER_FAMILIES
     return tuple(Family.from_dict(letter, d) for letter, d in data.items())

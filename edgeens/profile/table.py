@@ -19,12 +19,29 @@ from typing import Any
 import numpy as np
 
 from edgeens.errors import EdgeensError
-from edgeens.files import write_json
+from edgeens.files import format_name, upgrade_format, write_json
 from edgeens.models import EXPORT_FORM_VERSION
 from edgeens.models.restormer import RestormerConfig
-from edgeens.models.space import RESTORMER, SearchSpace, families_from_dict, families_to_dict, split_token
+from edgeens.models.space import (
+    PAPER_FAMILIES,
+    RESTORMER,
+    SearchSpace,
+    families_from_dict,
+    families_to_dict,
+    split_token,
+)
 
-FORMAT = "edgeens.latency.v1"
+
+def _recorded_form_and_families(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 to 2: a table names its families and the export form its programs were lowered from; a
+    version-1 table without them timed the paper's MambaIR family, lowered from export form 2."""
+    raw["versions"] = {"export_form": 2, **(raw.get("versions") or {})}
+    raw["families"] = raw.get("families") or families_to_dict(PAPER_FAMILIES)
+    return raw
+
+
+UPGRADES = (_recorded_form_and_families,)
+FORMAT = format_name("latency", UPGRADES)
 NOISY_SPREAD = 0.10  # (p90 - p10) / median above this: the entry is flagged noisy
 
 
@@ -108,7 +125,7 @@ class LatencyTable:
     def stale_programs(self) -> str | None:
         """A warning when this table timed programs of an older export form than this edgeens lowers, else None.
         Such a table still ranks architectures, but its scan stages were timed in a form since made faster."""
-        form = self.versions.get("export_form", 2)  # tables from before the field existed timed form 2
+        form = self.versions.get("export_form", EXPORT_FORM_VERSION)
         if form == EXPORT_FORM_VERSION:
             return None
         return (
@@ -166,8 +183,10 @@ class LatencyTable:
             raise ProfileError(f"latency table {path} does not exist; run `edgeens profile` first") from None
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ProfileError(f"latency table {path} is not readable JSON ({err}); measure it again") from None
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        upgraded = upgrade_format(raw, "latency", UPGRADES, path) if isinstance(raw, dict) else None
+        if upgraded is None:
             raise ProfileError(f"{path} is not an edgeens latency table (format {FORMAT})")
+        raw = upgraded
         try:
             table = cls(
                 **{k: v for k, v in raw.items() if k not in ("format", "fixed", "stages", "end_to_end")},

@@ -189,7 +189,7 @@ def _data_and_teacher(run: RunFolder) -> Section:
                 f"Every pair's split is listed in `{run.data.name}` (fingerprint {task.fingerprint[:16]}); the test "
                 "pairs were only scored, never trained, distilled, searched or selected on.",
             ]
-    else:  # a run folder from before data.json: the photo catalogue
+    else:  # a run folder without data.json ran on the photo catalogue
         items.append("Data: the photo catalogue (the run folder predates data.json).")
     summary = json.loads((run.teacher / "teacher.json").read_text()) if (run.teacher / "teacher.json").is_file() else {}
     if summary.get("source"):

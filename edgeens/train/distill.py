@@ -127,7 +127,7 @@ def ensure_features(
                 "--out folder for these settings, or delete its features/ and pool/ to distil again"
             )
         return
-    if complete:  # captured before capture.json existed: its settings are unknown, keep them as they are
+    if complete:  # features without capture.json: their settings are unknown, keep them as they are
         return
     # Every stage's input and output per crop pixel: the levels' widths (dim, 2, 4, 8x) at their resolutions sum to
     # 6.6 dim float32 pairs; held twice while each stage's list is concatenated.

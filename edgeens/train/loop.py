@@ -87,7 +87,7 @@ def check_same_recipe(run_dir: str | Path, recipe: TrainingRecipe) -> None:
     recorded = None
     if (run_dir / RECIPE_FILE).is_file():
         recorded = json.loads((run_dir / RECIPE_FILE).read_text())
-    else:  # folders from before recipe.json: the result's summary holds the recipe
+    else:  # a finished folder may hold its recipe in its result's summary alone
         for name in ("summary.json", "teacher.json"):
             if (run_dir / name).is_file():
                 recorded = json.loads((run_dir / name).read_text()).get("recipe")

@@ -12,13 +12,25 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import nn
 
-from edgeens.files import lock_holder
+from edgeens.files import format_name, lock_holder, upgrade_format
 from edgeens.models.checkpoint import CheckpointError, weights_hash
 from edgeens.models.restormer import Restormer
-from edgeens.models.space import Family, SearchSpace, Stage, families_from_dict, legacy_families
+from edgeens.models.space import Family, SearchSpace, Stage, families_from_dict, families_to_dict, legacy_families
 from edgeens.models.surrogates import build_surrogate
 
-POOL_FORMAT = "edgeens.pool.v1"
+
+def _families_named(manifest: dict) -> dict:
+    """Version 1 to 2: the manifest names its families and every surrogate its token; a version-1 manifest
+    without them holds MambaIR surrogates (at its `surrogate_config`), named by depth."""
+    if "families" not in manifest:
+        manifest["families"] = families_to_dict(legacy_families(manifest.pop("surrogate_config", None)))
+    for entry in manifest["surrogates"].values():
+        entry.setdefault("token", f"M{entry['depth']}")
+    return manifest
+
+
+UPGRADES = (_families_named,)
+POOL_FORMAT = format_name("pool", UPGRADES)
 
 
 class PoolError(CheckpointError):
@@ -38,11 +50,8 @@ class BlockPool(dict):
 
 
 def pool_families(manifest: dict) -> tuple[Family, ...]:
-    """The families a manifest declares (a pool from before families existed holds MambaIR at its
-    `surrogate_config`)."""
-    if "families" in manifest:
-        return families_from_dict(manifest["families"])
-    return legacy_families(manifest.get("surrogate_config"))
+    """The families a manifest declares."""
+    return families_from_dict(manifest["families"])
 
 
 def read_manifest(pool_dir: Path) -> dict | None:
@@ -65,12 +74,19 @@ def _read_json(path: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
         manifest = None
+    damaged = PoolError(
+        f"{path} is damaged (not a pool manifest); delete it and run edgeens distill with the same --out again "
+        "(the surrogates are distilled again)"
+    )
     if not isinstance(manifest, dict) or not isinstance(manifest.get("surrogates"), dict):
-        raise PoolError(
-            f"{path} is damaged (not a pool manifest); delete it and run edgeens distill with the same --out again "
-            "(the surrogates are distilled again)"
-        )
-    return manifest
+        raise damaged
+    try:
+        upgraded = upgrade_format(manifest, "pool", UPGRADES, path)
+    except (KeyError, TypeError, AttributeError):
+        raise damaged from None
+    if upgraded is None:
+        raise PoolError(f"{path}: unknown pool format {manifest.get('format')!r}")
+    return upgraded
 
 
 def intact(pool_dir: Path, entry: dict) -> bool:
@@ -97,8 +113,6 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
             )
         raise CheckpointError(f"{pool_dir} is not a block pool (no manifest.json); run `edgeens distill` first")
     manifest = _read_json(manifest_path)
-    if manifest.get("format") != POOL_FORMAT:
-        raise CheckpointError(f"{manifest_path}: unknown pool format {manifest.get('format')!r}")
     if manifest["teacher_hash"] != weights_hash(teacher):
         raise CheckpointError(
             f"{manifest_path} was built for another teacher (hash {manifest['teacher_hash'][:12]}...); distil a "
@@ -108,7 +122,7 @@ def load_pool(pool_dir: str | Path, teacher: Restormer) -> BlockPool:
     stages = {s.name: s for s in space.stages}
     modules: dict[tuple[str, str], nn.Module] = {}
     for entry in manifest["surrogates"].values():
-        token = entry.get("token", f"M{entry['depth']}")
+        token = entry["token"]
         module = build_surrogate(stages[entry["stage"]], token, space.family(token[0]))
         if not intact(pool_dir, entry):
             raise CheckpointError(

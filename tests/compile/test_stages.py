@@ -106,10 +106,12 @@ def test_unknown_program_keys_are_refused(tmp_path) -> None:
 
 
 def test_a_programs_folder_grows_by_family_but_never_mixes_two_meanings_of_a_letter(tmp_path) -> None:
-    from edgeens.compile.stages import _add_families
+    from edgeens.compile.stages import UPGRADES, _add_families
+    from edgeens.files import upgrade_format
     from edgeens.models.space import ArchitectureError, parse_families, preset_space
 
-    legacy = {"programs": {"fixed": {}, "latent--M2": {}}}  # a folder from before families: MambaIR at M
+    record = {"format": "edgeens.stages.v1", "programs": {"fixed": {}, "latent--M2": {}}}  # format 1: MambaIR at M
+    legacy = upgrade_format(record, "stages", UPGRADES, tmp_path)
     grown = _add_families(legacy, preset_space("tiny", parse_families("M,G")), tmp_path)
     assert list(grown["families"]) == ["M", "G"]
     with pytest.raises(ArchitectureError, match="defines family G as"):
@@ -149,3 +151,14 @@ def test_quantized_stage_programs_are_calibrated_on_the_features_each_stage_sees
         build_stage_programs(dataclasses.replace(request, quantization=w8a16), only, show_progress=False)
     with pytest.raises(CompileError, match="calibration image"):
         build_stage_programs(dataclasses.replace(request, quantization=Quantization("w8a8")), only, show_progress=False)
+
+
+def test_a_version_1_stage_programs_manifest_names_the_papers_family() -> None:
+    from edgeens.compile.stages import FORMAT, UPGRADES
+    from edgeens.files import upgrade_format
+    from edgeens.models.space import PAPER_FAMILIES, families_to_dict
+
+    built = upgrade_format({"format": "edgeens.stages.v1", "programs": {"fixed": {}}}, "stages", UPGRADES, "s")
+    empty = upgrade_format({"format": "edgeens.stages.v1", "programs": {}}, "stages", UPGRADES, "s")
+    assert built["families"] == families_to_dict(PAPER_FAMILIES) and empty["families"] == {}
+    assert built["format"] == FORMAT == "edgeens.stages.v2"

@@ -64,6 +64,31 @@ def test_save_and_load_round_trip(teacher: Restormer, tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["hybrid.safetensors"]  # no temporary left beside it
 
 
+def test_a_version_1_hybrid_file_loads_as_the_current_format(teacher: Restormer, tmp_path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from edgeens.models.hybrid import FORMAT
+
+    hybrid = HybridUNet.from_teacher(teacher, "M2-R-R-R-R-R-R-M2").eval()
+    hybrid.save(tmp_path / "hybrid.safetensors")
+    with safe_open(str(tmp_path / "hybrid.safetensors"), framework="pt") as f:
+        metadata, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    assert metadata["format"] == FORMAT == "edgeens.hybrid.v2"
+    # Format 1 without families: MambaIR at the recorded d_state and expansion (four directions).
+    old = {k: v for k, v in metadata.items() if k != "families"}
+    old |= {"format": "edgeens.hybrid.v1", "surrogate_config": '{"d_state": 16, "expand": 2.0}'}
+    save_file(state, str(tmp_path / "v1.safetensors"), metadata=old)
+    loaded = HybridUNet.load(tmp_path / "v1.safetensors")
+    assert loaded.space.families == hybrid.space.families
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), hybrid(x))
+    save_file(state, str(tmp_path / "bad.safetensors"), metadata={**old, "surrogate_config": "{d_state"})
+    with pytest.raises(CheckpointError, match="damaged or was edited"):
+        HybridUNet.load(tmp_path / "bad.safetensors")
+
+
 @pytest.mark.slow
 def test_paper_preset_mixed_hybrid_forward_at_64x64() -> None:
     teacher = Restormer(**PRESETS["paper"].to_dict()).eval()

@@ -76,24 +76,3 @@ def test_hybrid_with_new_families_saves_its_knobs_and_loads_alone(teacher: Resto
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(loaded(x), hybrid(x))
-
-
-def test_a_hybrid_file_from_before_families_loads_as_mambair(teacher: Restormer, tmp_path) -> None:
-    import json
-
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
-    hybrid = HybridUNet.from_teacher(teacher, "M2-R-R-R-R-R-R-R").eval()
-    hybrid.save(tmp_path / "new.safetensors")
-    with safe_open(str(tmp_path / "new.safetensors"), framework="pt") as f:
-        metadata = dict(f.metadata())
-        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    del metadata["families"]
-    metadata["surrogate_config"] = json.dumps({"d_state": 16, "expand": 2.0})
-    save_file(state, str(tmp_path / "old.safetensors"), metadata=metadata)
-    loaded = HybridUNet.load(tmp_path / "old.safetensors")
-    assert loaded.space.families == parse_families("M")
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), hybrid(x))

@@ -159,8 +159,7 @@ def test_a_table_of_programs_from_an_older_export_form_says_so() -> None:
     from edgeens.models import EXPORT_FORM_VERSION
 
     table = synthetic_table("tiny", height=8)
-    assert table.stale_programs() is not None  # no export form recorded: a table from before the field (form 2)
-    table.versions = tool_versions()  # what profile_host records now
+    table.versions = tool_versions()  # what profile_host records now (a format-1 table without it: form 2)
     assert table.versions["export_form"] == EXPORT_FORM_VERSION and table.stale_programs() is None
     table.versions["export_form"] = EXPORT_FORM_VERSION - 1
     assert "--remeasure with a fresh --programs folder" in table.stale_programs()
@@ -195,3 +194,22 @@ def test_the_precision_tables_script_sets_two_tables_side_by_side(tmp_path) -> N
     text = script["main"](str(tmp_path / "float.json"), str(tmp_path / "int8.json"), [])
     assert "| fixed | - |" in text and "| 2.00x |" in text
     assert "executorch-xnnpack w8a8" in text and "| R-R-R-R-R-R-R-R |" in text
+
+
+def test_a_version_1_table_is_read_as_the_current_format(tmp_path) -> None:
+    from edgeens.files import NewerFormatError
+    from edgeens.models import EXPORT_FORM_VERSION
+    from edgeens.models.space import PAPER_FAMILIES
+    from edgeens.profile.table import FORMAT
+
+    committed = Path(__file__).resolve().parents[2] / "profiles" / "host--executorch-xnnpack--256x256--tiny.json"
+    raw = json.loads(committed.read_text())  # written by format 1: no families, no export form
+    assert raw["format"] == "edgeens.latency.v1" and not raw.get("families") and "export_form" not in raw["versions"]
+    table = LatencyTable.load(committed)
+    assert table.space.families == PAPER_FAMILIES and table.versions["export_form"] == 2
+    assert EXPORT_FORM_VERSION > 2 and "export form 2" in table.stale_programs()
+    saved = json.loads(table.save(tmp_path / "t.json").read_text())
+    assert saved["format"] == FORMAT == "edgeens.latency.v2" and saved["families"]
+    (tmp_path / "new.json").write_text(json.dumps({**saved, "format": "edgeens.latency.v3"}))
+    with pytest.raises(NewerFormatError, match="newer edgeens"):
+        LatencyTable.load(tmp_path / "new.json")

@@ -77,12 +77,16 @@ def test_every_family_distils_and_a_pool_grows_by_family(teacher, features, tmp_
         distill_pool(teacher, features, tmp_path / "pool", recipe, parse_families("S=gated_conv"), show_progress=False)
 
 
-def test_a_pool_from_before_families_loads_as_mambair(teacher, features, tmp_path) -> None:
+def test_a_version_1_pool_without_families_loads_as_mambair(teacher, features, tmp_path) -> None:
     from edgeens.models.space import parse_families
+    from edgeens.train.pool import POOL_FORMAT
 
     distill_pool(teacher, features, tmp_path / "pool", DistillRecipe(steps=2), only=["latent-M2"], show_progress=False)
     path = tmp_path / "pool" / "manifest.json"
     manifest = json.loads(path.read_text())
+    assert manifest["format"] == POOL_FORMAT == "edgeens.pool.v2"
+    # Format 1: no families (MambaIR at surrogate_config) and surrogates named by depth alone.
+    manifest["format"] = "edgeens.pool.v1"
     del manifest["families"]
     manifest["surrogate_config"] = {"d_state": 16, "expand": 2.0}
     for entry in manifest["surrogates"].values():
@@ -90,6 +94,12 @@ def test_a_pool_from_before_families_loads_as_mambair(teacher, features, tmp_pat
     path.write_text(json.dumps(manifest))
     pool = load_pool(tmp_path / "pool", teacher)
     assert pool.space.families == parse_families("M") and ("latent", "M2") in pool
+    # Distilling more into it writes it in the current format.
+    distill_pool(
+        teacher, features, tmp_path / "pool", DistillRecipe(steps=2), only=["decoder1-M1"], show_progress=False
+    )
+    rewritten = json.loads(path.read_text())
+    assert rewritten["format"] == POOL_FORMAT and rewritten["surrogates"]["latent-M2"]["token"] == "M2"
 
 
 def test_surrogates_distilled_in_two_processes_equal_those_distilled_in_one(teacher, features, tmp_path) -> None:
