@@ -290,3 +290,48 @@ def test_a_teacher_is_not_trained_on_images_smaller_than_its_patches(tmp_path) -
     text = " ".join(result.output.split())
     assert result.exit_code == 2 and "dot.png is 1x1" in text, text
     assert not (tmp_path / "t" / "checkpoint.pt").exists()
+
+
+def test_every_commands_defaults_are_its_requests() -> None:
+    """One home for each default: an option named as a field of the request (or recipe) its command builds
+    defaults to that field's default, except where the command resolves the value or scales the recipe down."""
+    import dataclasses
+
+    import typer
+
+    from edgeens.compile.pipeline import CompileOptions
+    from edgeens.profile.request import ProfileRequest, TimingPolicy
+    from edgeens.search.ens import SearchSettings
+    from edgeens.search.step import SearchRequest
+    from edgeens.train.distill import DistillRecipe, DistillRequest
+    from edgeens.train.finetune import FinetunePatches, FinetuneRequest
+    from edgeens.train.loop import TrainingRecipe
+    from edgeens.train.teacher import TeacherRequest
+
+    homes = {
+        "search": (SearchSettings, SearchRequest),
+        "profile": (TimingPolicy, ProfileRequest),
+        "distill": (DistillRequest, DistillRecipe),
+        "finetune": (FinetuneRequest, FinetunePatches),
+        "teacher": (TrainingRecipe, TeacherRequest),
+        "compile": (CompileOptions,),
+    }
+    resolved = {"device", "precision"}  # "auto": edgeens.devices picks the torch device and precision
+    # Restormer's 300k iterations (checkpointed every 1000) in the recipe; the command trains the tiny preset.
+    scaled = {("teacher", "iterations"), ("teacher", "checkpoint_every")}
+    commands = typer.main.get_command(app).commands
+    checked = 0
+    for command, classes in homes.items():
+        for option in commands[command].params:
+            for cls in classes:
+                field = next((f for f in dataclasses.fields(cls) if f.name == option.name), None)
+                if field is None or field.default is dataclasses.MISSING or option.name in resolved:
+                    continue
+                if option.default is None or (command, option.name) in scaled:  # None: the field's default
+                    continue
+                default = option.default
+                if isinstance(field.default, tuple) and isinstance(default, str):  # a comma-separated list
+                    default = tuple(default.split(","))
+                assert default == field.default, (command, option.name, cls.__name__)
+                checked += 1
+    assert checked >= 35

@@ -48,7 +48,7 @@ from edgeens.workers import run_in_processes
 
 @dataclass(frozen=True)
 class DistillRecipe:
-    steps: int = 2000
+    steps: int = 500
     lr: float = 5e-4
     batch: int = 4
     checkpoint_every: int = 200
@@ -340,7 +340,7 @@ class DistillRequest:
     task: TaskData
     crops: int = 64
     patch: int = 64
-    steps: int = 500
+    steps: int = DistillRecipe.steps  # one home: the recipe's
     jobs: int = 1
     device: torch.device = torch.device("cpu")  # where the teacher captures and the surrogates train
     precision: str = "fp32"  # the surrogates' forward pass (edgeens.devices.resolve_precision)
