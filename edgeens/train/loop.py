@@ -40,6 +40,8 @@ Pairs = list[tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class TrainingRecipe:
+    """Restormer's recipe (its defaults are Restormer's denoising yml), for any model trained here."""
+
     iterations: int = 300_000
     lr: float = 3e-4
     weight_decay: float = 1e-4
