@@ -321,9 +321,8 @@ def measure_architectures(
         return
     families = table.space.families
     name = "{}" + quantization.suffix + ".pte"
-    surrogates = request.surrogates
-    to_lower = [(teacher, a, surrogates, families, example, folder / name.format(a), quantization) for a in pending]
-    to_lower = [task for task in to_lower if not task[5].is_file()]
+    surrogates, unlowered = request.surrogates, [a for a in pending if not (folder / name.format(a)).is_file()]
+    to_lower = [(teacher, a, surrogates, families, example, folder / name.format(a), quantization) for a in unlowered]
     lowered = run_in_processes(_lower_architecture, to_lower, request.jobs)
     for done, ((_, architecture, *_), _) in enumerate(lowered, 1):
         if progress:
