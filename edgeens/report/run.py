@@ -215,7 +215,7 @@ def _comparison(compare: dict[str, Any]) -> Section:
             f"{timing['policy']['rounds']} shuffled rounds ({timing['samples']['teacher']} and "
             f"{timing['samples']['ENS hybrid']} runs; 10-90% spread {spread})."
         )
-    schedule = compare.get("schedule")  # a comparison that trained no row records none
+    schedule = compare.get("schedule")  # optional: the report reads any compare.json it is given
     patches = ""
     if schedule:
         most, fewest = max(schedule["batch_sizes"]), min(schedule["batch_sizes"])
