@@ -76,6 +76,7 @@ class RunConfig:
     teacher_iterations: int = 1500
     families: str = DEFAULT_FAMILIES
     distill_steps: int = 150
+    distill_plateau: int = 0  # > 0: each surrogate stops on its held-out plateau (distill_steps is the ceiling)
     distill_patch: int = 32
     device: str = "host"
     compute_unit: str = "cpu"  # with an AI Hub device: where its programs run (cpu, gpu, npu)
@@ -287,6 +288,7 @@ def _distill(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         patch=config.distill_patch,
         steps=config.distill_steps,
         jobs=config.jobs,  # surrogates at a time, one process (one thread) each
+        plateau_patience=config.distill_plateau,
         device=device,
         precision=precision,
     )

@@ -117,7 +117,13 @@ def distill(
     sigma: Sigma = None,
     crops: int = typer.Option(64, min=4, help="Training crops whose stage features are captured."),
     patch: int = typer.Option(64, min=16, callback=side_check("--patch"), help="Crop size (multiple of 8)."),
-    steps: int = typer.Option(500, min=1, help="Optimisation steps per surrogate."),
+    steps: int = typer.Option(500, min=1, help="Steps per surrogate (the ceiling with --plateau-patience)."),
+    plateau_patience: int = typer.Option(
+        0,
+        min=0,
+        help="Stop a surrogate once its held-out alignment error has not improved by 0.5% over this many checks "
+        "(one every 100 steps); 0: train every surrogate all --steps.",
+    ),
     families: str = typer.Option(
         None,
         help="Surrogate families (default M,S,G): M (paper MambaIR), L, S (lighter), G (gated conv), X=kind:knobs.",
@@ -143,7 +149,19 @@ def distill(
         chosen = parse_families(families or DEFAULT_FAMILIES)
         teacher_model = Restormer.from_checkpoint(teacher_path)
         task = open_task_here(out, data, val_data, test_data, degradation, sigma, split_seed, patch)
-        request = DistillRequest(teacher_model, out, chosen, task, crops, patch, steps, jobs, place, mixed)
+        request = DistillRequest(
+            teacher_model,
+            out,
+            chosen,
+            task,
+            crops,
+            patch,
+            steps,
+            jobs,
+            plateau_patience=plateau_patience,
+            device=place,
+            precision=mixed,
+        )
         manifest = distill_step(request)
     if rank == 0:
         console.print(views.pool_view(manifest, out / "pool"))

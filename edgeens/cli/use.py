@@ -212,6 +212,12 @@ def run_command(
     ),
     teacher_iterations: int = typer.Option(1500, min=1, help="Teacher training iterations (if one is trained)."),
     distill_steps: int = typer.Option(150, min=1, help="Distillation steps per surrogate."),
+    distill_plateau: int = typer.Option(
+        0,
+        min=0,
+        help="Stop each surrogate once its held-out error has not improved for this many checks of 100 steps "
+        "(--distill-steps is then the ceiling); 0: every surrogate trains all --distill-steps.",
+    ),
     budget: int = typer.Option(40, min=2, help="Search evaluations."),
     top_k: int = typer.Option(3, min=1, help="Candidates near the knee to fine-tune."),
     finetune_iterations: int = typer.Option(100, min=1, help="Fine-tuning iterations per model."),
@@ -278,6 +284,7 @@ def run_command(
         teacher=teacher_path,
         teacher_iterations=teacher_iterations,
         distill_steps=distill_steps,
+        distill_plateau=distill_plateau,
         device=device,
         compute_unit=compute_unit,
         size=size,

@@ -48,6 +48,11 @@ from edgeens.workers import run_in_processes
 
 @dataclass(frozen=True)
 class DistillRecipe:
+    """Each surrogate's training: Adam with a cosine schedule over `steps`, on the teacher's captured features.
+    With `plateau_patience` > 0 it stops early once its held-out alignment error has not improved by
+    `plateau_tolerance` (relative) over `plateau_patience` checks, one every `plateau_every` steps: `steps` is then
+    a ceiling, and the pool records where each surrogate stopped."""
+
     steps: int = 500
     lr: float = 5e-4
     batch: int = 4
@@ -55,6 +60,9 @@ class DistillRecipe:
     seed: int = 0
     precision: str = "fp32"  # the surrogates' forward pass: fp32, or bf16 autocast on a GPU
     device: str = "cpu"  # where they train, with their stage's features moved there once
+    plateau_patience: int = 0  # 0: every surrogate trains all `steps`
+    plateau_every: int = 100
+    plateau_tolerance: float = 0.005
 
 
 def capture_features(
@@ -284,10 +292,10 @@ def _train_surrogate(
     before = alignment(surrogate, held["input"], held["output"])
     optimizer = torch.optim.Adam(surrogate.parameters(), lr=recipe.lr, fused=True)  # as the teacher's: faster
     rng = np.random.default_rng(recipe.seed)
-    start = 0
+    start, plateau = 0, Plateau(recipe)
     if partial.is_file():
         start, extra = load_training_state(partial, surrogate, optimizer, rng)
-        before = extra["before"]
+        before, plateau = extra["before"], Plateau(recipe, **extra.get("plateau", {}))
     # Python floats: a numpy scalar in the optimizer state would make the checkpoint unloadable with weights_only
     scheduler_lr = [recipe.lr * 0.5 * (1 + math.cos(math.pi * s / recipe.steps)) for s in range(recipe.steps + 1)]
     surrogate.train()
@@ -303,8 +311,13 @@ def _train_surrogate(
         optimizer.step()
         if report is not None and (step % 10 == 0 or step == recipe.steps):
             report(step, loss.item())
+        if recipe.plateau_patience and step % recipe.plateau_every == 0:
+            plateau.check(step, alignment(surrogate, held["input"], held["output"])["relative_l2"])
+            surrogate.train()
+            if plateau.stopped_at:
+                break
         if step % recipe.checkpoint_every == 0 and step < recipe.steps:
-            save_training_state(partial, surrogate, optimizer, step, rng, before=before)
+            save_training_state(partial, surrogate, optimizer, step, rng, before=before, plateau=plateau.state())
     after = alignment(surrogate, held["input"], held["output"])
     with atomic_path(pool_dir / f"{name}.safetensors") as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in surrogate.state_dict().items()}, str(tmp))
@@ -316,10 +329,36 @@ def _train_surrogate(
         "family": family.letter,
         "depth": int(token[1:]),
         "steps": recipe.steps,
+        "steps_run": plateau.stopped_at or recipe.steps,
+        "stopped": "plateau" if plateau.stopped_at else "budget",
+        "alignment_curve": plateau.curve,  # [step, held-out relative L2] at each plateau check
         "alignment_before": before,
         "alignment_after": after,
         "seconds": round(time.perf_counter() - started, 1),  # this run's share if it resumed
     }
+
+
+class Plateau:
+    """The early stop of one surrogate's distillation: the best held-out error so far, the checks since it, and
+    the curve of every check (kept in its checkpoint, so a resumed distillation stops where a straight one would)."""
+
+    def __init__(
+        self, recipe: DistillRecipe, best: float = math.inf, since_best: int = 0, curve: list | None = None
+    ) -> None:
+        self.recipe, self.best, self.since_best, self.curve = recipe, best, since_best, list(curve or [])
+        self.stopped_at: int | None = None
+
+    def check(self, step: int, error: float) -> None:
+        self.curve.append([step, error])
+        if error < self.best * (1 - self.recipe.plateau_tolerance):
+            self.best, self.since_best = error, 0
+        else:
+            self.since_best += 1
+        if self.since_best >= self.recipe.plateau_patience:
+            self.stopped_at = step
+
+    def state(self) -> dict:
+        return {"best": self.best, "since_best": self.since_best, "curve": self.curve}
 
 
 def training_crops(pairs: TrainingPairs, count: int, patch: int, seed: int) -> Tensor:
@@ -342,6 +381,7 @@ class DistillRequest:
     patch: int = 64
     steps: int = DistillRecipe.steps  # one home: the recipe's
     jobs: int = 1
+    plateau_patience: int = DistillRecipe.plateau_patience  # > 0: stop each surrogate on its held-out plateau
     device: torch.device = torch.device("cpu")  # where the teacher captures and the surrogates train
     precision: str = "fp32"  # the surrogates' forward pass (edgeens.devices.resolve_precision)
 
@@ -367,7 +407,12 @@ def _distill_step(request: DistillRequest, rank: int, show_progress: bool) -> di
         request.teacher,
         features,
         request.out / "pool",
-        DistillRecipe(steps=request.steps, precision=request.precision, device=str(request.device)),
+        DistillRecipe(
+            steps=request.steps,
+            precision=request.precision,
+            device=str(request.device),
+            plateau_patience=request.plateau_patience,
+        ),
         request.families,
         show_progress=show_progress and rank == 0,
         jobs=request.jobs,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -296,3 +297,53 @@ def test_a_pool_being_distilled_is_said_to_be_so_with_its_writer(teacher, tmp_pa
             load_pool(tmp_path / "pool", teacher)
     with pytest.raises(CheckpointError, match="run `edgeens distill` first"):  # finished or killed: nobody holds it
         load_pool(tmp_path / "pool", teacher)
+
+
+def test_a_plateau_stops_a_check_without_improvement_in_patience_checks() -> None:
+    from edgeens.train.distill import Plateau
+
+    plateau = Plateau(DistillRecipe(plateau_patience=2, plateau_tolerance=0.01))
+    for step, error in [(100, 0.5), (200, 0.4), (300, 0.399), (400, 0.3)]:  # 0.399: within 1%, no improvement
+        plateau.check(step, error)
+    assert plateau.stopped_at is None and plateau.best == 0.3 and plateau.since_best == 0
+    plateau.check(500, 0.3)
+    plateau.check(600, 0.31)
+    assert plateau.stopped_at == 600 and [s for s, _ in plateau.curve] == [100, 200, 300, 400, 500, 600]
+
+
+def test_distillation_to_the_plateau_stops_early_records_where_and_resumes_to_the_same_stop(
+    teacher, features, tmp_path
+) -> None:
+    import math
+
+    # A ceiling far past convergence for a 1-block surrogate at lr 5e-3: the held-out error stops improving first.
+    recipe = DistillRecipe(steps=2000, lr=5e-3, checkpoint_every=20, plateau_patience=2, plateau_every=20)
+    recipe = dataclasses.replace(recipe, plateau_tolerance=0.05)
+    only = ["encoder1-M1"]
+    straight = distill_pool(teacher, features, tmp_path / "straight", recipe, only=only, show_progress=False)
+    entry = straight["surrogates"]["encoder1-M1"]
+    assert entry["stopped"] == "plateau" and entry["steps"] == 2000 and entry["steps_run"] < 2000
+    curve = entry["alignment_curve"]
+    assert curve[-1][0] == entry["steps_run"] and len(curve) == entry["steps_run"] // 20
+    best = min(error for _, error in curve)
+    assert all(error > best * (1 - 0.05) for _, error in curve[-2:])  # the last two checks did not improve on it
+    assert math.isclose(entry["alignment_after"]["relative_l2"], curve[-1][1], rel_tol=1e-6)
+    # Killed after the first checkpoint: the resumed run stops at the same step with the same weights.
+    from edgeens.train import distill
+
+    original = distill.save_training_state
+
+    def stop_after_saving(*args, **kwargs):
+        original(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    distill.save_training_state = stop_after_saving
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            distill_pool(teacher, features, tmp_path / "resumed", recipe, only=only, show_progress=False)
+    finally:
+        distill.save_training_state = original
+    resumed = distill_pool(teacher, features, tmp_path / "resumed", recipe, only=only, show_progress=False)
+    assert resumed["surrogates"]["encoder1-M1"]["steps_run"] == entry["steps_run"]
+    a, b = (load_file(tmp_path / name / "encoder1-M1.safetensors") for name in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
