@@ -34,7 +34,7 @@ from edgeens.models import load_model
 from edgeens.profile.host import executorch_runner, measure_programs
 from edgeens.profile.request import TimingPolicy
 from edgeens.restore import eager_restorer, restore_array
-from edgeens.workers import set_threads
+from edgeens.workers import quiet_toolchain, set_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 25.0
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     set_threads(1)
+    quiet_toolchain()
     paths = dict(m.split("=", 1) for m in args.models) if args.models else DEFAULT_MODELS
     models: dict[str, nn.Module] = {"FFDNet (published, told sigma)": FFDNetAtSigma(SIGMA).eval()}
     for name, path in paths.items():
