@@ -122,7 +122,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
     test images (read one at a time), time the teacher and the ENS hybrid, and write compare.json and the report's
     crops."""
     from edgeens.train.finetune import RESULT, finetune_recipe, write_hybrid
-    from edgeens.train.loop import Training, check_same_recipe, train_in_processes
+    from edgeens.train.loop import Training, check_same_recipe, train_in_processes, training_seconds
     from edgeens.workers import run_in_processes
 
     folder, teacher, best = request.folder.compare, request.teacher, request.hybrid
@@ -167,6 +167,9 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         for label, model in models.items():
             with on_device(model, request.device):
                 scores[label] = score(model, task.test_pairs(), request.size)
+    trained_in = {label: folders[label] for label in folders} | {
+        "ENS hybrid": request.folder.finetune / best.architecture_string  # the candidate folders are named so
+    }
     rows = []
     for label, architecture, _ in rows_spec:
         psnr, ssim = scores[label]
@@ -179,6 +182,8 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
                 "ssim": ssim,
                 "predicted_ms": predicted,
                 "measured_ms": measured.get(label),
+                # the embedded teacher's own training is in its asset's JSON; the ENS hybrid trained in finetune/
+                "train_seconds": None if label == "teacher" else training_seconds(trained_in[label]),
             }
         )
     for row in rows:  # like with like: measured against measured, else prediction against prediction

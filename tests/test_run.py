@@ -126,6 +126,10 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     assert retrained["architecture"] == compare["rows"][0]["architecture"] and retrained["measured_ms"] is None
     assert compare["timing"]["threads"] == 1 and set(compare["timing"]["samples"]) == {"teacher", "ENS hybrid"}
     assert "the teacher fine-tuned for as long" in (report / "report.md").read_text()
+    # Wall time per row: every trained row (the ENS hybrid's from its fine-tuning), none for the embedded teacher.
+    assert compare["rows"][0]["train_seconds"] is None
+    assert all(r["train_seconds"] > 0 for r in compare["rows"][1:]), compare["rows"]
+    assert "| training wall time |" in (report / "report.md").read_text()
     # What a user would try first, on the same test photos: the noisy input and non-local means told sigma.
     assert [r["model"] for r in compare["references"]] == ["degraded input", "non-local means"]
     assert all(20 < r["psnr"] < 40 for r in compare["references"])

@@ -201,12 +201,16 @@ def _data_and_teacher(run: RunFolder) -> Section:
 
 def _comparison(compare: dict[str, Any]) -> Section:
     timing = compare.get("timing") or {}
+    timed_rows = any(r.get("train_seconds") for r in compare["rows"])  # compare.json from before rows were timed: no
     comparison = [["model", "architecture", "PSNR dB", "SSIM", "latency ms", "speed-up"]]
+    comparison[0] += ["training wall time"] if timed_rows else []
     for r in compare["rows"]:
         speedup = f"{r['speedup']:.2f}x ({r['speedup_from'][0]})" if r.get("speedup") else ""
-        comparison.append([r["model"], r["architecture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", _ms(r), speedup])
+        row = [r["model"], r["architecture"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", _ms(r), speedup]
+        comparison.append(row + ([_duration(r.get("train_seconds"))] if timed_rows else []))
     for r in compare.get("references", []):
-        comparison.append([r["model"], r["note"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "", ""])
+        row = [r["model"], r["note"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", "", ""]
+        comparison.append(row + ([""] if timed_rows else []))
     timed = ""
     if timing:
         spread = " and ".join(f"{lo:.0f}-{hi:.0f} ms" for lo, hi in timing["spread_ms"].values())
@@ -237,6 +241,11 @@ def _comparison(compare: dict[str, Any]) -> Section:
         f"recipe{patches}. Latency: measured end to end where marked (m), else the latency table's prediction (p); a "
         "speed-up compares measured with measured (m), or prediction with prediction (p)." + timed
     )
+    if timed_rows:
+        text += (
+            " Training wall time: each row's own training (the ENS hybrid's in the fine-tuning step), summed over "
+            "the run's restarts, one thread per row, with as many rows at a time as the run's --jobs."
+        )
     return ("The paper's comparison at this scale", [text, comparison])
 
 
@@ -298,6 +307,12 @@ def _deployment(compiled: dict[str, Any], export: Path) -> Section:
             f"{onnx['verification']['max_abs_error']:.1e}) in `{export}`." + "".join(quantized),
         ],
     )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
 
 def _ms(row: dict[str, Any]) -> str:

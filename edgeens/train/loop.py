@@ -138,6 +138,22 @@ def _shared_validation(model: torch.nn.Module, pairs: list, rank: int, world: in
     return float(total[0] / total[1])
 
 
+def training_seconds(run_dir: Path) -> float | None:
+    """Wall time a folder's training has taken so far, summed over its restarts (every iteration's log line carries
+    the running total), or None when its log has no timed iterations (none yet, or written before logs were timed)."""
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return None
+    seconds = None
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        if "loss" in entry:  # an iteration's line (validation lines carry no time)
+            if "seconds" not in entry:
+                return None  # some iterations untimed: a total would undercount
+            seconds = entry["seconds"]
+    return seconds
+
+
 def _truncate_log(path: Path, last_iteration: int) -> None:
     if path.is_file():
         lines = [line for line in path.read_text().splitlines() if json.loads(line)["iteration"] <= last_iteration]
@@ -245,7 +261,10 @@ def _train_on_device(
 
     model.train()
     stop = recipe.iterations if max_steps_this_run is None else min(recipe.iterations, start + max_steps_this_run)
-    started = time.perf_counter()
+    # The log carries the running training time, so that a row's wall time survives restarts (the truncated log
+    # ends at the checkpoint the training resumes from, with the time spent up to it).
+    earlier = (training_seconds(run_dir) or 0.0) if start > 0 else 0.0
+    started, elapsed = time.perf_counter(), earlier
     with (
         (run_dir / "log.jsonl").open("a") if rank == 0 else open(os.devnull, "w") as log,
         Progress(
@@ -283,6 +302,7 @@ def _train_on_device(
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
             progress.update(task, completed=iteration, loss=value)
+            elapsed = earlier + time.perf_counter() - started
             log.write(
                 json.dumps(
                     {
@@ -292,6 +312,7 @@ def _train_on_device(
                         "patch": patch,
                         "batch": batch,
                         "ranks": world,
+                        "seconds": round(elapsed, 3),
                     }
                 )
                 + "\n"
@@ -314,6 +335,7 @@ def _train_on_device(
         "iterations": recipe.iterations,
         "ranks": world,
         "seconds_this_run": time.perf_counter() - started,
+        "training_seconds": round(elapsed, 3),  # as the log's last line says
         "threads": torch.get_num_threads(),
         "device": str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})",
         "validation_psnr": _shared_validation(model, validation, rank, world) if validation else None,

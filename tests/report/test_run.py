@@ -23,3 +23,21 @@ def test_a_report_says_first_which_part_of_the_bar_its_hybrid_gives_up() -> None
     missed = given_up(comparison(0.95, 30.4, 31.5, 30.56))  # make demo on 2026-12-05, without a latency bound
     assert missed[0] == "speed: 0.95x measured, below 1.5x" and "non-local means (30.56 dB)" in missed[-1]
     assert given_up(comparison(2.0, 30.0, None, 29.0)) == []  # nothing to compare the gap with: not claimed missed
+
+
+def test_the_comparison_gives_each_trained_row_its_wall_time_when_the_rows_were_timed() -> None:
+    from edgeens.report.run import _comparison
+
+    row = {"architecture": "R", "ssim": 0.9, "measured_ms": 100.0, "predicted_ms": 90.0}
+    rows = [
+        {**row, "model": "teacher", "psnr": 31.6, "speedup": 1.0, "speedup_from": "m", "train_seconds": None},
+        {**row, "model": "ENS hybrid", "psnr": 31.0, "speedup": 2.0, "speedup_from": "m", "train_seconds": 1800.0},
+        {**row, "model": "MambaIR only", "psnr": 30.0, "speedup": 0.5, "speedup_from": "p", "train_seconds": 9000.0},
+    ]
+    title, (text, table) = _comparison({"rows": rows, "references": [], "iterations": 6000})
+    assert table[0][-1] == "training wall time" and [r[-1] for r in table[1:]] == ["", "30 min", "2.5 h"]
+    assert "summed over the run's restarts" in text
+    for r in rows:  # a compare.json from before rows were timed: no column rather than an empty one
+        del r["train_seconds"]
+    _, (_, table) = _comparison({"rows": rows, "references": [], "iterations": 6000})
+    assert table[0][-1] == "speed-up"

@@ -17,6 +17,7 @@ from edgeens.train.loop import (
     check_same_recipe,
     learning_rate,
     train_restoration,
+    training_seconds,
 )
 from edgeens.train.teacher import train_teacher
 
@@ -76,6 +77,27 @@ def test_a_killed_run_resumes_exactly(data, tmp_path) -> None:
         assert torch.equal(value, fresh.state_dict()[key]), key
     iterations = [json.loads(line)["iteration"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 11))
+
+
+def test_the_training_wall_time_is_summed_over_restarts(data, tmp_path) -> None:
+    """Every iteration's log line carries the running training time; a resumed run goes on from the time logged at
+    its checkpoint, so a row's wall time in a report counts every session it trained in, and nothing twice."""
+    torch.manual_seed(0)
+    model = Restormer(**SMALL)
+    assert training_seconds(tmp_path) is None  # nothing trained yet
+    train_teacher(model, data, recipe(10), tmp_path, max_steps_this_run=6, show_progress=False)
+    first = training_seconds(tmp_path)
+    assert first is not None and first > 0
+    summary = train_teacher(Restormer(**SMALL), data, recipe(10), tmp_path, show_progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    seconds = [entry["seconds"] for entry in log]
+    assert seconds == sorted(seconds) and seconds[5] == pytest.approx(first)  # iteration 6: the first run's total
+    assert summary["training_seconds"] == pytest.approx(training_seconds(tmp_path), abs=0.01)
+    assert summary["training_seconds"] > first + 0.5 * summary["seconds_this_run"]
+    untimed = tmp_path / "untimed"  # a log from before iterations were timed: no total rather than an undercount
+    untimed.mkdir()
+    (untimed / "log.jsonl").write_text(json.dumps({"iteration": 1, "loss": 0.1}) + "\n")
+    assert training_seconds(untimed) is None
 
 
 def test_a_second_process_training_into_the_same_folder_stops_before_touching_it(data, tmp_path) -> None:
