@@ -13,7 +13,6 @@ part (a skip connection) can never be overwritten by another part. That costs me
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -283,14 +282,14 @@ def _value_shapes(teacher: Restormer, height: int, width: int) -> dict[str, tupl
 def link_architecture(teacher: Restormer, architecture: Sequence[str], stages_folder: str | Path) -> bytes:
     """The whole hybrid `architecture` (one choice per stage) as one program, linked from the stage programs in
     `stages_folder` (built by edgeens.compile.stages for this teacher) and the glue programs."""
+    from edgeens.compile.stages import read_manifest
+
     folder = Path(stages_folder)
-    try:
-        manifest = json.loads((folder / "stages.json").read_text())
-    except (OSError, ValueError):
+    manifest = read_manifest(folder)  # an older version's manifest upgraded, as the stage builder reads it
+    if manifest is None:
         raise CompileError(
-            f"{folder} holds no readable stages.json; build the stage programs first "
-            "(edgeens profile --device host ...)"
-        ) from None
+            f"{folder} holds no stages.json; build the stage programs first (edgeens profile --device host ...)"
+        )
     from edgeens.models.checkpoint import weights_hash
 
     if manifest.get("teacher_sha256") != weights_hash(teacher):

@@ -260,6 +260,21 @@ def _build_one(
     }
 
 
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """A stage-programs folder's manifest in the current format (an older version upgraded as it is read), or None
+    when the folder has none; an unreadable one is a CompileError."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = upgrade_format(json.loads(path.read_text()), "stages", UPGRADES, path)
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
+        manifest = None
+    if manifest is None:
+        raise CompileError(f"{path} is unreadable or not a stage-programs manifest; delete it to rebuild them")
+    return manifest
+
+
 def _open_manifest(
     out: Path, teacher: Restormer, space: SearchSpace, height: int, width: int, from_pool: bool
 ) -> dict[str, Any]:
@@ -272,13 +287,8 @@ def _open_manifest(
         "export_form": EXPORT_FORM_VERSION,
     }
     path = out / MANIFEST
-    if path.is_file():
-        try:
-            manifest = upgrade_format(json.loads(path.read_text()), "stages", UPGRADES, path)
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError):
-            manifest = None
-        if manifest is None:
-            raise CompileError(f"{path} is unreadable or not a stage-programs manifest; delete it to rebuild them")
+    manifest = read_manifest(out)
+    if manifest is not None:
         if {k: manifest.get(k) for k in identity} == identity:
             return _add_families(manifest, space, path)
         raise CompileError(

@@ -61,8 +61,13 @@ def test_linking_refuses_what_does_not_fit(small_stage_programs, tmp_path) -> No
     other = Restormer(**SMALL_TEACHER).eval()
     with pytest.raises(CompileError, match="another teacher"):
         link_architecture(other, ("R",) * 8, folder)
-    with pytest.raises(CompileError, match="no readable stages.json"):
+    with pytest.raises(CompileError, match="holds no stages.json"):
         link_architecture(teacher, ("R",) * 8, tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "stages.json").write_text("{not json")
+    with pytest.raises(CompileError, match="unreadable or not a stage-programs manifest"):
+        link_architecture(teacher, ("R",) * 8, broken)
     partial = tmp_path / "partial"
     shutil.copytree(folder / GLUE_FOLDER, partial / GLUE_FOLDER)
     programs = {k: v for k, v in manifest["programs"].items() if k != "latent--R"}
