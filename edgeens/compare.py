@@ -167,7 +167,7 @@ def compare_step(request: CompareRequest, say: Callable[[str], None] = print) ->
         for label, model in models.items():
             with on_device(model, request.device):
                 scores[label] = score(model, task.test_pairs(), request.size)
-    trained_in = {label: folders[label] for label in folders} | {
+    trained_in = folders | {
         "ENS hybrid": request.folder.finetune / best.architecture_string  # the candidate folders are named so
     }
     rows = []
