@@ -69,8 +69,9 @@ def process_group_backend(device: torch.device) -> str:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`--precision auto|fp32|bf16` on `device`: auto is bf16 on a GPU that supports it, fp32 elsewhere (a CPU's
-    bf16 autocast is slower than fp32 on most CPUs, and the tiny models gain nothing from it)."""
+    """`--precision auto|fp32|bf16` on `device`: auto is bf16 on a GPU that supports it, fp32 elsewhere. On a CPU
+    with AVX512-BF16, bf16 autocast speeds the teacher's step 1.2-1.35x but not the scanning hybrids' (measured in
+    docs/measurements.md), and CPUs without it run it slower: a user asks for it."""
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown --precision {precision!r}: give {', '.join(PRECISIONS)}")
     bf16_here = device.type == "cuda" and torch.cuda.is_bf16_supported()
