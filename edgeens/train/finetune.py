@@ -101,7 +101,7 @@ def _finetune(
         folders = {a: out / m.architecture_string for a, m in models.items()}
         pending = [(m, folders[a], a) for a, m in models.items() if not (folders[a] / RESULT).is_file()]
         trainings = [Training(m, data, recipe, f, write_hybrid, validation, a, device=device) for m, f, a in pending]
-        train_in_processes(trainings, jobs)
+        train_in_processes(trainings, jobs, show_progress=show_progress)
     for architecture, model in models.items():
         folder = out / model.architecture_string
         before = composed[architecture]

@@ -15,8 +15,9 @@ import dataclasses
 import json
 import math
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich import get_console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from edgeens.data.task import TrainingPairs
 from edgeens.data.transforms import ProgressiveSchedule
@@ -176,16 +178,87 @@ class Training:
     device: torch.device | None = None  # where it trains (default: the CPU)
 
 
-def train_in_processes(trainings: list[Training], jobs: int = 1, say: Callable[[str], None] | None = None) -> None:
+def train_in_processes(
+    trainings: list[Training], jobs: int = 1, say: Callable[[str], None] | None = None, show_progress: bool = True
+) -> None:
     """Run several independent trainings `jobs` at a time in worker processes of one thread each (small models keep
     one thread busy, so two processes finish about twice as fast as one with two threads). Each resumes from its own
-    checkpoint; with `jobs` 1 they train here, one by one, with progress bars."""
+    checkpoint; with `jobs` 1 they train here, one by one, with progress bars; with more, this process follows them
+    in their logs (`watch_trainings`)."""
     from edgeens.workers import run_in_processes
 
-    tasks = [(training, None, None, jobs == 1) for training in trainings]
-    for done, ((training, *_), _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
-        if say:
-            say(f"trained {training.label} ({done}/{len(tasks)})")
+    tasks = [(training, None, None, jobs == 1 and show_progress) for training in trainings]
+    watched = [(t.label, Path(t.run_dir), t.recipe.iterations) for t in trainings]
+    parallel = jobs > 1 and len(tasks) > 1
+    with watch_trainings(watched, say) if parallel and show_progress else contextlib.nullcontext():
+        for done, ((training, *_), _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
+            if say:
+                say(f"trained {training.label} ({done}/{len(tasks)})")
+
+
+def logged_iteration(run_dir: Path) -> int:
+    """The last iteration in a folder's training log (0 before its first line): how far a training in another
+    process has come, as of its last flush (every checkpoint). Reads the file's tail only."""
+    try:
+        with (run_dir / "log.jsonl").open("rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 4096))
+            lines = file.read().decode(errors="replace").splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["iteration"])
+        except (ValueError, KeyError, TypeError):  # the tail's first line is cut, or a line is being written
+            continue
+    return 0
+
+
+@contextlib.contextmanager
+def watch_trainings(
+    trainings: list[tuple[str, Path, int]], say: Callable[[str], None] | None = None, every: float | None = None
+) -> Iterator[None]:
+    """While other processes run `trainings` (label, folder, iterations): one progress bar each on a terminal, read
+    from their logs every 2 s; elsewhere (a log file) one line through `say` (default: print) every `every`
+    seconds (default 10 minutes), so that hours of training are not hours of silence."""
+    console = get_console()
+    terminal = console.is_terminal
+    every = every if every is not None else (2.0 if terminal else 600.0)
+    say = say or console.print
+    stop = threading.Event()
+
+    def status() -> str:
+        def state(label: str, folder: Path, total: int) -> str:
+            done = logged_iteration(folder)
+            return f"{label} {done}/{total}" if 0 < done < total else f"{label} {'done' if done else 'waiting'}"
+
+        return "training: " + ", ".join(state(*training) for training in trainings)
+
+    if terminal:
+        progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        )
+        bars = [progress.add_task(label, total=total, completed=logged_iteration(f)) for label, f, total in trainings]
+
+        def follow() -> None:
+            while not stop.wait(every):
+                for bar, (_, folder, _) in zip(bars, trainings, strict=True):
+                    progress.update(bar, completed=logged_iteration(folder))
+
+    else:
+        progress = contextlib.nullcontext()
+
+        def follow() -> None:
+            while not stop.wait(every):
+                say(status())
+
+    thread = threading.Thread(target=follow, name="watch-trainings", daemon=True)
+    with progress:
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
 
 def train_restoration(
