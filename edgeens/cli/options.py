@@ -22,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+# Into a log file a line stays one line (rich would wrap it at 80 columns, mid-phrase): grep and tail read it whole.
+console.soft_wrap = not console.is_terminal
 
 
 PIPELINE, USE, MEASURE = "Pipeline steps", "Using a model", "Measurements"  # the panels of `edgeens --help`
