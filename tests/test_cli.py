@@ -335,3 +335,13 @@ def test_every_commands_defaults_are_its_requests() -> None:
                 assert default == field.default, (command, option.name, cls.__name__)
                 checked += 1
     assert checked >= 35
+
+
+def test_a_long_line_goes_into_a_log_file_whole() -> None:
+    from edgeens.cli.options import console
+
+    assert not console.is_terminal, "run under pytest's output capture (this test is about a log file)"
+    line = "compare: training " + ", ".join(f"row {i} of the comparison" for i in range(8)) + ", 2 at a time"
+    with console.capture() as captured:
+        console.print(line)
+    assert len(line) > 80 and captured.get() == line + "\n"  # rich would wrap it at 80 columns

@@ -189,8 +189,8 @@ def train_in_processes(
 
     tasks = [(training, None, None, jobs == 1 and show_progress) for training in trainings]
     watched = [(t.label, Path(t.run_dir), t.recipe.iterations) for t in trainings]
-    parallel = jobs > 1 and len(tasks) > 1
-    with watch_trainings(watched, say) if parallel and show_progress else contextlib.nullcontext():
+    follow = show_progress and jobs > 1 and len(tasks) > 1
+    with watch_trainings(watched, say) if follow else contextlib.nullcontext():
         for done, ((training, *_), _) in enumerate(run_in_processes(train_restoration, tasks, jobs), 1):
             if say:
                 say(f"trained {training.label} ({done}/{len(tasks)})")
@@ -213,6 +213,11 @@ def logged_iteration(run_dir: Path) -> int:
     return 0
 
 
+def _training_state(label: str, folder: Path, total: int) -> str:
+    done = logged_iteration(folder)
+    return f"{label} {done}/{total}" if 0 < done < total else f"{label} {'done' if done else 'waiting'}"
+
+
 @contextlib.contextmanager
 def watch_trainings(
     trainings: list[tuple[str, Path, int]], say: Callable[[str], None] | None = None, every: float | None = None
@@ -223,33 +228,25 @@ def watch_trainings(
     console = get_console()
     terminal = console.is_terminal
     every = every if every is not None else (2.0 if terminal else 600.0)
-    say = say or console.print
     stop = threading.Event()
-
-    def status() -> str:
-        def state(label: str, folder: Path, total: int) -> str:
-            done = logged_iteration(folder)
-            return f"{label} {done}/{total}" if 0 < done < total else f"{label} {'done' if done else 'waiting'}"
-
-        return "training: " + ", ".join(state(*training) for training in trainings)
-
     if terminal:
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
-        )
+        columns = TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+        progress = Progress(*columns, console=console)
         bars = [progress.add_task(label, total=total, completed=logged_iteration(f)) for label, f, total in trainings]
 
-        def follow() -> None:
-            while not stop.wait(every):
-                for bar, (_, folder, _) in zip(bars, trainings, strict=True):
-                    progress.update(bar, completed=logged_iteration(folder))
+        def report() -> None:
+            for bar, (_, folder, _) in zip(bars, trainings, strict=True):
+                progress.update(bar, completed=logged_iteration(folder))
 
     else:
-        progress = contextlib.nullcontext()
+        progress, tell = contextlib.nullcontext(), say or console.print
 
-        def follow() -> None:
-            while not stop.wait(every):
-                say(status())
+        def report() -> None:
+            tell("training: " + ", ".join(_training_state(*training) for training in trainings))
+
+    def follow() -> None:
+        while not stop.wait(every):
+            report()
 
     thread = threading.Thread(target=follow, name="watch-trainings", daemon=True)
     with progress:
