@@ -60,6 +60,10 @@ demo: $(STAMP) photos
 demo-int8: $(STAMP) photos
 	$(VENV)/bin/edgeens run --out runs/demo-w8a8 --reports reports $(DEMO_BUDGETS) --quantize w8a8
 
+# The long runs below go on from their committed milestone (milestones/, scripts/milestone.py) on a machine that
+# lacks their run folder; a folder that exists is never touched.
+RESTORE := $(PY) scripts/milestone.py restore
+
 # The configuration behind reports/tiny-2x, the paper's whole comparison: a 2x latency bound, every family distilled
 # until its held-out alignment levels off (at most 4000 steps), 6000 fine-tuning iterations on 64-128 px patches
 # (the G blocks' global pooling learns the patches' statistics) for the two best candidates and for every row
@@ -69,16 +73,19 @@ demo-int8: $(STAMP) photos
 DEMO_FULL_BUDGETS := --speedup 2 --finetune-iterations 6000 --top-k 2 --finetune-patch 128 --finetune-min-patch 64 \
   --finetune-batch-pixels 4096 --reports reports
 demo-full: $(STAMP) photos
+	$(RESTORE) runs/tiny-2x
 	$(VENV)/bin/edgeens run --out runs/tiny-2x $(DEMO_FULL_BUDGETS) --baselines all --distill-steps 4000 \
 	  --distill-plateau 5
 
 # The paper's headline tasks on the catalogue, with demo-full's budgets and each task's embedded teacher
 # (edgeens/assets/teacher-tiny-{motion-blur,rain-streaks}): reports/tiny-deblur and reports/tiny-derain. Resumable.
 demo-deblur: $(STAMP) photos
+	$(RESTORE) runs/tiny-deblur
 	$(VENV)/bin/edgeens run --out runs/tiny-deblur --degradation motion_blur $(DEMO_FULL_BUDGETS) \
 	  --baselines teacher-finetuned
 
 demo-derain: $(STAMP) photos
+	$(RESTORE) runs/tiny-derain
 	$(VENV)/bin/edgeens run --out runs/tiny-derain --degradation rain_streaks $(DEMO_FULL_BUDGETS) \
 	  --baselines teacher-finetuned
 
