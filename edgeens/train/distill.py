@@ -220,6 +220,17 @@ def distill_pool(
         TimeRemainingColumn(),
         disable=not show_progress,
     ) as bar:
+        started, finished = time.perf_counter(), 0
+
+        def log_line(name: str, entry: dict) -> None:
+            """Into a log file (no bars there) one line per surrogate, so that hours of distillation show progress."""
+            if show_progress and not bar.console.is_terminal:
+                minutes = (time.perf_counter() - started) / 60
+                bar.console.print(
+                    f"distilled {name} ({finished}/{len(pending)}, {minutes:.0f} min): {entry['steps_run']} steps, "
+                    f"stopped on {entry['stopped']}, relative L2 {entry['alignment_after']['relative_l2']:.3f}"
+                )
+
         if jobs > 1 and len(pending) > 1:  # one bar over surrogates: the workers train quietly
             overall = bar.add_task(f"distilling, {jobs} at a time", total=len(pending), status="")
             for (stage, token, *_), entry in run_in_processes(_distill_one, pending, jobs):
@@ -227,6 +238,8 @@ def distill_pool(
                 write_json(fragment, manifest)  # progress survives a kill
                 after = entry["alignment_after"]["relative_l2"]
                 bar.update(overall, advance=1, status=f"{surrogate_name(stage, token)}: rel. L2 {after:.3f}")
+                finished += 1
+                log_line(surrogate_name(stage, token), entry)
         else:
             for arguments in pending:
                 name = surrogate_name(*arguments[:2])
@@ -238,6 +251,8 @@ def distill_pool(
 
                 manifest["surrogates"][name] = {**_distill_one(*arguments, report), "rank": rank}
                 write_json(fragment, manifest)  # this rank's progress survives a kill
+                finished += 1
+                log_line(name, manifest["surrogates"][name])
     if world > 1:
         torch.distributed.barrier()
     if rank == 0:

@@ -56,6 +56,15 @@ def test_distillation_lowers_alignment_error_and_writes_a_pool(teacher, features
         assert hybrid.eval()(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def test_into_a_log_file_each_finished_surrogate_is_one_line(teacher, features, tmp_path, capsys) -> None:
+    # Under pytest stdout is not a terminal: the bars draw nothing there, so hours of distillation would be silent.
+    only = ["encoder1-M1", "latent-M2"]
+    distill_pool(teacher, features, tmp_path / "pool", DistillRecipe(steps=4), only=only, show_progress=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("distilled ")]
+    assert [line.split()[1] for line in lines] == only
+    assert "(2/2, " in lines[1] and "4 steps, stopped on budget, relative L2 " in lines[1]
+
+
 def test_every_family_distils_and_a_pool_grows_by_family(teacher, features, tmp_path) -> None:
     from edgeens.models.space import parse_families
 
