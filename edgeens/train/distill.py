@@ -228,7 +228,8 @@ def distill_pool(
                 minutes = (time.perf_counter() - started) / 60
                 bar.console.print(
                     f"distilled {name} ({finished}/{len(pending)}, {minutes:.0f} min): {entry['steps_run']} steps, "
-                    f"stopped on {entry['stopped']}, relative L2 {entry['alignment_after']['relative_l2']:.3f}"
+                    f"stopped on {entry['stopped']}, relative L2 {entry['alignment_after']['relative_l2']:.3f}",
+                    soft_wrap=True,  # a log file's line stays whole (the console wraps at 80 columns off a terminal)
                 )
 
         if jobs > 1 and len(pending) > 1:  # one bar over surrogates: the workers train quietly

@@ -63,6 +63,7 @@ def test_into_a_log_file_each_finished_surrogate_is_one_line(teacher, features, 
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("distilled ")]
     assert [line.split()[1] for line in lines] == only
     assert "(2/2, " in lines[1] and "4 steps, stopped on budget, relative L2 " in lines[1]
+    assert all(line.split()[-1].replace(".", "").isdigit() for line in lines)  # the figure on the same line
 
 
 def test_every_family_distils_and_a_pool_grows_by_family(teacher, features, tmp_path) -> None:
