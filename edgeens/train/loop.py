@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +240,8 @@ def watch_trainings(
                 progress.update(bar, completed=logged_iteration(folder))
 
     else:
-        progress, tell = contextlib.nullcontext(), say or console.print
+        progress = contextlib.nullcontext()
+        tell = say or partial(console.print, soft_wrap=True)  # one line in a log file, however many rows
 
         def report() -> None:
             tell("training: " + ", ".join(_training_state(*training) for training in trainings))
@@ -393,7 +395,9 @@ def _train_on_device(
                 score = _shared_validation(model, validation, rank, world)
                 log.write(json.dumps({"iteration": iteration, "validation_psnr": score}) + "\n")
                 if rank == 0:
-                    progress.console.print(f"{label} iteration {iteration}: validation PSNR {score:.2f} dB")
+                    progress.console.print(
+                        f"{label} iteration {iteration}: validation PSNR {score:.2f} dB", soft_wrap=True
+                    )
             if rank == 0 and (iteration % recipe.checkpoint_every == 0 or iteration == stop):
                 log.flush()
                 save_training_state(checkpoint_path, model, optimizer, iteration, np.random.default_rng())

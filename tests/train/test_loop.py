@@ -50,6 +50,18 @@ def test_the_watch_says_each_trainings_progress_now_and_then_when_output_is_a_fi
     assert len(said) == count  # the watch stopped with the block
 
 
+def test_without_a_say_the_watch_prints_each_line_whole_into_the_file(tmp_path, monkeypatch) -> None:
+    log_file = io.StringIO()
+    monkeypatch.setattr(loop, "get_console", lambda: Console(file=log_file, width=80))
+    labels = ["teacher, fine-tuned", "MambaIR only", "50/50 (MambaIR in every other stage)", "random hybrid", "ENS"]
+    for label in labels:
+        write_log(tmp_path / label, range(1, 2001))
+    with watch_trainings([(label, tmp_path / label, 6000) for label in labels], every=0.05):
+        time.sleep(0.3)
+    lines = log_file.getvalue().splitlines()
+    assert lines and all(line.startswith("training: ") and line.endswith("ENS 2000/6000") for line in lines)
+
+
 def test_the_watch_draws_one_bar_per_training_on_a_terminal(tmp_path, monkeypatch) -> None:
     screen = io.StringIO()
     monkeypatch.setattr(loop, "get_console", lambda: Console(file=screen, force_terminal=True, width=100))
