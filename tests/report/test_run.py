@@ -25,6 +25,20 @@ def test_a_report_says_first_which_part_of_the_bar_its_hybrid_gives_up() -> None
     assert given_up(comparison(2.0, 30.0, None, 29.0)) == []  # nothing to compare the gap with: not claimed missed
 
 
+def test_a_deconvolution_told_the_kernel_places_the_teacher_but_is_no_bar_for_the_hybrid() -> None:
+    from edgeens.classical import NON_BLIND
+
+    deblurring = comparison(2.34, 28.76, 29.0, 0.0)  # reports/tiny-deblur's hybrid, 0.24 dB from the teacher retrained
+    deblurring["references"] = [
+        {"model": "degraded input", "note": "the input as it is", "psnr": 27.90},
+        {"model": "Wiener", "note": NON_BLIND, "psnr": 30.24},
+        {"model": "Richardson-Lucy", "note": NON_BLIND, "psnr": 30.81},
+    ]
+    assert given_up(deblurring) == []
+    deblurring["references"].append({"model": "a blind deblurrer", "note": "blind", "psnr": 29.5})
+    assert given_up(deblurring) == ["quality: at or below a blind deblurrer (29.50 dB)"]
+
+
 def test_the_comparison_gives_each_trained_row_its_wall_time_when_the_rows_were_timed() -> None:
     from edgeens.report.run import _comparison
 
