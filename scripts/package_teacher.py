@@ -71,6 +71,12 @@ def previous_record(init: str, asset: Path) -> tuple[str, dict | None]:
     raise SystemExit(f"the run started from weights ({init}) that are no embedded teacher: record them by hand")
 
 
+def chain_iterations(record: dict) -> int:
+    """The iterations behind a record: its own and those of every stage it was warm-started from."""
+    earlier = record.get("warm_started_from")
+    return record["iterations"] + (chain_iterations(earlier) if earlier else 0)
+
+
 def own_milestone(asset: Path, command: str) -> tuple[str, dict] | None:
     """When the asset is a milestone of this same run (the same command), the record that milestone continued or
     was initialised from: packaging the run again replaces its milestone rather than continuing from it."""
@@ -101,7 +107,7 @@ def main(run_dir: Path, command: str, milestone: bool = False) -> None:
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     log = [entry for entry in log if entry["iteration"] <= iterations]
     if how == "continues":
-        offset = previous["iterations"] + previous.get("warm_started_from", {}).get("iterations", 0)
+        offset = chain_iterations(previous)
         earlier = [json.loads(line) for line in (report / "log.jsonl").read_text().splitlines()]
         earlier = [entry for entry in earlier if entry["iteration"] <= offset]  # less an earlier milestone's own
         log = earlier + [{**entry, "iteration": entry["iteration"] + offset} for entry in log]
