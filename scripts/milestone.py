@@ -65,13 +65,17 @@ def save(run: Path, command: str | None, milestones: Path = MILESTONES) -> Path:
     if not (run / "run.json").is_file() and not (run / "log.jsonl").is_file():
         raise SystemExit(f"error: {run} is not a run folder (no run.json or log.jsonl): nothing saved")
     target = milestones / run.name
-    kept = list(kept_files(run))
-    for relative in kept:
+    kept = []
+    for relative in kept_files(run):
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         temporary = destination.with_name(destination.name + ".tmp")
-        shutil.copyfile(run / relative, temporary)
+        try:
+            shutil.copyfile(run / relative, temporary)
+        except FileNotFoundError:  # the running job removed it meanwhile (a surrogate's partial state, finished)
+            continue
         temporary.replace(destination)
+        kept.append(relative)
     wanted = {target / relative for relative in kept} | {target / RECORD}
     for path in sorted(target.rglob("*"), reverse=True):
         if path.is_file() and path not in wanted:

@@ -84,6 +84,21 @@ def test_restore_fills_a_new_folder_and_never_touches_an_existing_one(tmp_path, 
     assert not milestone.restore(tmp_path / "runs" / "other", milestones=milestones)
 
 
+def test_a_file_the_running_job_removes_meanwhile_is_left_out(tmp_path, monkeypatch):
+    run = _run_folder(tmp_path)
+    files = list(milestone.kept_files(run))
+    partial = run / "pool" / "partial" / "encoder1-M2.pt"
+
+    def listing_then_removal(folder):
+        partial.unlink()  # the surrogate finished between the listing and its copy
+        yield from files
+
+    monkeypatch.setattr(milestone, "kept_files", listing_then_removal)
+    target = milestone.save(run, None, milestones=tmp_path / "milestones")
+    assert not (target / "pool" / "partial").exists() and (target / "run.json").is_file()
+    assert json.loads((target / "MILESTONE.json").read_text())["files"] == len(files) - 1
+
+
 def test_save_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(SystemExit, match="not a run folder"):
         milestone.save(tmp_path, None, milestones=tmp_path / "milestones")
