@@ -1,4 +1,5 @@
-"""The README's results table and its `make demo` sentence quote committed files: each figure must match them."""
+"""The results tables (README, docs/results.md) and the README's `make demo` sentence quote committed files: each
+figure must match them."""
 
 import json
 import re
@@ -8,13 +9,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-# The first cell names the task by its `--degradation` value; the asset holds the teacher's test scores.
-ASSETS = {"(default)": "gaussian25", "`rain_streaks`": "rain-streaks", "`motion_blur`": "motion-blur"}
+DOCUMENTS = ["README.md", "docs/results.md"]
+# The first cell names the task; the asset holds the teacher's test scores.
+ASSETS = {"sigma 25": "gaussian25", "`rain_streaks`": "rain-streaks", "`motion_blur`": "motion-blur"}
 
 
-def _results_rows() -> list[list[str]]:
-    lines = [line for line in README.splitlines() if line.startswith("| ") and "](reports/" in line]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+def _results_rows(document: str) -> list[list[str]]:
+    lines = (ROOT / document).read_text().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and re.search(r"\d\.\d+x \(\S*reports/", line)]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in rows]
+
+
+ROWS = [(document, row) for document in DOCUMENTS for row in _results_rows(document)]
 
 
 def _numbers(cell: str) -> list[float]:
@@ -26,13 +32,14 @@ def _report_rows(name: str) -> dict[str, dict]:
     return {row["model"]: row for row in report["compare"]["rows"]}
 
 
-def test_the_table_has_the_three_tasks():
-    tasks = [next(key for key in ASSETS if key in row[0]) for row in _results_rows()]
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_the_table_has_the_three_tasks(document: str):
+    tasks = [next(key for key in ASSETS if key in row[0]) for row in _results_rows(document)]
     assert sorted(tasks) == sorted(ASSETS)
 
 
-@pytest.mark.parametrize("row", _results_rows(), ids=lambda row: row[0][:20])
-def test_results_row_matches_its_asset_and_report(row: list[str]):
+@pytest.mark.parametrize(("document", "row"), ROWS, ids=[f"{d}-{r[0][:12]}" for d, r in ROWS])
+def test_results_row_matches_its_asset_and_report(document: str, row: list[str]):
     task, teacher, degraded, classical, speedup, hybrid, _paper = row
     asset = json.loads((ROOT / "edgeens/assets" / f"teacher-tiny-{ASSETS[next(k for k in ASSETS if k in task)]}.json")
                        .read_text())
@@ -41,7 +48,7 @@ def test_results_row_matches_its_asset_and_report(row: list[str]):
     assert _numbers(degraded) == [references["degraded input"]]
     assert _numbers(classical)[-1] in references.values(), classical
 
-    report = re.search(r"\]\(reports/([\w-]+)\)", speedup).group(1)
+    report = re.search(r"reports/([\w-]+)", speedup).group(1)
     rows = _report_rows(report)
     ens, fine_tuned = rows["ENS hybrid"], rows["teacher, fine-tuned"]
     assert _numbers(speedup)[0] == round(ens["speedup"], 2)
