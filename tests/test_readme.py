@@ -41,8 +41,9 @@ def test_the_table_has_the_three_tasks(document: str):
 @pytest.mark.parametrize(("document", "row"), ROWS, ids=[f"{d}-{r[0][:12]}" for d, r in ROWS])
 def test_results_row_matches_its_asset_and_report(document: str, row: list[str]):
     task, teacher, degraded, classical, speedup, hybrid, _paper = row
-    asset = json.loads((ROOT / "edgeens/assets" / f"teacher-tiny-{ASSETS[next(k for k in ASSETS if k in task)]}.json")
-                       .read_text())
+    asset = json.loads(
+        (ROOT / "edgeens/assets" / f"teacher-tiny-{ASSETS[next(k for k in ASSETS if k in task)]}.json").read_text()
+    )
     references = {name: round(ref["psnr"], 2) for name, ref in asset["test_references"].items()}
     assert _numbers(teacher) == [round(asset["test_psnr"], 2)]
     assert _numbers(degraded) == [references["degraded input"]]
@@ -62,8 +63,9 @@ def test_results_row_matches_its_asset_and_report(document: str, row: list[str])
 
 
 def test_make_demo_sentence_matches_its_report():
-    match = re.search(r"reaches (\d+\.\d+)x at (\d+\.\d+) dB\s+below the teacher fine-tuned as long \(\[reports/demo\]",
-                      README)
+    match = re.search(
+        r"reaches (\d+\.\d+)x at (\d+\.\d+) dB\s+below the teacher fine-tuned as long \(\[reports/demo\]", README
+    )
     assert match, "the README's `make demo` sentence changed: update this test with it"
     rows = _report_rows("demo")
     assert float(match.group(1)) == round(rows["ENS hybrid"]["speedup"], 2)
