@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from edgeens.report.run import given_up
+from edgeens.report.run import given_up, verdict
 from edgeens.rundir import TEACHER_FINETUNED
 
 
@@ -17,6 +17,7 @@ def comparison(speedup: float, ens_psnr: float, retrained_psnr: float | None, nl
 
 def test_a_report_says_first_which_part_of_the_bar_its_hybrid_gives_up() -> None:
     assert given_up(comparison(2.3, 31.2, 31.5, 30.6)) == []
+    assert verdict(comparison(2.3, 31.2, 31.5, 30.6)).startswith("The ENS hybrid holds the bar")
     # make demo on 2026-12-06 at 1000 iterations: fast and above NLM, 0.79 dB below the teacher fine-tuned as long.
     (quality,) = given_up(comparison(2.31, 30.78, 31.57, 30.56))
     assert quality.startswith("quality: 0.79 dB below the teacher fine-tuned as long")
@@ -35,8 +36,15 @@ def test_a_deconvolution_told_the_kernel_places_the_teacher_but_is_no_bar_for_th
         {"model": "Richardson-Lucy", "note": NON_BLIND, "psnr": 30.81},
     ]
     assert given_up(deblurring) == []
+    assert verdict(deblurring).endswith(
+        "above the degraded input (Wiener and Richardson-Lucy, told each photo's kernel, place the teacher, not the "
+        "hybrid)."
+    )
+    assert verdict(comparison(2.3, 31.2, 31.5, 30.6)).endswith("above every classical reference.")
     deblurring["references"].append({"model": "a blind deblurrer", "note": "blind", "psnr": 29.5})
     assert given_up(deblurring) == ["quality: at or below a blind deblurrer (29.50 dB)"]
+    deblurring["references"][-1]["psnr"] = 28.0
+    assert "above every blind classical reference (Wiener and Richardson-Lucy" in verdict(deblurring)
 
 
 def test_the_comparison_gives_each_trained_row_its_wall_time_when_the_rows_were_timed() -> None:
