@@ -69,7 +69,8 @@ RESTORE := $(PY) scripts/milestone.py restore
 # (the G blocks' global pooling learns the patches' statistics) for the two best candidates and for every row
 # of the paper's table (MambaIR-only, 50/50, the teacher fine-tuned as long, random search). On a CPU the
 # MambaIR-only and 50/50 rows train at 3.4 and 1.7 s per step of 8 32-px crops (benchmarks/results/train.txt):
-# the whole run takes hours. Resumable: the same command goes on from the last checkpoint.
+# the whole run took about 7 hours on the 2-core VM (2026-12-08; each row's own time is in its report). Resumable:
+# the same command goes on from the last checkpoint.
 DEMO_FULL_BUDGETS := --speedup 2 --finetune-iterations 6000 --top-k 2 --finetune-patch 128 --finetune-min-patch 64 \
   --finetune-batch-pixels 4096 --reports reports --distill-steps 4000 --distill-plateau 5
 demo-full: $(STAMP) photos
