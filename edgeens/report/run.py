@@ -211,10 +211,19 @@ def _data_and_teacher(run: RunFolder) -> Section:
         items.append("Data: the photo catalogue (the run folder predates data.json).")
     summary = json.loads((run.teacher / "teacher.json").read_text()) if (run.teacher / "teacher.json").is_file() else {}
     if summary.get("source"):
-        items.append(f"Teacher: `{summary['source']}`, adopted as it is.")
+        items.append(f"Teacher: `{_teacher_source(summary['source'])}`, adopted as it is.")
     elif summary:
         items.append(f"Teacher: trained here for {summary.get('iterations')} iterations.")
     return ("Data and teacher", items)
+
+
+def _teacher_source(source: str) -> str:
+    """A teacher shipped in the package reads `edgeens/assets/...`, wherever the checkout or install lives."""
+    package = Path(__file__).resolve().parents[1]
+    try:
+        return (Path(package.name) / Path(source).resolve().relative_to(package)).as_posix()
+    except ValueError:
+        return source
 
 
 def _comparison(compare: dict[str, Any]) -> Section:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgeens.report.run import given_up, verdict
 from edgeens.rundir import TEACHER_FINETUNED
 
@@ -63,3 +65,19 @@ def test_the_comparison_gives_each_trained_row_its_wall_time_when_the_rows_were_
         del r["train_seconds"]
     _, (_, table) = _comparison({"rows": rows, "references": [], "iterations": 6000})
     assert table[0][-1] == "speed-up"
+
+
+def test_an_embedded_teacher_is_named_by_its_place_in_the_package_not_the_checkout(tmp_path) -> None:
+    import json
+
+    import edgeens
+    from edgeens.report.run import _data_and_teacher
+    from edgeens.rundir import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.teacher.mkdir(parents=True)
+    asset = Path(edgeens.__file__).parent / "assets" / "teacher-tiny-gaussian25.safetensors"
+    for source, shown in [(asset, "edgeens/assets/teacher-tiny-gaussian25.safetensors"), (tmp_path / "t.pt", None)]:
+        (run.teacher / "teacher.json").write_text(json.dumps({"source": str(source)}))
+        _, items = _data_and_teacher(run)
+        assert items[-1] == f"Teacher: `{shown or source}`, adopted as it is."
