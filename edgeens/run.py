@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich import get_console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from edgeens.allocator import release_free_memory
@@ -481,7 +482,9 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
     )
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
     # One bar, not a line per evaluation (the trial log, trials.jsonl, records each); drawn only on a terminal.
-    with Progress(TextColumn("search"), BarColumn(), TextColumn("{task.description}"), transient=True) as bar:
+    # Disabled off a terminal: a transient bar still leaves an empty line in a log file.
+    columns = (TextColumn("search"), BarColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, transient=True, disable=not get_console().is_terminal) as bar:
         trials = folder / "trials.jsonl"  # a resumed search starts its bar at the evaluations already logged
         done = sum(1 for line in trials.read_bytes().splitlines() if line.strip()) if trials.is_file() else 0
         task = bar.add_task("", total=config.budget, completed=min(done, config.budget))

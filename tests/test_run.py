@@ -94,6 +94,7 @@ def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_p
     args += ["--baselines", "teacher-finetuned,random-init"]  # the others are added by a re-run below
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert "\n\n" not in result.output, result.output  # off a terminal, no bar leaves an empty line in the log
     # The run wrote only inside its folder: the committed table it reused is untouched, nothing appeared beside it.
     assert {p for p in _tree(tmp_path) - before if not p.startswith("run")} == set()
     summary = json.loads((tmp_path / "run" / "run.json").read_text())

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+from rich import get_console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from edgeens.compile.artifact import CompileError, now, write_json
@@ -200,7 +201,7 @@ def wait_for(hub: Any, ledger: JobLedger, key: str, job: Any, timeout_s: float =
     """Wait for `job` with a live status line; its final state (and any failure reason) goes into the ledger."""
     start = time.monotonic()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as progress:
+    with Progress(*columns, transient=True, disable=not get_console().is_terminal) as progress:  # no empty log line
         task = progress.add_task(f"AI Hub job {job.job_id}", total=None)
         while True:
             status = call(hub, f"get the status of job {job.job_id}", job.get_status)

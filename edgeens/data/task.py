@@ -455,13 +455,14 @@ def _check_images(task: TaskData, min_side: int, say: Say) -> int:
     """Decode every image once: unreadable or truncated files, pairs of different sizes, images smaller than the
     crops the steps draw, and the bit depths and channels there are. The first problem is raised, naming the file;
     grayscale files are read as RGB, said once; returns how many there are."""
+    from rich import get_console
     from rich.progress import Progress
 
     from edgeens.data.images import ImageError, open_image
 
     total = sum(len(task.splits[s]) for s in SPLITS)
     gray: list[Path] = []
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=not get_console().is_terminal) as progress:  # no empty line in a log
         bar = progress.add_task("checking the dataset's images", total=total)
         for split in SPLITS:
             need = min_side if split == "train" else MIN_EVAL_SIDE
