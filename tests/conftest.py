@@ -124,6 +124,12 @@ def small_run(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, so `make test`'s xdist workers (`--dist worksteal`) start the long ones early and finish
-    together."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within each part
+    """Slow tests first, the longest (`slow(seconds=...)`) at the head, so `make test`'s xdist workers (`--dist
+    worksteal`) start the long ones early and finish together: the whole run's test, started last, ran alone for
+    minutes at the end."""
+
+    def weight(item: pytest.Item) -> float:
+        slow = item.get_closest_marker("slow")
+        return -slow.kwargs.get("seconds", 1.0) if slow else 0.0
+
+    items.sort(key=weight)  # stable: file order within each weight

@@ -72,7 +72,7 @@ def _small_test_photos(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("EDGEENS_PHOTOS", str(small))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=220)  # the suite's longest: the scheduler starts it first
 def test_run_goes_from_a_teacher_to_a_report_and_a_rerun_reuses_everything(tmp_path, monkeypatch) -> None:
     # A small adopted teacher and a latency table at 16x16 whose numbers are made up (MambaIR stacks cheaper than
     # Restormer ones, so the front has a bend): the pipeline's plumbing, end to end, in a couple of minutes.

@@ -103,7 +103,7 @@ def _profile_args(checkpoint, programs, tmp_path, validate: int) -> list[str]:
     return [*args, "--jobs", "2"]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=75)
 def test_compile_stages_then_profile_reuses_the_programs_validates_and_reuses_the_table(
     small_stage_programs, tmp_path, monkeypatch
 ) -> None:
