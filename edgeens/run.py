@@ -481,8 +481,8 @@ def _search(config: RunConfig, state: RunState, say: Say) -> tuple[dict, bool]:
         device=config.placement()[0],
     )
     say(f"search: ENS, {config.budget} evaluations, {config.penalty} penalty")
-    # One bar, not a line per evaluation (the trial log, trials.jsonl, records each); drawn only on a terminal.
-    # Disabled off a terminal: a transient bar still leaves an empty line in a log file.
+    # One bar, not a line per evaluation (the trial log, trials.jsonl, records each); disabled off a terminal,
+    # where even a transient bar leaves an empty line in the log.
     columns = (TextColumn("search"), BarColumn(), TextColumn("{task.description}"))
     with Progress(*columns, transient=True, disable=not get_console().is_terminal) as bar:
         trials = folder / "trials.jsonl"  # a resumed search starts its bar at the evaluations already logged
